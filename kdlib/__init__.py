@@ -1,0 +1,22 @@
+"""kdlib: the helper package behind the speech-model compression notebooks.
+
+Submodules are imported lazily (``kdlib.metrics``, ``kdlib.models`` ...) so that ``import kdlib`` stays
+cheap, which matters for the corpus builder's worker processes.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {"audio", "augment", "bench", "config", "corpus", "datasets", "espeak", "features", "metrics",
+               "models", "plots", "results", "sentences", "sources", "train", "evaluate"}
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kdlib.{name}")
+    if name == "env_report":
+        from kdlib.config import env_report
+
+        return env_report
+    raise AttributeError(f"module 'kdlib' has no attribute {name!r}")

@@ -1,0 +1,58 @@
+"""Size and speed measurements: parameter counts, bytes of the serialized weights, CPU latency."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of the model's state dict serialized as safetensors (what a checkpoint on disk weighs)."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # safetensors refuses tensors that share memory; clone those.
+    seen, clean = set(), {}
+    for key, value in state.items():
+        ptr = value.data_ptr()
+        clean[key] = value.clone() if ptr in seen and value.numel() else value
+        seen.add(ptr)
+    return len(save(clean))
+
+
+@torch.inference_mode()
+def cpu_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, repeats: int = 10,
+                   threads: int = 1) -> float:
+    """Median wall time in milliseconds of ``model(example)`` on the CPU with ``threads`` threads, after warm-up.
+
+    The model is copied to the CPU in eval mode; the caller's model is left untouched.
+    """
+    cpu_model = copy.deepcopy(model).cpu().eval()
+    example = example.cpu()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(warmup):
+            cpu_model(example)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            cpu_model(example)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        torch.set_num_threads(old_threads)
+    return statistics.median(times)
+
+
+def measure(model: nn.Module, example: torch.Tensor, **latency_kwargs) -> dict:
+    """``params``, ``bytes`` and ``latency_ms`` of a model, the size/speed part of a results entry."""
+    return {"params": count_params(model), "bytes": model_bytes(model),
+            "latency_ms": round(cpu_latency_ms(model, example, **latency_kwargs), 3)}

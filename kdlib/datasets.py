@@ -1,0 +1,98 @@
+"""PyTorch datasets over a :class:`kdlib.sources.Source`: SV training crops, KWS items, whole utterances.
+
+Audio goes through :func:`kdlib.audio.read_audio` (validation, resampling) and is cached in memory.
+Random crops draw from torch's global generator, so ``torch.manual_seed`` (which ``kdlib.train.fit``
+sets each epoch) makes them repeat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from kdlib.audio import SAMPLE_RATE, crop, read_audio
+from kdlib.sources import KWS_LABELS, Source
+
+
+class AudioCache:
+    """Waveforms of a source's clips, read once and kept in memory."""
+
+    def __init__(self, source: Source):
+        self.source, self._waves = source, {}
+
+    def __call__(self, rel: str) -> np.ndarray:
+        if rel not in self._waves:
+            self._waves[rel] = read_audio(self.source.path(rel))
+        return self._waves[rel]
+
+
+def _rng() -> np.random.Generator:
+    return np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+
+
+class SVTrainCrops(Dataset):
+    """Random ``seconds``-long crops of training utterances with integer speaker labels.
+
+    ``rows`` defaults to the source's train-split sentences. ``speakers`` lists the label order.
+    """
+
+    def __init__(self, source: Source, rows: list[dict] | None = None, seconds: float = 2.0):
+        self.rows = rows if rows is not None else source.select("train", "sentence")
+        if not self.rows:
+            raise ValueError(f"{source.name}: no training utterances to crop")
+        self.speakers = sorted({r["speaker"] for r in self.rows})
+        self._index = {s: i for i, s in enumerate(self.speakers)}
+        self.samples = int(seconds * SAMPLE_RATE)
+        self.audio = AudioCache(source)
+
+    @property
+    def n_speakers(self) -> int:
+        return len(self.speakers)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        row = self.rows[i]
+        wave = crop(self.audio(row["path"]), self.samples, _rng())
+        return torch.from_numpy(np.ascontiguousarray(wave)), self._index[row["speaker"]]
+
+
+class KWSItems(Dataset):
+    """One-second keyword-spotting items of one split: ``(wave, class index)`` over ``labels``.
+
+    Long clips (Speech Commands' background noise for ``_silence_``) are cropped at random.
+    """
+
+    def __init__(self, source: Source, split: str, labels: tuple[str, ...] = KWS_LABELS, seconds: float = 1.0):
+        kinds = ("keyword", "unknown", "silence")
+        self.rows = [r for r in source.select(split, kinds) if r["label"] in labels]
+        if not self.rows:
+            raise ValueError(f"{source.name}: no keyword-spotting items in split {split!r}")
+        self.labels = labels
+        self._index = {label: i for i, label in enumerate(labels)}
+        self.samples = int(seconds * SAMPLE_RATE)
+        self.audio = AudioCache(source)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        row = self.rows[i]
+        wave = self.audio(row["path"])
+        wave = crop(wave, self.samples, _rng() if len(wave) > self.samples else None)
+        return torch.from_numpy(np.ascontiguousarray(wave)), self._index[row["label"]]
+
+
+class Utterances(Dataset):
+    """Whole utterances by relative path (for embedding extraction); yields ``(wave, path)``."""
+
+    def __init__(self, source: Source, paths: list[str]):
+        self.paths, self.audio = list(paths), AudioCache(source)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        return torch.from_numpy(self.audio(self.paths[i])), self.paths[i]

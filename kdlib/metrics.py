@@ -1,0 +1,76 @@
+"""Verification and classification metrics. Scores: higher means "same speaker"; labels: 1 = target trial.
+
+EER and minDCF are returned as fractions (0.05 = 5 %).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _as_arrays(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel()
+    if scores.shape != labels.shape:
+        raise ValueError(f"scores ({scores.shape}) and labels ({labels.shape}) differ in length")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores contain NaN or infinite values")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be 0 (non-target) or 1 (target)")
+    labels = labels.astype(bool)
+    if labels.all() or not labels.any():
+        raise ValueError("need both target (1) and non-target (0) trials")
+    return scores, labels
+
+
+def error_rates(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Miss and false-alarm rates at every distinct threshold (accept when score >= threshold).
+
+    Returns ``(p_miss, p_fa, thresholds)``, from accepting nothing to accepting everything.
+    """
+    scores, labels = _as_arrays(scores, labels)
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # ties are accepted together
+    tp = np.cumsum(y)[last_of_tie]
+    fp = np.cumsum(~y)[last_of_tie]
+    p_miss = np.r_[1.0, 1.0 - tp / y.sum()]
+    p_fa = np.r_[0.0, fp / (~y).sum()]
+    thresholds = np.r_[np.inf, s[last_of_tie]]
+    return p_miss, p_fa, thresholds
+
+
+def eer(scores, labels) -> float:
+    """Equal error rate: where the miss rate equals the false-alarm rate (linear interpolation between
+    the two operating points that bracket the crossing)."""
+    p_miss, p_fa, _ = error_rates(scores, labels)
+    diff = p_miss - p_fa  # decreasing from 1 to -1
+    i = int(np.flatnonzero(diff <= 0)[0])
+    if diff[i] == 0:
+        return float(p_miss[i])
+    # segment from point i-1 (diff > 0) to point i (diff < 0)
+    t = diff[i - 1] / (diff[i - 1] - diff[i])
+    return float(p_fa[i - 1] + t * (p_fa[i] - p_fa[i - 1]))
+
+
+def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
+    """Normalised minimum detection cost (NIST SRE / VoxSRC):
+
+        DCF(θ) = c_miss·P_miss(θ)·p_target + c_fa·P_fa(θ)·(1 − p_target),
+        minDCF = min_θ DCF(θ) / min(c_miss·p_target, c_fa·(1 − p_target)).
+    """
+    p_miss, p_fa, _ = error_rates(scores, labels)
+    dcf = c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target)
+    return float(dcf.min() / min(c_miss * p_target, c_fa * (1 - p_target)))
+
+
+def cosine_scores(emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity of two ``(n, d)`` embedding matrices."""
+    return F.cosine_similarity(emb_a, emb_b, dim=-1)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy as a fraction."""
+    return float((logits.argmax(-1) == labels).float().mean())

@@ -1,0 +1,103 @@
+"""ECAPA-TDNN (Desplanques, Thienpondt, Demuynck, Interspeech 2020), channel width configurable.
+
+C=512 with a 192-d embedding has about 6.2 M parameters, as in the paper's Table 1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kdlib.features import Fbank
+
+
+class _ConvReluBN(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int = 1, dilation: int = 1):
+        super().__init__(nn.Conv1d(cin, cout, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2),
+                         nn.ReLU(), nn.BatchNorm1d(cout))
+
+
+class SEBlock(nn.Module):
+    """Squeeze-excitation over channels with a ``bottleneck``-wide hidden layer."""
+
+    def __init__(self, channels: int, bottleneck: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(channels, bottleneck, 1), nn.ReLU(), nn.Conv1d(bottleneck, channels, 1),
+                                 nn.Sigmoid())
+
+    def forward(self, x):
+        return x * self.net(x.mean(-1, keepdim=True))
+
+
+class SERes2Block(nn.Module):
+    """1×1 conv → Res2Net dilated convs (``scale`` groups, hierarchical) → 1×1 conv → SE, plus a residual."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int, scale: int = 8, se_bottleneck: int = 128):
+        super().__init__()
+        if channels % scale:
+            raise ValueError(f"channels ({channels}) must be divisible by scale ({scale})")
+        self.scale, width = scale, channels // scale
+        self.conv_in = _ConvReluBN(channels, channels)
+        self.convs = nn.ModuleList(_ConvReluBN(width, width, kernel, dilation) for _ in range(scale - 1))
+        self.conv_out = _ConvReluBN(channels, channels)
+        self.se = SEBlock(channels, se_bottleneck)
+
+    def forward(self, x):
+        chunks = torch.chunk(self.conv_in(x), self.scale, dim=1)
+        outs, y = [], None
+        for i, conv in enumerate(self.convs):
+            y = conv(chunks[i] if y is None else chunks[i] + y)
+            outs.append(y)
+        outs.append(chunks[-1])
+        return x + self.se(self.conv_out(torch.cat(outs, dim=1)))
+
+
+class AttentiveStatsPool(nn.Module):
+    """Channel- and context-dependent attentive statistics pooling (ECAPA's global-context variant)."""
+
+    def __init__(self, channels: int, attention: int = 128):
+        super().__init__()
+        self.attn = nn.Sequential(nn.Conv1d(channels * 3, attention, 1), nn.ReLU(), nn.BatchNorm1d(attention),
+                                  nn.Tanh(), nn.Conv1d(attention, channels, 1))
+
+    def forward(self, x):
+        t = x.shape[-1]
+        mean = x.mean(-1, keepdim=True).expand(-1, -1, t)
+        std = torch.sqrt(x.var(-1, keepdim=True, unbiased=False).clamp(min=1e-4)).expand(-1, -1, t)
+        w = torch.softmax(self.attn(torch.cat([x, mean, std], dim=1)), dim=-1)
+        mu = (x * w).sum(-1)
+        sigma = torch.sqrt((((x * x) * w).sum(-1) - mu * mu).clamp(min=1e-4))
+        return torch.cat([mu, sigma], dim=1)
+
+
+class ECAPA_TDNN(nn.Module):
+    """ECAPA-TDNN speaker embedding extractor on 80-d log-mel filterbanks.
+
+    ``forward(wave)`` takes ``(batch, samples)`` 16 kHz audio (or ``(batch, n_mels, frames)`` features when
+    ``features=False``) and returns ``(batch, embed_dim)`` embeddings.
+    """
+
+    def __init__(self, channels: int = 512, embed_dim: int = 192, n_mels: int = 80, scale: int = 8,
+                 mfa_channels: int | None = None, features: bool = True):
+        super().__init__()
+        mfa = mfa_channels or 3 * channels
+        self.fbank = Fbank(n_mels) if features else None
+        self.layer1 = _ConvReluBN(n_mels, channels, kernel=5)
+        self.blocks = nn.ModuleList(SERes2Block(channels, 3, d, scale) for d in (2, 3, 4))
+        self.mfa = nn.Sequential(nn.Conv1d(3 * channels, mfa, 1), nn.ReLU())
+        self.pool = AttentiveStatsPool(mfa)
+        self.bn_pool = nn.BatchNorm1d(2 * mfa)
+        self.embed = nn.Linear(2 * mfa, embed_dim)
+        self.bn_embed = nn.BatchNorm1d(embed_dim)
+        self.embed_dim = embed_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fbank is not None:
+            x = self.fbank(x)
+        x = self.layer1(x)
+        outs = []
+        for block in self.blocks:
+            x = block(x)
+            outs.append(x)
+        x = self.mfa(torch.cat(outs, dim=1))
+        return self.bn_embed(self.embed(self.bn_pool(self.pool(x))))

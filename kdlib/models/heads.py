@@ -1,0 +1,50 @@
+"""Classification heads and pooling for speaker models."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class AAMSoftmax(nn.Module):
+    r"""Additive angular margin softmax (ArcFace; Deng et al., CVPR 2019), the usual SV training loss.
+
+    With unit-normalised embedding x and class weights W_c, cos θ_c = W_cᵀx and
+
+        L = −log  e^{s·cos(θ_y + m)} / (e^{s·cos(θ_y + m)} + Σ_{c≠y} e^{s·cos θ_c}).
+
+    Where θ_y + m would pass π, the target logit becomes cos θ_y − m·sin m (the standard monotonic
+    fallback). ``forward`` returns the loss and the margin-free logits s·cos θ (for accuracy or KD).
+    """
+
+    def __init__(self, embed_dim: int, n_classes: int, margin: float = 0.2, scale: float = 30.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_classes, embed_dim))
+        nn.init.xavier_normal_(self.weight, gain=1)
+        self.margin, self.scale = margin, scale
+        self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
+        self.th, self.mm = math.cos(math.pi - margin), math.sin(math.pi - margin) * margin
+
+    def cosine(self, emb: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(emb), F.normalize(self.weight))
+
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        """Margin-free scaled cosine logits ``s·cos θ``."""
+        return self.scale * self.cosine(emb)
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cos = self.cosine(emb).float()
+        sin = torch.sqrt((1.0 - cos * cos).clamp(0, 1))
+        phi = cos * self.cos_m - sin * self.sin_m
+        phi = torch.where(cos - self.th > 0, phi, cos - self.mm)
+        one_hot = F.one_hot(labels, cos.shape[1]).bool()
+        loss = F.cross_entropy(self.scale * torch.where(one_hot, phi, cos), labels)
+        return loss, self.scale * cos
+
+
+def stats_pool(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Mean and standard deviation over ``dim`` (time), concatenated."""
+    return torch.cat([x.mean(dim), torch.sqrt(x.var(dim, unbiased=False).clamp(min=1e-5))], dim=-1)

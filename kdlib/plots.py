@@ -1,0 +1,68 @@
+"""A small, consistent set of figures: loss curves, score histograms, DET curves, spectrograms."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kdlib import metrics
+
+
+def loss_curves(history, keys=None, ax=None, smooth: int = 10):
+    """Each logged loss term against the step, smoothed with a moving average of ``smooth`` steps."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 3))[1]
+    keys = keys or [k for k in history if k not in ("epoch", "lr")]
+    for key in keys:
+        y = np.asarray(history[key])
+        if smooth > 1 and len(y) > smooth:
+            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+        ax.plot(y, label=key)
+    ax.set(xlabel="step", ylabel="loss")
+    ax.legend()
+    return ax
+
+
+def score_histogram(scores, labels, ax=None, title: str = ""):
+    """Target and non-target score distributions."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    labels = np.asarray(labels).astype(bool)
+    sns.histplot(scores[labels], ax=ax, stat="density", color="tab:green", label="target", alpha=0.5)
+    sns.histplot(scores[~labels], ax=ax, stat="density", color="tab:red", label="non-target", alpha=0.5)
+    ax.set(xlabel="cosine score", title=title)
+    ax.legend()
+    return ax
+
+
+def det_curve(curves: dict, ax=None):
+    """Detection error trade-off curves on normal-deviate axes; ``curves`` maps a name to (scores, labels)."""
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    ax = ax or plt.subplots(figsize=(4.5, 4.5))[1]
+    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5])
+    for name, (scores, labels) in curves.items():
+        p_miss, p_fa, _ = metrics.error_rates(scores, labels)
+        eps = 1e-4
+        ax.plot(norm.ppf(np.clip(p_fa, eps, 1 - eps)), norm.ppf(np.clip(p_miss, eps, 1 - eps)),
+                label=f"{name} (EER {100 * metrics.eer(scores, labels):.1f} %)")
+    ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set(xlabel="false alarm rate (%)", ylabel="miss rate (%)", xlim=norm.ppf([5e-4, 0.6]),
+           ylim=norm.ppf([5e-4, 0.6]))
+    ax.plot(ax.get_xlim(), ax.get_xlim(), ":", color="grey")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def spectrogram(feats, ax=None, title: str = ""):
+    """A log-mel spectrogram ``(n_mels, frames)`` as an image."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 2.5))[1]
+    ax.imshow(np.asarray(feats), origin="lower", aspect="auto", cmap="magma")
+    ax.set(xlabel="frame (10 ms)", ylabel="mel bin", title=title)
+    return ax

@@ -1,0 +1,79 @@
+"""The results contract: ``results/<notebook>.json`` per notebook and ``results/SUMMARY.md`` over all.
+
+A results file holds ``notebook``, ``mode``, ``seed``, ``wall_time_s``, ``device``, ``versions``,
+``models`` (name -> ``params``, ``bytes``, ``latency_ms`` and task metrics: ``eer``/``min_dcf`` as
+fractions, ``accuracy``) and ``claims`` (``{claim, paper, ours, holds}``: a paper's finding beside ours).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from kdlib.config import SMOKE, device, results_dir, versions
+
+_FRACTIONS = ("eer", "min_dcf", "accuracy")
+
+
+def _check(models: dict, claims: list) -> None:
+    for name, entry in models.items():
+        for key in ("params", "bytes", "latency_ms"):
+            if key not in entry:
+                raise ValueError(f"model {name!r}: missing {key!r} (measure it with kdlib.bench.measure)")
+        for key in _FRACTIONS:
+            value = entry.get(key)
+            if value is not None and not (0.0 <= value <= 1.0 and math.isfinite(value)):
+                raise ValueError(f"model {name!r}: {key}={value} is not a fraction in [0, 1]")
+    for claim in claims:
+        missing = {"claim", "paper", "ours", "holds"} - set(claim)
+        if missing:
+            raise ValueError(f"claim {claim.get('claim')!r}: missing {sorted(missing)}")
+
+
+def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list | None = None,
+         extra: dict | None = None, out_dir: str | Path | None = None) -> Path:
+    """Write ``<results>/<notebook>.json`` and refresh ``SUMMARY.md``; return the JSON's path."""
+    claims = claims or []
+    _check(models, claims)
+    out = Path(out_dir) if out_dir else results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"notebook": notebook, "mode": "smoke" if SMOKE else "full", "seed": seed,
+              "wall_time_s": round(float(wall_time_s), 1), "device": device(), "versions": versions(),
+              "models": models, "claims": claims, **({"extra": extra} if extra else {})}
+    path = out / f"{notebook}.json"
+    path.write_text(json.dumps(record, indent=1, default=float))
+    write_summary(out)
+    return path
+
+
+def _fmt(value, pct: bool = False) -> str:
+    if value is None:
+        return "–"
+    if pct:
+        return f"{100 * value:.2f} %"
+    if isinstance(value, int) and value >= 10_000:
+        return f"{value / 1e6:.2f} M"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_summary(out_dir: str | Path | None = None) -> Path:
+    """Aggregate every results JSON in ``out_dir`` into one Markdown table (``SUMMARY.md``)."""
+    out = Path(out_dir) if out_dir else results_dir()
+    lines = ["# Results", "", "| notebook | mode | model | params | MB | CPU ms | EER | minDCF | accuracy |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    claim_lines = ["", "## Paper claims against this run", "", "| notebook | claim | paper | ours | holds |",
+                   "|---|---|---|---|---|"]
+    for path in sorted(out.glob("*.json")):
+        rec = json.loads(path.read_text())
+        for name, m in rec.get("models", {}).items():
+            lines.append(f"| {rec['notebook']} | {rec['mode']} | {name} | {_fmt(m.get('params'))} | "
+                         f"{m['bytes'] / 1e6:.2f} | {m['latency_ms']:.1f} | {_fmt(m.get('eer'), True)} | "
+                         f"{_fmt(m.get('min_dcf'))} | {_fmt(m.get('accuracy'), True)} |")
+        for c in rec.get("claims", []):
+            claim_lines.append(f"| {rec['notebook']} | {c['claim']} | {c['paper']} | {c['ours']} | "
+                               f"{'yes' if c['holds'] else 'no'} |")
+        lines.append(f"<!-- {rec['notebook']}: {rec['mode']}, {rec['wall_time_s']} s on {rec['device']} -->")
+    summary = out / "SUMMARY.md"
+    summary.write_text("\n".join(lines + claim_lines) + "\n")
+    return summary
