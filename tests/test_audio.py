@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kdlib import audio
+
+
+def _write(path, x, sr=16000):
+    sf.write(str(path), x, sr, subtype="FLOAT" if path.suffix == ".wav" else "PCM_16")
+    return path
+
+
+def test_reads_mono_16k(tmp_path):
+    x = np.sin(np.linspace(0, 100, 16000)).astype(np.float32) * 0.5
+    y = audio.read_audio(_write(tmp_path / "a.wav", x))
+    assert y.dtype == np.float32 and y.shape == (16000,)
+    np.testing.assert_allclose(y, x, atol=1e-6)
+
+
+def test_other_rate_is_resampled_with_a_warning_naming_the_rate(tmp_path):
+    path = _write(tmp_path / "a8k.wav", np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), 8000)
+    with pytest.warns(UserWarning, match="8000 Hz resampled to 16000 Hz"):
+        y = audio.read_audio(path)
+    assert y.shape == (16000,)
+
+
+def test_other_rate_can_be_rejected(tmp_path):
+    path = _write(tmp_path / "a44.wav", np.zeros(44100, np.float32) + 0.1, 44100)
+    with pytest.raises(ValueError, match=r"a44.wav: sample rate is 44100 Hz; expected 16000 Hz"):
+        audio.read_audio(path, on_rate_mismatch="error")
+
+
+def test_multichannel_is_downmixed_or_rejected(tmp_path):
+    stereo = np.stack([np.full(16000, 0.2), np.full(16000, 0.4)], axis=1).astype(np.float32)
+    path = _write(tmp_path / "stereo.wav", stereo)
+    with pytest.warns(UserWarning, match="2 channels downmixed"):
+        y = audio.read_audio(path)
+    np.testing.assert_allclose(y, 0.3, atol=1e-6)
+    with pytest.raises(ValueError, match="stereo.wav: has 2 channels"):
+        audio.read_audio(path, on_multichannel="error")
+
+
+@pytest.mark.parametrize("name,x,message", [
+    ("empty.wav", np.zeros(0, np.float32), "empty"),
+    ("short.wav", np.zeros(100, np.float32), "too short"),
+    ("nan.wav", np.r_[np.zeros(4000), np.nan, np.zeros(4000)].astype(np.float32), "NaN"),
+])
+def test_bad_audio_raises_value_error_naming_the_file(tmp_path, name, x, message):
+    path = _write(tmp_path / name, x)
+    with pytest.raises(ValueError, match=f"{name}.*{message}"):
+        audio.read_audio(path)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.wav"):
+        audio.read_audio(tmp_path / "nope.wav")
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all")
+    with pytest.raises(ValueError, match="junk.wav: not a readable audio file"):
+        audio.read_audio(tmp_path / "junk.wav")
+
+
+def test_crops():
+    x = np.arange(10, dtype=np.float32)
+    assert audio.crop(x, 4).tolist() == [3, 4, 5, 6]  # centred without a generator
+    short = audio.crop(x[:3], 7)
+    assert short.tolist() == [0, 1, 2, 0, 1, 2, 0]  # wrap-padded
+    a = audio.crop(x, 4, np.random.default_rng(1))
+    b = audio.crop(x, 4, np.random.default_rng(1))
+    assert a.tolist() == b.tolist() and len(a) == 4
+    segments = audio.fixed_crops(x, 4, 3)
+    assert segments[:, 0].tolist() == [0, 3, 6]
+
+
+def test_write_audio_rejects_unknown_suffix(tmp_path):
+    with pytest.raises(ValueError, match="unsupported suffix"):
+        audio.write_audio(tmp_path / "a.mp3", np.zeros(100))

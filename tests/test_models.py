@@ -1,0 +1,84 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdlib.bench import count_params
+from kdlib.models import AAMSoftmax, ECAPA_TDNN, ResNet34
+
+
+def test_parameter_counts_match_the_papers():
+    # ECAPA-TDNN paper, Table 1: C=512 has 6.2 M parameters; the VoxCeleb ResNet-34 (32 channels) 6.6 M.
+    assert count_params(ECAPA_TDNN(512, 192)) == 6_191_360
+    assert count_params(ResNet34(32, 256)) == 6_634_336
+    assert count_params(ECAPA_TDNN(128)) < count_params(ECAPA_TDNN(512)) / 4
+
+
+@pytest.mark.parametrize("model,dim", [(ECAPA_TDNN(64), 192), (ResNet34(8, 128), 128)])
+def test_embedding_shapes_for_any_length(model, dim):
+    model.eval()
+    for samples in (8000, 16000, 40000):
+        assert model(torch.randn(2, samples)).shape == (2, dim)
+
+
+def test_ecapa_rejects_channels_not_divisible_by_scale():
+    with pytest.raises(ValueError, match="divisible"):
+        ECAPA_TDNN(100)
+
+
+def test_aam_softmax_golden_value():
+    head = AAMSoftmax(2, 3, margin=0.2, scale=10.0)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    emb = torch.tensor([[math.cos(0.3), math.sin(0.3)]])
+    loss, logits = head(emb, torch.tensor([0]))
+    # Target angle 0.3 -> margin logit 10 cos(0.5); others 10 cos(1.2708) and 10 cos(2.8416).
+    target = 10 * math.cos(0.5)
+    others = [10 * math.cos(math.pi / 2 - 0.3), 10 * math.cos(math.pi - 0.3)]
+    expected = -target + math.log(math.exp(target) + sum(math.exp(o) for o in others))
+    assert loss.item() == pytest.approx(expected, abs=2e-6)  # float32 logits of size 10
+    assert logits[0, 0].item() == pytest.approx(10 * math.cos(0.3), rel=1e-5)
+
+
+def test_aam_without_margin_is_scaled_cosine_cross_entropy():
+    torch.manual_seed(0)
+    head = AAMSoftmax(8, 5, margin=0.0, scale=30.0)
+    emb, labels = torch.randn(6, 8), torch.randint(0, 5, (6,))
+    loss, logits = head(emb, labels)
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
+
+
+def test_aam_margin_makes_the_loss_larger():
+    torch.manual_seed(0)
+    emb, labels = torch.randn(16, 8), torch.randint(0, 4, (16,))
+    plain, margin = AAMSoftmax(8, 4, margin=0.0), AAMSoftmax(8, 4, margin=0.3)
+    margin.load_state_dict(plain.state_dict())
+    assert margin(emb, labels)[0] > plain(emb, labels)[0]
+
+
+def test_small_ecapa_overfits_a_few_clips(smoke_corpus):
+    """A model must be able to memorise 8 clips of 4 speakers on the CPU in seconds."""
+    from kdlib.datasets import SVTrainCrops
+
+    torch.manual_seed(0)
+    data = SVTrainCrops(smoke_corpus, seconds=1.0)
+    rows = [r for s in data.speakers[:4] for r in [x for x in data.rows if x["speaker"] == s][:2]]
+    data = SVTrainCrops(smoke_corpus, rows, seconds=1.0)
+    waves = torch.stack([torch.from_numpy(data.audio(r["path"])[:16000].copy()) for r in rows])
+    labels = torch.tensor([data.speakers.index(r["speaker"]) for r in rows])
+    model, head = ECAPA_TDNN(32, 32), AAMSoftmax(32, data.n_speakers, margin=0.2, scale=30)
+    opt = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss, logits = head(model(waves), labels)
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        final_loss, logits = head(model(waves), labels)
+    assert data.n_speakers == 4
+    assert final_loss.item() < 0.2 * losses[0]
+    assert (logits.argmax(-1) == labels).all()

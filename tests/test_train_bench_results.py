@@ -1,0 +1,113 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from kdlib import bench, results, train
+
+LR = 0.2
+
+
+def _problem():
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x @ torch.tensor([1.0, -2.0, 0.5, 3.0])).unsqueeze(1)
+    return DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)
+
+
+def _fit(model, loader, epochs, ckpt=None):
+    return train.fit(model, loader, lambda b: (nn.functional.mse_loss(model(b[0]), b[1]), {"mse": 0.0}),
+                     epochs=epochs, lr=LR, device="cpu", checkpoint=ckpt, progress=False)
+
+
+def test_fit_learns_and_logs_history():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    history = _fit(model, _problem(), 10)
+    means = history.epoch_means()
+    assert len(means) == 10 and means[-1] < 0.05 * means[0]
+    assert len(history["loss"]) == len(history["mse"]) == 80
+    assert history["lr"][-1] < history["lr"][0]  # cosine decay
+
+
+def test_same_seed_same_weights_and_checkpoint_records_the_epoch(tmp_path):
+    torch.manual_seed(1)
+    init = nn.Linear(4, 1).state_dict()
+    a, b = nn.Linear(4, 1), nn.Linear(4, 1)
+    a.load_state_dict(init)
+    b.load_state_dict(init)
+    _fit(a, _problem(), 4)
+    _fit(b, _problem(), 4, tmp_path / "ck.pt")
+    for k in init:
+        assert torch.equal(a.state_dict()[k], b.state_dict()[k])
+    state = torch.load(tmp_path / "ck.pt", weights_only=True)
+    assert state["epoch"] == 3 and len(state["history"]["loss"]) == 32
+
+
+def test_interrupted_then_resumed_equals_straight(tmp_path):
+    torch.manual_seed(2)
+    init = nn.Linear(4, 1).state_dict()
+    a, b = nn.Linear(4, 1), nn.Linear(4, 1)
+    a.load_state_dict(init)
+    b.load_state_dict(init)
+    _fit(a, _problem(), 3)
+
+    class Stop(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def stopping_loss(batch):
+        calls["n"] += 1
+        if calls["n"] > 8 * 2:  # dies during epoch 3
+            raise Stop
+        return nn.functional.mse_loss(b(batch[0]), batch[1])
+
+    with pytest.raises(Stop):
+        train.fit(b, _problem(), stopping_loss, epochs=3, lr=LR, device="cpu", checkpoint=tmp_path / "c.pt",
+                  progress=False)
+    fresh = nn.Linear(4, 1)
+    _fit_fresh = train.fit(fresh, _problem(), lambda bt: nn.functional.mse_loss(fresh(bt[0]), bt[1]), epochs=3,
+                           lr=LR, device="cpu", checkpoint=tmp_path / "c.pt", progress=False)
+    assert len(_fit_fresh["loss"]) == 24
+    for k in init:
+        assert torch.allclose(a.state_dict()[k], fresh.state_dict()[k], atol=1e-6)
+
+
+def test_non_finite_loss_stops_training():
+    model = nn.Linear(4, 1)
+    with pytest.raises(FloatingPointError, match="epoch 1, step 0"):
+        train.fit(model, _problem(), lambda b: model(b[0]).sum() * float("nan"), epochs=1, device="cpu",
+                  progress=False)
+
+
+def test_bench_measures():
+    model = nn.Sequential(nn.Linear(100, 50), nn.ReLU(), nn.Linear(50, 10))
+    m = bench.measure(model, torch.randn(1, 100), repeats=3)
+    assert m["params"] == 100 * 50 + 50 + 50 * 10 + 10
+    assert 4 * m["params"] <= m["bytes"] < 4 * m["params"] + 2000  # fp32 weights plus a small header
+    assert 0 < m["latency_ms"] < 1000
+
+
+def test_results_file_and_summary(tmp_path):
+    entry = {"params": 10, "bytes": 40, "latency_ms": 1.5, "eer": 0.05, "min_dcf": 0.3}
+    path = results.save("99_test", seed=[0, 1], wall_time_s=12.3, models={"tiny": entry},
+                        claims=[{"claim": "x beats y", "paper": "-5 %", "ours": "-3 %", "holds": False}],
+                        out_dir=tmp_path)
+    record = json.loads(path.read_text())
+    assert record["notebook"] == "99_test" and record["models"]["tiny"]["eer"] == 0.05
+    assert {"mode", "seed", "wall_time_s", "device", "versions", "claims"} <= set(record)
+    summary = (tmp_path / "SUMMARY.md").read_text()
+    assert "| 99_test |" in summary and "5.00 %" in summary and "x beats y" in summary
+
+
+@pytest.mark.parametrize("entry,message", [
+    ({"params": 1, "bytes": 4, "latency_ms": 1.0, "eer": 5.0}, "not a fraction"),
+    ({"params": 1, "bytes": 4}, "latency_ms"),
+])
+def test_results_reject_bad_entries(tmp_path, entry, message):
+    with pytest.raises(ValueError, match=message):
+        results.save("99_bad", seed=0, wall_time_s=1, models={"m": entry}, out_dir=tmp_path)
+    assert not (tmp_path / "99_bad.json").exists()
