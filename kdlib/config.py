@@ -32,8 +32,10 @@ def data_dir() -> Path:
 
 
 def results_dir() -> Path:
-    """Where notebooks write their results: ``$KDLIB_RESULTS`` or ``<repo>/results``."""
-    return Path(os.environ.get("KDLIB_RESULTS") or REPO_ROOT / "results").resolve()
+    """Where notebooks write their results: ``$KDLIB_RESULTS`` or ``<repo>/results``; smoke runs use its
+    ``smoke/`` subfolder so that CI never overwrites the results of a full run."""
+    root = Path(os.environ.get("KDLIB_RESULTS") or REPO_ROOT / "results").resolve()
+    return root / "smoke" if SMOKE else root
 
 
 def device() -> "str":

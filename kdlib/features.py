@@ -37,3 +37,25 @@ def mfcc_stats(wave: torch.Tensor, n_mfcc: int = 30, sample_rate: int = 16_000) 
                                       melkwargs={"n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 40})
     feats = mfcc.to(wave.device)(wave.float())
     return torch.cat([feats.mean(-1), feats.std(-1)], dim=-1)
+
+
+class MFCCStats(nn.Module):
+    """The classic baseline as a module: MFCC mean and std per utterance, z-scored with statistics of a
+    training set (``fit``). Without z-scoring, the energy-like coefficients dominate the cosine score."""
+
+    def __init__(self, n_mfcc: int = 30):
+        super().__init__()
+        self.n_mfcc = n_mfcc
+        self.register_buffer("mean", torch.zeros(2 * n_mfcc))
+        self.register_buffer("std", torch.ones(2 * n_mfcc))
+
+    @torch.no_grad()
+    def fit(self, waves) -> "MFCCStats":
+        """Estimate the z-scoring statistics from an iterable of 1-D training waveforms."""
+        feats = torch.cat([mfcc_stats(torch.as_tensor(w), self.n_mfcc) for w in waves])
+        self.mean.copy_(feats.mean(0))
+        self.std.copy_(feats.std(0).clamp(min=1e-5))
+        return self
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return (mfcc_stats(wave, self.n_mfcc) - self.mean) / self.std

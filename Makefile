@@ -1,0 +1,29 @@
+# The two commands of the README:
+#   make results   run every notebook in full mode on the embedded corpus, write results/
+#   make test      kdlib's unit tests + every notebook in smoke mode (what CI runs)
+# Both create the virtual environment and build the corpus they need when it is absent.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup corpus results test
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 > /dev/null
+	touch $(STAMP)
+
+corpus: setup
+	$(BIN)/python -m kdlib.corpus build --config default
+
+results: corpus
+	$(BIN)/python -m kdlib.runner
+
+test: setup
+	$(BIN)/python -m kdlib.corpus build --config smoke
+	KDLIB_SMOKE=1 $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=300

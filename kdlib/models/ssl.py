@@ -1,0 +1,120 @@
+"""Self-supervised speech models (wav2vec 2.0, HuBERT, WavLM) through Hugging Face transformers.
+
+- :func:`load_ssl` loads any of the three from a hub id or a local directory (``from_pretrained``; a
+  local directory works offline) and :class:`SSLEncoder` returns every layer's hidden states.
+- :func:`make_student` builds a student from a teacher by keeping the CNN feature encoder, the feature
+  projection, the positional convolution and the first L transformer layers, weights copied
+  (DistilHuBERT, Chang et al. ICASSP 2022; OS-KDFT, Heo et al. Interspeech 2023).
+- :func:`add_adapters` puts a bottleneck adapter in parallel with each layer's feed-forward block
+  (OS-KDFT): ``h + FFN(h) + s·up(ReLU(down(LN(h))))``, with ``up`` zero-initialised so that the adapter
+  starts as the identity. Adapters can be switched off per sample, which is how one batch carries a
+  KD branch (no adapters) and a fine-tuning branch (adapters) through the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+SSL_CLASSES = {"wav2vec2": "Wav2Vec2Model", "hubert": "HubertModel", "wavlm": "WavLMModel"}
+
+
+def _model_class(model_type: str):
+    import transformers
+
+    if model_type not in SSL_CLASSES:
+        raise ValueError(f"unsupported model_type {model_type!r}; kdlib loads {sorted(SSL_CLASSES)}")
+    return getattr(transformers, SSL_CLASSES[model_type])
+
+
+def load_ssl(name_or_path: str | Path, revision: str | None = None, **kwargs) -> nn.Module:
+    """Load a Wav2Vec2/HuBERT/WavLM base model (no task head) from a local directory or a hub id.
+
+    A local directory is read with ``local_files_only=True`` so that no network is touched; a hub id needs
+    one (pin ``revision`` for reproducibility). The model is returned in eval mode.
+    """
+    from transformers import AutoConfig
+
+    local = Path(name_or_path).is_dir()
+    if not local and Path(name_or_path).exists():
+        raise ValueError(f"{name_or_path}: is a file; expected a checkpoint directory or a hub id")
+    options = {"local_files_only": True} if local else {"revision": revision}
+    config = AutoConfig.from_pretrained(str(name_or_path), **options)
+    model = _model_class(config.model_type).from_pretrained(str(name_or_path), **options, **kwargs)
+    return model.eval()
+
+
+class SSLEncoder(nn.Module):
+    """Wrap an SSL model: ``forward(wave) -> list`` of hidden states ``(batch, frames, dim)``, index 0 being
+    the transformer's input and index i the output of layer i."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    @property
+    def num_layers(self) -> int:
+        return self.model.config.num_hidden_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.hidden_size
+
+    def forward(self, wave: torch.Tensor, attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        out = self.model(wave, attention_mask=attention_mask, output_hidden_states=True)
+        return list(out.hidden_states)
+
+
+def make_student(teacher: nn.Module, num_layers: int) -> nn.Module:
+    """A copy of ``teacher`` that keeps its front end and first ``num_layers`` transformer layers, with weights."""
+    total = teacher.config.num_hidden_layers
+    if not 1 <= num_layers <= total:
+        raise ValueError(f"num_layers must be in 1..{total}, got {num_layers}")
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = num_layers
+    student = type(teacher)(config)
+    missing, unexpected = student.load_state_dict(
+        {k: v for k, v in teacher.state_dict().items() if k in student.state_dict()}, strict=False)
+    if missing:
+        raise RuntimeError(f"student weights not found in the teacher: {missing[:5]}")
+    return student
+
+
+class ParallelAdapter(nn.Module):
+    """``FFN(x) + scale·up(ReLU(down(LN(x))))`` with a per-sample on/off mask (``mask`` of shape (batch,))."""
+
+    def __init__(self, feed_forward: nn.Module, hidden: int, bottleneck: int = 64, scale: float = 0.1):
+        super().__init__()
+        self.feed_forward = feed_forward
+        self.norm = nn.LayerNorm(hidden)
+        self.down = nn.Linear(hidden, bottleneck)
+        self.up = nn.Linear(bottleneck, hidden)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+        self.scale = scale
+        self.mask: torch.Tensor | None = None  # None: on for every sample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        adapter = self.scale * self.up(torch.relu(self.down(self.norm(x))))
+        if self.mask is not None:
+            adapter = adapter * self.mask.to(adapter.dtype).view(-1, *([1] * (adapter.dim() - 1)))
+        return self.feed_forward(x) + adapter
+
+
+def add_adapters(model: nn.Module, bottleneck: int = 64, scale: float = 0.1) -> list[ParallelAdapter]:
+    """Insert a :class:`ParallelAdapter` around every transformer layer's feed-forward block (in place)."""
+    adapters = []
+    for layer in model.encoder.layers:
+        adapter = ParallelAdapter(layer.feed_forward, model.config.hidden_size, bottleneck, scale)
+        layer.feed_forward = adapter
+        adapters.append(adapter)
+    return adapters
+
+
+def set_adapter_mask(adapters: list[ParallelAdapter], mask: torch.Tensor | None) -> None:
+    """Switch adapters on (1) or off (0) per sample for the next forward pass; ``None`` turns them all on."""
+    for adapter in adapters:
+        adapter.mask = mask

@@ -1,0 +1,27 @@
+"""Notebooks are committed without outputs, install nothing, and have one knobs cell driven by KDLIB_SMOKE."""
+
+import json
+import re
+
+import pytest
+
+from kdlib.config import REPO_ROOT
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert any(p.name.startswith("00_") for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_clean(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") for c in code), f"{path.name} is committed with outputs"
+    assert all(c.get("execution_count") is None for c in code), f"{path.name} has execution counts"
+    source = "\n".join("".join(c["source"]) for c in code)
+    assert not re.search(r"^\s*[!%]\s*pip\s+install", source, re.M), f"{path.name} installs packages"
+    knobs = [c for c in code if "kdlib.config.SMOKE" in "".join(c["source"])]
+    assert len(knobs) == 1, f"{path.name} needs exactly one knobs cell reading kdlib.config.SMOKE"
+    assert "results.save(" in source, f"{path.name} does not write its results file"
