@@ -48,3 +48,21 @@ class AAMSoftmax(nn.Module):
 def stats_pool(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Mean and standard deviation over ``dim`` (time), concatenated."""
     return torch.cat([x.mean(dim), torch.sqrt(x.var(dim, unbiased=False).clamp(min=1e-5))], dim=-1)
+
+
+class SpeakerClassifier(nn.Module):
+    """An embedding extractor with its AAM-softmax training head; after training only ``encoder`` is kept.
+
+    ``loss(batch)`` takes ``(wave, speaker)`` and returns the AAM loss and the training accuracy, the form
+    that :func:`kdlib.train.fit` expects.
+    """
+
+    def __init__(self, encoder: nn.Module, n_speakers: int, margin: float = 0.2, scale: float = 30.0):
+        super().__init__()
+        self.encoder = encoder
+        self.head = AAMSoftmax(encoder.embed_dim, n_speakers, margin=margin, scale=scale)
+
+    def loss(self, batch):
+        wave, label = batch
+        loss, logits = self.head(self.encoder(wave), label)
+        return loss, {"accuracy": (logits.argmax(-1) == label).float().mean()}

@@ -1,0 +1,53 @@
+"""``python -m kdlib.zoo build NAME [--smoke]`` and ``python -m kdlib.zoo verify``: see :mod:`kdlib.zoo`."""
+
+import argparse
+import json
+import shutil
+import sys
+
+from kdlib import zoo
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdlib.zoo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="(re)build one teacher and register it in the manifest")
+    b.add_argument("name", choices=zoo.RECIPES)
+    b.add_argument("--corpus", default="default")
+    b.add_argument("--smoke", action="store_true",
+                   help="a few steps only (tests); writes to data/zoo-smoke unless --out is given, never to the zoo")
+    b.add_argument("--out", default=None, help="zoo folder (default: data/zoo or $KDLIB_ZOO)")
+    sub.add_parser("verify", help="check every shipped file against the manifest")
+    args = parser.parse_args(argv)
+    if args.command == "verify":
+        for name in zoo.manifest():
+            zoo.verify(name)
+            print(f"{name}: ok")
+        return 0
+    if args.out or args.smoke:
+        import os
+
+        from kdlib.config import data_dir
+
+        os.environ["KDLIB_ZOO"] = args.out or str(data_dir() / "zoo-smoke")
+    folder = zoo.zoo_dir() / args.name
+    tmp = zoo.zoo_dir() / f".{args.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    if args.name in ("ecapa", "resnet34"):
+        from kdlib.zoo.sv import build_sv
+
+        entry = build_sv(args.name, tmp, args.corpus, smoke=args.smoke)
+    else:
+        from kdlib.zoo.ssl_recipes import build_ssl
+
+        entry = build_ssl(args.name, tmp, args.corpus, smoke=args.smoke)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    zoo.register(args.name, folder, entry)
+    print(json.dumps({k: entry[k] for k in ("name", "params", "metrics", "build")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

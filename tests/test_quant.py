@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from kdlib import quant
+from kdlib.models import ECAPA_TDNN
+
+
+def test_levels_golden():
+    assert quant.levels(3, "uniform").tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    assert quant.levels(3, "pot").tolist() == [0, 0.25, 0.5, 1]
+    assert quant.levels(2, "uniform").tolist() == [0, 1] == quant.levels(2, "pot").tolist()  # ternary
+    assert len(quant.levels(8, "uniform")) == 128
+    with pytest.raises(ValueError, match="bits"):
+        quant.levels(1)
+    with pytest.raises(ValueError, match="scheme"):
+        quant.levels(4, "log")
+
+
+def test_uniform_and_pot_golden_values():
+    w = torch.tensor([0.1, -0.6, 0.26, 1.0])
+    q, codes, alpha = quant.quantize(w, 3, "uniform", per_channel=False)
+    assert alpha.item() == 1.0
+    assert codes.tolist() == [0, -2, 1, 3]
+    assert q.tolist() == pytest.approx([0, -2 / 3, 1 / 3, 1])
+    q, codes, _ = quant.quantize(torch.tensor([0.1, -0.6, 0.3, 1.0]), 3, "pot", per_channel=False)
+    assert q.tolist() == pytest.approx([0, -0.5, 0.25, 1.0])
+
+
+def test_per_channel_uses_one_alpha_per_output_channel():
+    w = torch.tensor([[1.0, 0.4], [10.0, -6.0]])
+    q, _, alpha = quant.quantize(w, 2, "uniform", per_channel=True)
+    assert alpha.flatten().tolist() == [1.0, 10.0]
+    assert q.tolist() == [[1.0, 0.0], [10.0, -10.0]]
+    q_tensor, _, _ = quant.quantize(w, 2, "uniform", per_channel=False)
+    assert q_tensor[0].tolist() == [0.0, 0.0]  # the small channel vanishes under one shared alpha
+
+
+def test_error_shrinks_with_bits_and_mse_clipping_helps():
+    torch.manual_seed(0)
+    w = torch.randn(64, 64) ** 3  # heavy tails
+    errors = [(quant.quantize(w, b)[0] - w).norm().item() for b in (2, 3, 4, 6, 8)]
+    assert errors == sorted(errors, reverse=True)
+    for b in (3, 4):
+        mse = (quant.quantize(w, b, clip="mse")[0] - w).norm()
+        mx = (quant.quantize(w, b, clip="max")[0] - w).norm()
+        assert mse <= mx
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 6, 8])
+def test_pack_round_trip_and_size(bits):
+    torch.manual_seed(bits)
+    n = 2 ** (bits - 1) - 1
+    codes = torch.randint(-n, n + 1, (1001,))
+    packed = quant.pack(codes, bits)
+    assert packed.dtype == np.uint8 and packed.nbytes == -(-1001 * bits // 8)
+    assert torch.equal(quant.unpack(packed, bits, 1001), codes)
+
+
+def test_pack_rejects_out_of_range_codes():
+    with pytest.raises(ValueError, match="range"):
+        quant.pack(torch.tensor([4]), 3)
+
+
+def test_packed_model_size_follows_32_over_b():
+    model = ECAPA_TDNN(64)
+    layers = quant.quantizable(model).values()
+    weights = sum(m.weight.numel() for m in layers)
+    alphas = sum(m.weight.shape[0] for m in layers)
+    from kdlib.bench import model_bytes
+
+    fp32 = model_bytes(model)
+    for bits in (8, 4, 2):
+        size = quant.packed_bytes(model, bits)
+        # quantized weights take b/32 of their fp32 bytes, plus one fp32 alpha per channel; BN and biases stay
+        assert size == pytest.approx(fp32 - 4 * weights + weights * bits / 8 + 4 * alphas, rel=0.02)
+
+
+def test_ptq_model_has_few_distinct_values_per_channel():
+    model = quant.quantize_model(nn.Sequential(nn.Linear(16, 8)), 3, "uniform")
+    w = model[0].weight
+    assert all(len(torch.unique(row)) <= 7 for row in w)
+
+
+def test_straight_through_estimator_gradient():
+    w = torch.randn(4, 5, requires_grad=True)
+    c = torch.randn(4, 5)
+    (quant.FakeQuant(2)(w) * c).sum().backward()
+    assert torch.allclose(w.grad, c)  # d q(w)/dw treated as identity
+
+
+def test_qat_trains_through_quantized_weights_then_bakes_them():
+    torch.manual_seed(0)
+    model = quant.prepare_qat(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1)), bits=4)
+    x = torch.randn(128, 8)
+    y = x.sum(1, keepdim=True)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(200):
+        loss = nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
+    quant.finish_qat(model)
+    assert all(len(torch.unique(row)) <= 15 for row in model[0].weight)
+    assert nn.functional.mse_loss(model(x), y).item() == pytest.approx(losses[-1], rel=0.5)
+
+
+def test_weight_stats_and_kurtosis():
+    torch.manual_seed(0)
+    assert abs(quant.excess_kurtosis(torch.randn(100_000))) < 0.1
+    assert quant.excess_kurtosis(torch.randn(100_000) ** 3) > 5
+    rows = quant.weight_stats(nn.Sequential(nn.Linear(4, 4), nn.Conv1d(4, 4, 3)), bits=4)
+    assert [r["layer"] for r in rows] == ["0", "1"] and all(0 < r["rel_error"] < 1 for r in rows)
