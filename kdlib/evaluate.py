@@ -51,3 +51,27 @@ def evaluate_classifier(logits_fn: Callable[[torch.Tensor], torch.Tensor], datas
     preds, labels = torch.cat(preds), torch.cat(labels)
     return {"accuracy": float((preds == labels).float().mean()), "predictions": preds.numpy(),
             "labels": labels.numpy()}
+
+
+@torch.inference_mode()
+def embed_fixed(embed: Callable[[torch.Tensor], torch.Tensor], source: Source, paths: list[str], seconds: float,
+                device: str = "cpu", batch_size: int = 32) -> torch.Tensor:
+    """Embeddings of centred ``seconds``-long crops (wrap-padded when shorter), in batches: ``(n, dim)``.
+
+    Much faster than whole utterances on a CPU; used where many model variants are compared."""
+    from kdlib.audio import crop
+    from kdlib.datasets import AudioCache
+
+    audio, n = AudioCache(source), int(seconds * 16000)
+    waves = torch.stack([torch.from_numpy(crop(audio(p), n).copy()) for p in paths])
+    return torch.cat([embed(waves[i:i + batch_size].to(device)).float().cpu()
+                      for i in range(0, len(waves), batch_size)])
+
+
+def all_pairs_scores(emb: torch.Tensor, speakers: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine scores and labels of every pair of rows (i < j): a dense trial list over a fixed set."""
+    e = torch.nn.functional.normalize(emb.float(), dim=1)
+    sim = (e @ e.T).numpy()
+    i, j = np.triu_indices(len(speakers), k=1)
+    spk = np.asarray(speakers)
+    return sim[i, j], (spk[i] == spk[j]).astype(int)

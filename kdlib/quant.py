@@ -195,3 +195,37 @@ def excess_kurtosis(w: torch.Tensor) -> float:
 def compression_ratio(bits: int) -> float:
     """The physical reference for weights-only quantization: 32/b."""
     return 32 / bits
+
+
+# ------------------------------------------------------------------------------------------ deployment
+
+def int8_static(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
+    """A real int8 model for the CPU (x86 / fbgemm kernels): PyTorch's FX graph-mode static quantization,
+    int8 weights and activations, observers calibrated on ``calibration`` batches. The filterbank front end
+    stays float. (torchao's ``quantize_`` configs target linear layers; these models are convolutional.)"""
+    import warnings
+
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = "x86"
+    qconfig = get_default_qconfig_mapping("x86").set_module_name("fbank", None)
+    custom = PrepareCustomConfig().set_non_traceable_module_names(["fbank"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), qconfig, (calibration[0],),
+                              prepare_custom_config=custom)
+        with torch.inference_mode():
+            for batch in calibration:
+                prepared(batch)
+        return convert_fx(prepared)
+
+
+def serialized_bytes(model: nn.Module) -> int:
+    """Bytes of ``torch.save(model.state_dict())`` (quantized int8 modules cannot go through safetensors)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()

@@ -115,3 +115,15 @@ def test_weight_stats_and_kurtosis():
     assert quant.excess_kurtosis(torch.randn(100_000) ** 3) > 5
     rows = quant.weight_stats(nn.Sequential(nn.Linear(4, 4), nn.Conv1d(4, 4, 3)), bits=4)
     assert [r["layer"] for r in rows] == ["0", "1"] and all(0 < r["rel_error"] < 1 for r in rows)
+
+
+def test_int8_static_model_is_smaller_and_close():
+    torch.manual_seed(0)
+    model = ECAPA_TDNN(64).eval()
+    calib = [torch.randn(4, 16000) for _ in range(3)]
+    q = quant.int8_static(model, calib)
+    x = torch.randn(2, 16000)
+    with torch.no_grad():
+        cos = torch.nn.functional.cosine_similarity(model(x), q(x))
+    assert cos.min() > 0.98
+    assert quant.serialized_bytes(q) < 0.5 * quant.serialized_bytes(model)
