@@ -76,11 +76,11 @@ def _dequant(codes: torch.Tensor, alpha: torch.Tensor, lv: torch.Tensor) -> torc
 
 
 def quantize(w: torch.Tensor, bits: int, scheme: str = "uniform", per_channel: bool = True,
-             clip: str = "max") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Quantize ``w``: returns ``(dequantized weights, integer codes, α)``."""
+             clip: str = "max", alpha: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Quantize ``w``: returns ``(dequantized weights, integer codes, α)``; a given ``alpha`` is used as is."""
     w = w.detach().float()
     lv = levels(bits, scheme).to(w.device)
-    alpha = _alpha(w, bits, scheme, per_channel, clip)
+    alpha = _alpha(w, bits, scheme, per_channel, clip) if alpha is None else alpha
     codes = _codes(w, alpha, lv)
     return _dequant(codes, alpha, lv), codes, alpha
 
@@ -145,23 +145,57 @@ def packed_bytes(model: nn.Module, bits: int, **kwargs) -> int:
 # ------------------------------------------------------------------------------------------ QAT
 
 class FakeQuant(nn.Module):
-    """A weight parametrization: forward sees q(w); gradients pass straight through to w (STE)."""
+    """A weight parametrization: forward sees q(w); gradients pass straight through to w (STE).
 
-    def __init__(self, bits: int, scheme: str = "uniform", per_channel: bool = True, clip: str = "max"):
+    With ``alpha`` the clipping range is fixed (computed once, e.g. by MSE search, when QAT starts);
+    without it α follows max|w| at every step."""
+
+    def __init__(self, bits: int, scheme: str = "uniform", per_channel: bool = True,
+                 alpha: torch.Tensor | None = None):
         super().__init__()
-        self.bits, self.scheme, self.per_channel, self.clip = bits, scheme, per_channel, clip
+        self.bits, self.scheme, self.per_channel = bits, scheme, per_channel
+        self.register_buffer("alpha", alpha)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        q = quantize(w, self.bits, self.scheme, self.per_channel, self.clip)[0].to(w.dtype)
+        q = quantize(w, self.bits, self.scheme, self.per_channel, "max", self.alpha)[0].to(w.dtype)
         return w + (q - w).detach()
 
 
 def prepare_qat(model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True,
                 clip: str = "max") -> nn.Module:
-    """Attach :class:`FakeQuant` to every quantizable weight (in place) and return the model."""
+    """Attach :class:`FakeQuant` to every quantizable weight (in place) and return the model. With
+    ``clip="mse"`` each layer's α is searched once now and then kept fixed."""
     for module in quantizable(model).values():
-        parametrize.register_parametrization(module, "weight", FakeQuant(bits, scheme, per_channel, clip))
+        alpha = _alpha(module.weight.detach().float(), bits, scheme, per_channel, "mse") if clip == "mse" else None
+        parametrize.register_parametrization(module, "weight", FakeQuant(bits, scheme, per_channel, alpha))
     return model
+
+
+def qat_finetune(model: nn.Module, loader, bits: int, scheme: str = "uniform", per_channel: bool = True,
+                 clip: str = "mse", steps: int = 40, lr: float = 1e-4, device: str = "cpu", seed: int = 0,
+                 progress: bool = True):
+    """Short QAT by self-distillation from the full-precision model (kdlib's choice; the paper's QAT
+    recipe is not public): ``L = 1 − cos(f_q(x), f(x))`` on training crops, batch-norm statistics frozen.
+    Returns the quantized model (weights baked) and the loss history."""
+    from kdlib.train import fit
+
+    reference = copy.deepcopy(model).to(device).eval()
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    student = prepare_qat(copy.deepcopy(model), bits, scheme, per_channel, clip).to(device)
+
+    def loss_fn(batch):
+        wave = batch[0]
+        for m in student.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        with torch.no_grad():
+            target = reference(wave)
+        return 1 - nn.functional.cosine_similarity(student(wave), target).mean()
+
+    history = fit(student, loader, loss_fn, epochs=1, lr=lr, max_steps_per_epoch=steps, device=device, seed=seed,
+                  progress=progress, grad_clip=1.0)
+    return finish_qat(student).eval(), history
 
 
 def finish_qat(model: nn.Module) -> nn.Module:

@@ -127,3 +127,27 @@ def test_int8_static_model_is_smaller_and_close():
         cos = torch.nn.functional.cosine_similarity(model(x), q(x))
     assert cos.min() > 0.98
     assert quant.serialized_bytes(q) < 0.5 * quant.serialized_bytes(model)
+
+
+def test_fixed_alpha_and_self_distillation_qat(smoke_corpus):
+    from torch.utils.data import DataLoader
+
+    from kdlib.datasets import SVTrainCrops
+
+    torch.manual_seed(0)
+    model = ECAPA_TDNN(32).eval()
+    w = model.layer1[0].weight.detach()
+    fixed = torch.full((w.shape[0], 1, 1), 0.05)
+    q, codes, alpha = quant.quantize(w, 3, alpha=fixed)
+    assert torch.equal(alpha, fixed) and q.abs().max() <= 0.05 + 1e-7
+    loader = DataLoader(SVTrainCrops(smoke_corpus, seconds=0.5), batch_size=8, shuffle=True)
+    ptq = quant.quantize_model(model, 2, clip="mse")
+    qat, history = quant.qat_finetune(model, loader, bits=2, steps=8, lr=1e-3, progress=False)
+    x = torch.stack([loader.dataset[i][0] for i in range(8)])
+    with torch.no_grad():
+        ref = model(x)
+        cos_ptq = torch.nn.functional.cosine_similarity(ptq(x), ref).mean()
+        cos_qat = torch.nn.functional.cosine_similarity(qat(x), ref).mean()
+    assert len(history["loss"]) == 8
+    assert cos_qat > cos_ptq  # fine-tuning through the quantizer recovers agreement with the fp32 model
+    assert all(len(torch.unique(row)) <= 3 for row in qat.layer1[0].weight.flatten(1))
