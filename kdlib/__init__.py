@@ -8,8 +8,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"audio", "augment", "bench", "config", "corpus", "datasets", "espeak", "features", "metrics",
-               "models", "plots", "results", "sentences", "sources", "train", "evaluate"}
+_SUBMODULES = {"audio", "augment", "bench", "config", "corpus", "datasets", "espeak", "evaluate", "features",
+               "metrics", "models", "plots", "probing", "quant", "results", "runner", "sentences", "sources",
+               "train", "zoo"}
 
 
 def __getattr__(name):
