@@ -85,6 +85,27 @@ def env_report(expected: dict[str, str] | None = None) -> dict:
     return report
 
 
+def hardware() -> str:
+    """The CPU model and core count (and the GPU, if one is visible), for build and results records."""
+    cpu = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return text
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages a result depends on, for the results file."""
     from importlib import metadata

@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from kdlib.config import SMOKE, device, results_dir, versions
+from kdlib.config import SMOKE, device, hardware, results_dir, versions
 
 _FRACTIONS = ("eer", "min_dcf", "accuracy")
 
@@ -39,7 +39,8 @@ def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list 
     out = Path(out_dir) if out_dir else results_dir()
     out.mkdir(parents=True, exist_ok=True)
     record = {"notebook": notebook, "mode": "smoke" if SMOKE else "full", "seed": seed,
-              "wall_time_s": round(float(wall_time_s), 1), "device": device(), "versions": versions(),
+              "wall_time_s": round(float(wall_time_s), 1), "device": device(), "hardware": hardware(),
+              "versions": versions(),
               "models": models, "claims": claims, **({"extra": extra} if extra else {})}
     path = out / f"{notebook}.json"
     path.write_text(json.dumps(record, indent=1, default=float))

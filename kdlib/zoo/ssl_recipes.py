@@ -19,7 +19,6 @@ ensemble notebook can average their layers.
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from kdlib import corpus as corpus_mod
 from kdlib import train
 from kdlib.bench import count_params
 from kdlib.config import device as default_device
-from kdlib.config import seed_everything
+from kdlib.config import hardware, seed_everything
 from kdlib.datasets import AudioCache
 from kdlib.probing import mfcc_frames
 
@@ -294,5 +293,5 @@ def build_ssl(name: str, out_dir: Path, corpus: str = "default", smoke: bool = F
             "corpus": {"name": data.info["name"], "version": data.info["version"],
                        "content_hash": data.info["content_hash"]},
             "build": {"wall_time_s": round(wall, 1), "device": device,
-                      "hardware": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()},
+                      "hardware": hardware(), "torch_threads": torch.get_num_threads()},
             "metrics": probes}

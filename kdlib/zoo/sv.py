@@ -4,7 +4,6 @@ AAM-softmax on the embedded corpus's training speakers, evaluated on its test an
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from kdlib import corpus as corpus_mod
 from kdlib import evaluate, features, train
 from kdlib.bench import count_params
 from kdlib.config import device as default_device
-from kdlib.config import seed_everything
+from kdlib.config import hardware, seed_everything
 from kdlib.datasets import SVTrainCrops
 from kdlib.models import ECAPA_TDNN, ResNet34, SpeakerClassifier
 
@@ -24,7 +23,7 @@ ARCHITECTURES = {"ecapa_tdnn": ECAPA_TDNN, "resnet34": ResNet34}
 SV_RECIPES = {
     "ecapa": {"architecture": "ecapa_tdnn", "kwargs": {"channels": 512, "embed_dim": 192}, "epochs": 8,
               "batch": 32, "crop_seconds": 2.0, "lr": 2e-3, "weight_decay": 2e-5, "margin": 0.2, "scale": 30.0},
-    "resnet34": {"architecture": "resnet34", "kwargs": {"base": 32, "embed_dim": 256}, "epochs": 4,
+    "resnet34": {"architecture": "resnet34", "kwargs": {"base": 32, "embed_dim": 256}, "epochs": 3,
                  "batch": 32, "crop_seconds": 2.0, "lr": 2e-3, "weight_decay": 2e-5, "margin": 0.2, "scale": 30.0},
 }
 
@@ -63,8 +62,8 @@ def build_sv(name: str, out_dir: Path, corpus: str = "default", smoke: bool = Fa
             "recipe": {"name": name, **recipe, "seed": seed, "final_train_loss": history.epoch_means()[-1]},
             "corpus": {"name": data.info["name"], "version": data.info["version"],
                        "content_hash": data.info["content_hash"]},
-            "build": {"wall_time_s": round(wall, 1), "device": device, "hardware": platform.processor() or
-                      platform.machine(), "torch_threads": torch.get_num_threads()},
+            "build": {"wall_time_s": round(wall, 1), "device": device, "hardware": hardware(),
+                      "torch_threads": torch.get_num_threads()},
             "metrics": metrics}
 
 
