@@ -44,8 +44,8 @@ def _reduce_dims(w: torch.Tensor, per_channel: bool) -> tuple[int, ...]:
 
 def _codes(w: torch.Tensor, alpha: torch.Tensor, lv: torch.Tensor) -> torch.Tensor:
     """Signed index of the nearest level of |w|/α (sign-magnitude codes in −n … n)."""
-    x = (w.abs() / alpha).clamp(max=1.0).double()
-    mids = (lv[1:] + lv[:-1]) / 2
+    x = (w.abs() / alpha).clamp(max=1.0)
+    mids = ((lv[1:] + lv[:-1]) / 2).to(x.dtype)
     idx = torch.bucketize(x, mids.to(x.device))
     return (torch.sign(w).to(torch.int64) * idx).to(torch.int16)
 
@@ -59,7 +59,7 @@ def _alpha(w: torch.Tensor, bits: int, scheme: str, per_channel: bool, clip: str
         raise ValueError(f"unknown clip {clip!r}; use 'max' or 'mse'")
     lv = levels(bits, scheme).to(w.device)
     best, best_err = wmax, None
-    for ratio in torch.linspace(0.2, 1.0, 33):
+    for ratio in torch.linspace(0.2, 1.0, 17):  # α = r·max|w|, r in steps of 0.05
         alpha = wmax * ratio
         q = _codes(w, alpha, lv)
         err = ((_dequant(q, alpha, lv) - w) ** 2).sum(dim=dims, keepdim=True)
@@ -91,14 +91,26 @@ def quantizable(model: nn.Module) -> dict[str, nn.Module]:
             if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and not name.startswith("fbank")}
 
 
+def post_training_quantize(model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True,
+                           clip: str = "max") -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """Post-training quantization (round to nearest): a copy whose conv/linear weights are quantized, and
+    its packed state dict (codes bit-packed to uint8, α in fp32, everything else as is) from the same codes."""
+    qmodel = copy.deepcopy(model)
+    packed = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for name, module in quantizable(qmodel).items():
+            q, codes, alpha = quantize(module.weight, bits, scheme, per_channel, clip)
+            module.weight.copy_(q)
+            del packed[f"{name}.weight"]
+            packed[f"{name}.weight.codes"] = torch.from_numpy(pack(codes.cpu(), bits))
+            packed[f"{name}.weight.alpha"] = alpha.flatten().cpu()
+    return qmodel.eval(), packed
+
+
 def quantize_model(model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True,
                    clip: str = "max") -> nn.Module:
-    """Post-training quantization (round to nearest): a copy whose conv/linear weights are quantized."""
-    qmodel = copy.deepcopy(model)
-    with torch.no_grad():
-        for module in quantizable(qmodel).values():
-            module.weight.copy_(quantize(module.weight, bits, scheme, per_channel, clip)[0])
-    return qmodel.eval()
+    """Post-training quantization: a copy of ``model`` with quantized conv/linear weights."""
+    return post_training_quantize(model, bits, scheme, per_channel, clip)[0]
 
 
 # ------------------------------------------------------------------------------------------ packing
@@ -126,20 +138,19 @@ def packed_state_dict(model: nn.Module, bits: int, scheme: str = "uniform", per_
                       clip: str = "max") -> dict[str, torch.Tensor]:
     """The model's state dict with every quantizable weight replaced by packed codes (uint8) and α (fp32);
     everything else as is. This is what a b-bit model weighs on disk."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    for name, module in quantizable(model).items():
-        _, codes, alpha = quantize(module.weight, bits, scheme, per_channel, clip)
-        del state[f"{name}.weight"]
-        state[f"{name}.weight.codes"] = torch.from_numpy(pack(codes.cpu(), bits))
-        state[f"{name}.weight.alpha"] = alpha.flatten().cpu()
-    return state
+    return post_training_quantize(model, bits, scheme, per_channel, clip)[1]
+
+
+def state_bytes(state: dict[str, torch.Tensor]) -> int:
+    """Bytes of a state dict serialized with safetensors."""
+    from safetensors.torch import save
+
+    return len(save({k: v.contiguous() for k, v in state.items()}))
 
 
 def packed_bytes(model: nn.Module, bits: int, **kwargs) -> int:
     """Bytes of :func:`packed_state_dict` serialized with safetensors."""
-    from safetensors.torch import save
-
-    return len(save({k: v.contiguous() for k, v in packed_state_dict(model, bits, **kwargs).items()}))
+    return state_bytes(packed_state_dict(model, bits, **kwargs))
 
 
 # ------------------------------------------------------------------------------------------ QAT
