@@ -1,5 +1,7 @@
 """Every zoo recipe runs a smoke build (a few steps on the smoke corpus) into a temporary zoo."""
 
+import os
+
 import pytest
 
 from kdlib import zoo
@@ -9,8 +11,10 @@ from kdlib.zoo.__main__ import main as zoo_main
 @pytest.fixture(scope="module")
 def smoke_zoo(tmp_path_factory, smoke_corpus):
     out = tmp_path_factory.mktemp("zoo")
+    before = os.environ.get("KDLIB_ZOO")
     for name in ("ecapa", "hubert-tiny", "wav2vec2-tiny", "wavlm-tiny", "hubert-tiny-robust"):
         assert zoo_main(["build", name, "--smoke", "--corpus", "smoke", "--out", str(out)]) == 0
+    assert os.environ.get("KDLIB_ZOO") == before  # the build's --out does not leak into this process
     return out
 
 

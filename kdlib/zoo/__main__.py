@@ -2,10 +2,12 @@
 
 import argparse
 import json
+import os
 import shutil
 import sys
 
 from kdlib import zoo
+from kdlib.config import data_dir
 
 
 def main(argv=None) -> int:
@@ -24,12 +26,19 @@ def main(argv=None) -> int:
             zoo.verify(name)
             print(f"{name}: ok")
         return 0
+    previous = os.environ.get("KDLIB_ZOO")
     if args.out or args.smoke:
-        import os
-
-        from kdlib.config import data_dir
-
         os.environ["KDLIB_ZOO"] = args.out or str(data_dir() / "zoo-smoke")
+    try:
+        return _build(args)
+    finally:  # never leak the temporary zoo location into the caller's environment
+        if previous is None:
+            os.environ.pop("KDLIB_ZOO", None)
+        else:
+            os.environ["KDLIB_ZOO"] = previous
+
+
+def _build(args) -> int:
     folder = zoo.zoo_dir() / args.name
     tmp = zoo.zoo_dir() / f".{args.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
