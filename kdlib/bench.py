@@ -14,18 +14,23 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def model_bytes(model: nn.Module) -> int:
-    """Bytes of the model's state dict serialized as safetensors (what a checkpoint on disk weighs)."""
+def state_bytes(state: dict[str, torch.Tensor]) -> int:
+    """Bytes of a state dict serialized as safetensors (what a checkpoint on disk weighs)."""
     from safetensors.torch import save
 
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # safetensors refuses tensors that share memory; clone those.
     seen, clean = set(), {}
     for key, value in state.items():
+        value = value.detach().cpu().contiguous()
         ptr = value.data_ptr()
         clean[key] = value.clone() if ptr in seen and value.numel() else value
         seen.add(ptr)
     return len(save(clean))
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of the model's state dict serialized as safetensors."""
+    return state_bytes(model.state_dict())
 
 
 @torch.inference_mode()

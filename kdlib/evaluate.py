@@ -59,10 +59,10 @@ def embed_fixed(embed: Callable[[torch.Tensor], torch.Tensor], source: Source, p
     """Embeddings of centred ``seconds``-long crops (wrap-padded when shorter), in batches: ``(n, dim)``.
 
     Much faster than whole utterances on a CPU; used where many model variants are compared."""
-    from kdlib.audio import crop
+    from kdlib.audio import SAMPLE_RATE, crop
     from kdlib.datasets import AudioCache
 
-    audio, n = AudioCache(source), int(seconds * 16000)
+    audio, n = AudioCache(source), int(seconds * SAMPLE_RATE)
     waves = torch.stack([torch.from_numpy(crop(audio(p), n).copy()) for p in paths])
     return torch.cat([embed(waves[i:i + batch_size].to(device)).float().cpu()
                       for i in range(0, len(waves), batch_size)])

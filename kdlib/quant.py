@@ -141,15 +141,10 @@ def packed_state_dict(model: nn.Module, bits: int, scheme: str = "uniform", per_
     return post_training_quantize(model, bits, scheme, per_channel, clip)[1]
 
 
-def state_bytes(state: dict[str, torch.Tensor]) -> int:
-    """Bytes of a state dict serialized with safetensors."""
-    from safetensors.torch import save
-
-    return len(save({k: v.contiguous() for k, v in state.items()}))
-
-
 def packed_bytes(model: nn.Module, bits: int, **kwargs) -> int:
     """Bytes of :func:`packed_state_dict` serialized with safetensors."""
+    from kdlib.bench import state_bytes
+
     return state_bytes(packed_state_dict(model, bits, **kwargs))
 
 
@@ -235,11 +230,6 @@ def excess_kurtosis(w: torch.Tensor) -> float:
     """E[(w−μ)^4]/σ^4 − 3: 0 for a Gaussian, large for heavy tails (outliers that stretch α)."""
     z = (w.flatten().float() - w.float().mean()) / w.float().std(unbiased=False)
     return float((z**4).mean() - 3)
-
-
-def compression_ratio(bits: int) -> float:
-    """The physical reference for weights-only quantization: 32/b."""
-    return 32 / bits
 
 
 # ------------------------------------------------------------------------------------------ deployment

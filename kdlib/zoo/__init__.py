@@ -67,6 +67,27 @@ def load(name: str) -> nn.Module:
     return load_sv(folder)
 
 
+def provenance(data, started: float, device: str) -> dict:
+    """The ``corpus`` and ``build`` parts of a manifest entry: what a teacher was trained on, where, how long."""
+    import time
+
+    import torch
+
+    from kdlib.config import hardware
+
+    return {"corpus": {"name": data.info["name"], "version": data.info["version"],
+                       "content_hash": data.info["content_hash"]},
+            "build": {"wall_time_s": round(time.time() - started, 1), "device": device, "hardware": hardware(),
+                      "torch_threads": torch.get_num_threads()}}
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where a build keeps its resumable training checkpoint: the git-ignored cache, never the zoo."""
+    from kdlib.config import data_dir
+
+    return data_dir() / "cache" / "zoo" / f"{name}.train.pt"
+
+
 def register(name: str, folder: Path, entry: dict) -> None:
     """Add or replace ``name`` in the manifest with the sha256 of every file in ``folder``."""
     entry = {**entry, "files": {p.name: sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file()}}

@@ -15,7 +15,7 @@ def random_twin(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return type(model)(copy.deepcopy(model.config)).eval()
 
 
-def probe_report(model, data, device: str = "cpu", smoke: bool = False) -> dict:
+def probe_report(model, data, device: str = "cpu") -> dict:
     """Probe accuracies per layer for the teacher, its random twin and MFCC statistics, and the verdict the
     zoo requires: at its best layer the teacher beats its twin on both probes and matches or beats MFCCs on
     at least one."""

@@ -32,7 +32,8 @@ from kdlib import corpus as corpus_mod
 from kdlib import train
 from kdlib.bench import count_params
 from kdlib.config import device as default_device
-from kdlib.config import hardware, seed_everything
+from kdlib.audio import SAMPLE_RATE
+from kdlib.config import seed_everything
 from kdlib.datasets import AudioCache
 from kdlib.probing import mfcc_frames
 
@@ -78,7 +79,7 @@ class FrameCrops(Dataset):
 
     def __init__(self, source, rows, seconds: float, targets: dict[str, np.ndarray] | None = None):
         self.rows, self.audio, self.targets = rows, AudioCache(source), targets
-        self.frames = (int(seconds * 16000) - WINDOW) // HOP + 1
+        self.frames = (int(seconds * SAMPLE_RATE) - WINDOW) // HOP + 1
         self.samples = (self.frames - 1) * HOP + WINDOW
 
     def __len__(self):
@@ -91,7 +92,7 @@ class FrameCrops(Dataset):
         start = int(torch.randint(0, max(1, total - self.frames + 1), ()).item())
         chunk = wave[start * HOP: start * HOP + self.samples]
         chunk = np.pad(chunk, (0, self.samples - len(chunk)))
-        item = {"wave": torch.from_numpy(np.ascontiguousarray(chunk)), "speaker": hash(self.rows[i]["speaker"]) % 10**6}
+        item = {"wave": torch.from_numpy(np.ascontiguousarray(chunk))}
         if self.targets is not None:
             labels = self.targets[path][start: start + self.frames]
             item["labels"] = torch.from_numpy(np.pad(labels, (0, self.frames - len(labels)), constant_values=-100))
@@ -109,14 +110,14 @@ def _frame_features(fn, data, rows, device) -> dict[str, np.ndarray]:
 
 
 def kmeans_targets(features: dict[str, np.ndarray], n_clusters: int, seed: int, max_frames: int = 200_000):
-    """Fit k-means on (a sample of) the frames and label every frame: ``({path: labels}, kmeans)``."""
+    """Fit k-means on (a sample of) the frames and label every frame: ``{path: labels}``."""
     from sklearn.cluster import MiniBatchKMeans
 
     stacked = np.concatenate(list(features.values()))
     rng = np.random.default_rng(seed)
     sample = stacked[rng.choice(len(stacked), min(max_frames, len(stacked)), replace=False)]
     km = MiniBatchKMeans(n_clusters=n_clusters, batch_size=10_000, n_init=3, random_state=seed).fit(sample)
-    return {path: km.predict(f).astype(np.int64) for path, f in features.items()}, km
+    return {path: km.predict(f).astype(np.int64) for path, f in features.items()}
 
 
 # --------------------------------------------------------------------------------------------- objectives
@@ -176,7 +177,7 @@ def distort(wave: torch.Tensor, generator: np.random.Generator, snr_db=(0.0, 10.
     """Robust-HuBERT style distortion of a batch: reverberation, noise at a low SNR, random gain."""
     out = []
     for x in wave.numpy():
-        y = augment.reverb(x, generator, 16000) if generator.random() < p_reverb else x
+        y = augment.reverb(x, generator, SAMPLE_RATE) if generator.random() < p_reverb else x
         y = augment.add_noise(y, generator, tuple(snr_db))
         out.append(y * generator.uniform(0.3, 1.5))
     return torch.from_numpy(np.stack(out).astype(np.float32))
@@ -208,11 +209,15 @@ def _train_masked_prediction(model, targets, data, rows, recipe, steps, device, 
         loss, acc = masked_prediction_loss(net.head(hidden), labels, mask, recipe["unmasked_weight"])
         return loss, {"masked_accuracy": acc}
 
+    return _fit_steps(net, loader, loss_fn, recipe, steps, device, seed)
+
+
+def _fit_steps(net, loader, loss_fn, recipe, steps, device, seed):
+    """Train for about ``steps`` optimizer steps (whole passes over the loader, at least one)."""
     epochs = max(1, round(steps / len(loader)))
-    history = train.fit(net, loader, loss_fn, epochs=epochs, lr=recipe["lr"], weight_decay=0.01,
-                        warmup_steps=recipe["warmup"], device=device, seed=seed,
-                        max_steps_per_epoch=min(len(loader), steps))
-    return history
+    return train.fit(net, loader, loss_fn, epochs=epochs, lr=recipe["lr"], weight_decay=0.01,
+                     warmup_steps=recipe["warmup"], device=device, seed=seed,
+                     max_steps_per_epoch=min(len(loader), steps))
 
 
 def _train_wav2vec2(data, rows, recipe, steps, device, seed):
@@ -241,15 +246,12 @@ def _train_wav2vec2(data, rows, recipe, steps, device, seed):
         return out.loss / n_masked, {"contrastive": out.contrastive_loss / n_masked,
                                      "diversity": out.diversity_loss}
 
-    epochs = max(1, round(steps / len(loader)))
-    history = train.fit(net, loader, loss_fn, epochs=epochs, lr=recipe["lr"], weight_decay=0.01,
-                        warmup_steps=recipe["warmup"], device=device, seed=seed,
-                        max_steps_per_epoch=min(len(loader), steps))
-    return net.wav2vec2, history
+    return net.wav2vec2, _fit_steps(net, loader, loss_fn, recipe, steps, device, seed)
 
 
 def build_ssl(name: str, out_dir: Path, corpus: str = "default", smoke: bool = False, seed: int = 0) -> dict:
     """Pretrain SSL teacher ``name``, probe it, save it in transformers' format; return its manifest entry."""
+    from kdlib.zoo import provenance
     from kdlib.zoo.probe import probe_report
 
     recipe = dict(SSL_RECIPES[name])
@@ -264,7 +266,7 @@ def build_ssl(name: str, out_dir: Path, corpus: str = "default", smoke: bool = F
         model, history = _train_wav2vec2(data, rows, recipe, steps, device, seed)
         log["final_contrastive"] = history.epoch_means("contrastive")[-1]
     else:
-        targets, _ = kmeans_targets(_frame_features(mfcc_frames, data, rows, "cpu"), recipe["n_clusters"], seed)
+        targets = kmeans_targets(_frame_features(mfcc_frames, data, rows, "cpu"), recipe["n_clusters"], seed)
         if recipe.get("init"):
             from kdlib import zoo
 
@@ -280,18 +282,14 @@ def build_ssl(name: str, out_dir: Path, corpus: str = "default", smoke: bool = F
                 layer = recipe["recluster_layer"]
                 feats = _frame_features(lambda w: model(w, output_hidden_states=True).hidden_states[layer],
                                         data, rows, device)
-                targets, _ = kmeans_targets(feats, recipe["n_clusters"], seed + iteration)
+                targets = kmeans_targets(feats, recipe["n_clusters"], seed + iteration)
             history = _train_masked_prediction(model, targets, data, rows, recipe, steps, device, seed + iteration)
             log[f"iteration{iteration + 1}_masked_accuracy"] = history.epoch_means("masked_accuracy")[-1]
-    wall = time.time() - start
+    record = provenance(data, start, device)
     model = model.eval().cpu()
-    probes = probe_report(model, data, device=device, smoke=smoke)
+    probes = probe_report(model, data, device=device)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(str(out_dir), safe_serialization=True)
     return {"name": name, "architecture": type(model).__name__, "params": count_params(model),
             "recipe": {"name": name, **recipe, "steps": steps, "seed": seed, **log},
-            "corpus": {"name": data.info["name"], "version": data.info["version"],
-                       "content_hash": data.info["content_hash"]},
-            "build": {"wall_time_s": round(wall, 1), "device": device,
-                      "hardware": hardware(), "torch_threads": torch.get_num_threads()},
-            "metrics": probes}
+            **record, "metrics": probes}

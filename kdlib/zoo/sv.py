@@ -15,9 +15,10 @@ from kdlib import corpus as corpus_mod
 from kdlib import evaluate, features, train
 from kdlib.bench import count_params
 from kdlib.config import device as default_device
-from kdlib.config import hardware, seed_everything
+from kdlib.config import seed_everything
 from kdlib.datasets import SVTrainCrops
 from kdlib.models import ECAPA_TDNN, ResNet34, SpeakerClassifier
+from kdlib.zoo import checkpoint_path, provenance
 
 ARCHITECTURES = {"ecapa_tdnn": ECAPA_TDNN, "resnet34": ResNet34}
 SV_RECIPES = {
@@ -42,29 +43,23 @@ def build_sv(name: str, out_dir: Path, corpus: str = "default", smoke: bool = Fa
     encoder = ARCHITECTURES[recipe["architecture"]](**recipe["kwargs"])
     model = SpeakerClassifier(encoder, train_set.n_speakers, margin=recipe["margin"], scale=recipe["scale"])
     device = default_device()
+    ckpt = checkpoint_path(name)
     history = train.fit(model, loader, model.loss, epochs=recipe["epochs"], lr=recipe["lr"],
                         weight_decay=recipe["weight_decay"], warmup_steps=len(loader) // 2, device=device, seed=seed,
-                        max_steps_per_epoch=2 if smoke else None,
-                        checkpoint=out_dir.parent / f".{name}.train.pt")
+                        max_steps_per_epoch=2 if smoke else None, checkpoint=ckpt)
     encoder = model.encoder.eval()
-    metrics = {}
-    for which in ("trials", "trials_other"):
-        res = evaluate.evaluate_sv(encoder, data, which, device=device, progress=False)
-        metrics[which] = {"eer": round(res["eer"], 5), "min_dcf": round(res["min_dcf"], 5)}
     mfcc = features.MFCCStats().fit(train_set.audio(r["path"]) for r in train_set.rows[:: max(1, len(train_set) // 400)])
-    for which in ("trials", "trials_other"):
-        res = evaluate.evaluate_sv(mfcc, data, which, progress=False)
-        metrics[f"mfcc_stats_{which}"] = {"eer": round(res["eer"], 5), "min_dcf": round(res["min_dcf"], 5)}
-    wall = time.time() - start
+    metrics = {}
+    for prefix, embed, dev in (("", encoder, device), ("mfcc_stats_", mfcc, "cpu")):
+        for which in ("trials", "trials_other"):
+            res = evaluate.evaluate_sv(embed, data, which, device=dev, progress=False)
+            metrics[prefix + which] = {"eer": round(res["eer"], 5), "min_dcf": round(res["min_dcf"], 5)}
+    record = provenance(data, start, device)
     save_sv(encoder.cpu(), out_dir, recipe["architecture"], recipe["kwargs"])
-    (out_dir.parent / f".{name}.train.pt").unlink(missing_ok=True)
+    ckpt.unlink(missing_ok=True)
     return {"name": name, "architecture": recipe["architecture"], "params": count_params(encoder),
             "recipe": {"name": name, **recipe, "seed": seed, "final_train_loss": history.epoch_means()[-1]},
-            "corpus": {"name": data.info["name"], "version": data.info["version"],
-                       "content_hash": data.info["content_hash"]},
-            "build": {"wall_time_s": round(wall, 1), "device": device, "hardware": hardware(),
-                      "torch_threads": torch.get_num_threads()},
-            "metrics": metrics}
+            **record, "metrics": metrics}
 
 
 def save_sv(encoder: torch.nn.Module, out_dir: Path, architecture: str, kwargs: dict) -> None:
