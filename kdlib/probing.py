@@ -89,10 +89,11 @@ def layerwise_probes(layers_fn, source: Source, split: str = "test", device: str
     return out
 
 
-def mfcc_frames(wave: torch.Tensor, sample_rate: int = 16_000) -> torch.Tensor:
-    """13 MFCCs with deltas and delta-deltas at the SSL frame rate (25 ms windows every 20 ms), per-utterance
-    mean and variance normalised: ``(batch, frames, 39)``. Frame i covers samples [320·i, 320·i + 400), the
-    same as a wav2vec 2.0 / HuBERT CNN output frame."""
+def mfcc_frames(wave: torch.Tensor, sample_rate: int = 16_000, cmvn: bool = True) -> torch.Tensor:
+    """13 MFCCs with deltas and delta-deltas at the SSL frame rate (25 ms windows every 20 ms):
+    ``(batch, frames, 39)``. Frame i covers samples [320·i, 320·i + 400), the same as a wav2vec 2.0 / HuBERT
+    CNN output frame. ``cmvn`` normalises each utterance's mean and variance (for k-means targets); leave it
+    off for probes, whose mean+std pooling would otherwise see only zeros and ones."""
     import torchaudio
 
     mfcc = torchaudio.transforms.MFCC(sample_rate, n_mfcc=13, melkwargs={
@@ -100,5 +101,6 @@ def mfcc_frames(wave: torch.Tensor, sample_rate: int = 16_000) -> torch.Tensor:
     m = mfcc(wave.float())
     feats = torch.cat([m, torchaudio.functional.compute_deltas(m),
                        torchaudio.functional.compute_deltas(torchaudio.functional.compute_deltas(m))], dim=1)
-    feats = (feats - feats.mean(-1, keepdim=True)) / (feats.std(-1, keepdim=True) + 1e-5)
+    if cmvn:
+        feats = (feats - feats.mean(-1, keepdim=True)) / (feats.std(-1, keepdim=True) + 1e-5)
     return feats.transpose(1, 2)

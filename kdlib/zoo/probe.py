@@ -26,7 +26,7 @@ def probe_report(model, data, device: str = "cpu") -> dict:
     report = {"teacher": probing.layerwise_probes(layers(model), data, device=device, progress=False),
               "random_twin": probing.layerwise_probes(layers(random_twin(model)), data, device=device,
                                                       progress=False),
-              "mfcc": probing.layerwise_probes(lambda w: [probing.mfcc_frames(w)], data, device=device,
+              "mfcc": probing.layerwise_probes(lambda w: [probing.mfcc_frames(w, cmvn=False)], data, device=device,
                                                progress=False)}
     best = {k: {task: max(v) for task, v in accs.items()} for k, accs in report.items()}
     report["best"] = best
