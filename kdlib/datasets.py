@@ -96,3 +96,50 @@ class Utterances(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
         return torch.from_numpy(self.audio(self.paths[i])), self.paths[i]
+
+
+def multi_duration_crops(source: Source, rows: list[dict], durations: tuple[float, ...], seed: int = 0,
+                         speakers: list[str] | None = None) -> dict[float, dict[str, torch.Tensor]]:
+    """One random crop of every row per duration, drawn once with ``seed``: ``{seconds: {"wave": (n, samples),
+    "label": (n,)}}``, labels indexing ``speakers`` (default: the rows' sorted speakers). Fixed crops let
+    expensive per-crop work (teacher outputs, attributions) be computed once and cached."""
+    if not rows:
+        raise ValueError(f"{source.name}: no rows to crop")
+    speakers = speakers or sorted({r["speaker"] for r in rows})
+    index = {s: i for i, s in enumerate(speakers)}
+    unknown = sorted({r["speaker"] for r in rows} - set(index))
+    if unknown:
+        raise ValueError(f"rows have speakers missing from `speakers`: {unknown[:5]}")
+    audio, rng = AudioCache(source), np.random.default_rng(seed)
+    labels = torch.tensor([index[r["speaker"]] for r in rows])
+    return {d: {"wave": torch.stack([torch.from_numpy(crop(audio(r["path"]), int(d * SAMPLE_RATE), rng).copy())
+                                     for r in rows]), "label": labels.clone()} for d in durations}
+
+
+class BucketBatches:
+    """Mini-batches of cached tensors, each drawn from a single bucket (e.g. one crop duration, so that
+    lengths match), buckets and items shuffled anew every pass from ``seed`` and the pass number.
+
+    ``buckets``: ``{key: {field: tensor with items along dim 0}}``; yields ``{field: (batch, ...)}``."""
+
+    def __init__(self, buckets: dict, batch_size: int, seed: int = 0):
+        sizes = {k: {len(v) for v in b.values()} for k, b in buckets.items()}
+        bad = {k: s for k, s in sizes.items() if len(s) != 1}
+        if bad:
+            raise ValueError(f"fields of a bucket must have equal lengths, got {bad}")
+        self.buckets, self.batch_size, self.seed, self.passes = buckets, batch_size, seed, 0
+        self._batches = [(k, i) for k, b in buckets.items() for i in range(next(iter(sizes[k])) // batch_size)]
+        if not self._batches:
+            raise ValueError(f"no bucket holds a full batch of {batch_size}")
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.passes)
+        self.passes += 1
+        perms = {k: torch.randperm(len(next(iter(b.values()))), generator=g) for k, b in self.buckets.items()}
+        for j in torch.randperm(len(self._batches), generator=g).tolist():
+            key, i = self._batches[j]
+            idx = perms[key][i * self.batch_size:(i + 1) * self.batch_size]
+            yield {field: t[idx] for field, t in self.buckets[key].items()}

@@ -82,3 +82,14 @@ def test_small_ecapa_overfits_a_few_clips(smoke_corpus):
     assert data.n_speakers == 4
     assert final_loss.item() < 0.2 * losses[0]
     assert (logits.argmax(-1) == labels).all()
+
+
+def test_centroid_head_scores_class_means():
+    from kdlib.models import centroid_head
+
+    emb = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 1.0]])
+    head = centroid_head(emb, torch.tensor([0, 0, 1, 1]), 2, scale=10.0)
+    assert torch.allclose(head.logits(torch.tensor([[1.0, 1.0]])), torch.full((1, 2), 10 / 2 ** 0.5))
+    assert not any(p.requires_grad for p in head.parameters())
+    with pytest.raises(ValueError, match="no embeddings for classes"):
+        centroid_head(emb, torch.tensor([0, 0, 0, 0]), 2)

@@ -66,3 +66,18 @@ class SpeakerClassifier(nn.Module):
         wave, label = batch
         loss, logits = self.head(self.encoder(wave), label)
         return loss, {"accuracy": (logits.argmax(-1) == label).float().mean()}
+
+
+@torch.no_grad()
+def centroid_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int, scale: float = 30.0,
+                  margin: float = 0.2) -> AAMSoftmax:
+    """A cosine classifier for a trained embedding extractor whose training head was not kept: each class
+    vector is the mean of the class's unit-normalised embeddings, so ``logits(e) = s · cos(e, μ_c)``."""
+    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"no embeddings for classes {missing[:5]}{'...' if len(missing) > 5 else ''}")
+    unit = F.normalize(embeddings.float(), dim=-1)
+    sums = torch.zeros(n_classes, unit.shape[1]).index_add_(0, labels.long(), unit)
+    head = AAMSoftmax(unit.shape[1], n_classes, margin=margin, scale=scale)
+    head.weight.copy_(F.normalize(sums, dim=-1))
+    return head.requires_grad_(False)
