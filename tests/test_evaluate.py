@@ -31,3 +31,17 @@ def test_evaluate_sv_on_the_smoke_trials(smoke_corpus):
     out = evaluate.evaluate_sv(MFCCStats(), smoke_corpus, "trials", progress=False)
     assert 0.0 < out["eer"] < 0.6 and len(out["scores"]) == 300 and out["labels"].sum() == 150
     assert np.isfinite(out["min_dcf"])
+
+
+def test_mfcc_frames_cmvn_only_when_asked():
+    import torch
+
+    from kdlib.probing import mean_std, mfcc_frames
+
+    torch.manual_seed(0)
+    wave = torch.randn(1, 16000) * torch.linspace(0.1, 1.0, 16000)
+    normed, raw = mfcc_frames(wave)[0], mfcc_frames(wave, cmvn=False)[0]
+    assert normed.shape == raw.shape == (49, 39)  # (16000 - 400) // 320 + 1 frames, the SSL frame grid
+    pooled = mean_std(normed)
+    assert abs(pooled[:39]).max() < 1e-4 and abs(pooled[39:] - 1).max() < 1e-2  # nothing left for a probe
+    assert abs(mean_std(raw)[:13]).max() > 1.0  # raw statistics keep the spectral envelope

@@ -62,6 +62,10 @@ class SpeakerClassifier(nn.Module):
         self.encoder = encoder
         self.head = AAMSoftmax(encoder.embed_dim, n_speakers, margin=margin, scale=scale)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Margin-free speaker logits ``s·cos θ`` (for KD targets, accuracy and attributions)."""
+        return self.head.logits(self.encoder(x))
+
     def loss(self, batch):
         wave, label = batch
         loss, logits = self.head(self.encoder(wave), label)
