@@ -43,5 +43,5 @@ def test_mfcc_frames_cmvn_only_when_asked():
     normed, raw = mfcc_frames(wave)[0], mfcc_frames(wave, cmvn=False)[0]
     assert normed.shape == raw.shape == (49, 39)  # (16000 - 400) // 320 + 1 frames, the SSL frame grid
     pooled = mean_std(normed)
-    assert abs(pooled[:39]).max() < 1e-4 and abs(pooled[39:] - 1).max() < 1e-2  # nothing left for a probe
+    assert abs(pooled[:39]).max() < 1e-4 and abs(pooled[39:] - 1).max() < 0.02  # nothing left for a probe (std: biased vs unbiased)
     assert abs(mean_std(raw)[:13]).max() > 1.0  # raw statistics keep the spectral envelope
