@@ -11,7 +11,8 @@
   (a segment of another utterance overlaid at −5..5 dB on up to half of the input; the targets stay the
   primary utterance's) on the transformers WavLM architecture with gated relative position bias.
 - ``hubert-tiny-robust``  the Robust HuBERT idea (Huang et al., ICASSP 2022): continue ``hubert-tiny``
-  on distorted audio (noise at 0..10 dB SNR, reverberation, gain) against targets computed on clean audio.
+  on distorted audio (noise at 0..10 dB SNR, reverberation, gain) against targets computed on clean audio
+  (k-means of ``hubert-tiny``'s own layer-2 features, as in its second iteration).
 
 All share one architecture size (4 layers of width 256, 64-channel CNN, 50 frames per second) so that the
 ensemble notebook can average their layers.
@@ -57,6 +58,7 @@ SSL_RECIPES = {
                    "unmasked_weight": 0.5, "temperature": 0.1, "recluster_layer": 2, "mix_prob": 0.2},
     "hubert-tiny-robust": {"model_type": "hubert", "init": "hubert-tiny", "iterations": 1, "steps": 1000,
                            "batch": 32, "crop_seconds": 1.0, "lr": 3e-4, "warmup": 100, "n_clusters": 50,
+                           "recluster_layer": 2,
                            "mask_prob": 0.35, "mask_length": 5, "unmasked_weight": 0.5, "temperature": 0.1,
                            "distort": {"snr_db": [0.0, 10.0], "p_reverb": 0.5}},
     "wav2vec2-tiny": {"model_type": "wav2vec2", "steps": 2500, "batch": 32, "crop_seconds": 1.0, "lr": 1e-3,
@@ -266,7 +268,6 @@ def build_ssl(name: str, out_dir: Path, corpus: str = "default", smoke: bool = F
         model, history = _train_wav2vec2(data, rows, recipe, steps, device, seed)
         log["final_contrastive"] = history.epoch_means("contrastive")[-1]
     else:
-        targets = kmeans_targets(_frame_features(mfcc_frames, data, rows, "cpu"), recipe["n_clusters"], seed)
         if recipe.get("init"):
             from kdlib import zoo
 
@@ -277,7 +278,9 @@ def build_ssl(name: str, out_dir: Path, corpus: str = "default", smoke: bool = F
             cls = {"hubert": HubertModel, "wavlm": WavLMModel}[recipe["model_type"]]
             model = cls(ssl_config(recipe["model_type"]))
         for iteration in range(recipe["iterations"]):
-            if iteration:  # HuBERT iteration 2: re-cluster the model's own middle-layer features
+            if iteration == 0 and not recipe.get("init"):  # HuBERT iteration 1: k-means on MFCC frames
+                targets = kmeans_targets(_frame_features(mfcc_frames, data, rows, "cpu"), recipe["n_clusters"], seed)
+            else:  # HuBERT iteration 2, or continued training: re-cluster the model's own middle-layer features
                 model.eval()
                 layer = recipe["recluster_layer"]
                 feats = _frame_features(lambda w: model(w, output_hidden_states=True).hidden_states[layer],
