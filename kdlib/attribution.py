@@ -108,8 +108,7 @@ def build_integrated_inputs(model: nn.Module, feats: torch.Tensor, labels: torch
         with torch.enable_grad():
             attr, delta = integrated_gradients(model, x, y, base, n_steps, internal_batch_size)
         sal = saliency(attr)
-        rows = torch.arange(len(y), device=device)
-        gap = model(x)[rows, y] - model(base)[rows, y]
+        gap = attr.flatten(1).sum(1) - delta  # F(x) − F(x'), from captum's delta = Σ IG − (F(x) − F(x'))
         out["integrated"].append(integrated_input(x, base, sal, floor).cpu())
         out["saliency"].append(sal.half().cpu())
         out["delta"].append(delta.float().cpu())

@@ -84,3 +84,14 @@ def test_deletion_insertion_golden_curves():
     assert bad["deletion_auc"] > good["deletion_auc"] and bad["insertion_auc"] < good["insertion_auc"]
     with pytest.raises(ValueError, match="one rank per frame"):
         attribution.deletion_insertion(score, feats, torch.zeros_like(feats), torch.tensor([0, 1]))
+
+
+def test_build_integrated_inputs_logit_gap_matches_the_model():
+    model = TinySpeakerNet()
+    feats, labels = torch.randn(3, 8, 12), torch.tensor([2, 0, 1])
+    out = attribution.build_integrated_inputs(model, feats, labels, n_steps=8, progress=False)
+    rows = torch.arange(3)
+    base = attribution.silence_baseline(feats)
+    with torch.no_grad():
+        gap = model(feats)[rows, labels] - model(base)[rows, labels]
+    assert torch.allclose(out["logit_gap"], gap, atol=1e-5)
