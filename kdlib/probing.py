@@ -22,10 +22,7 @@ from kdlib.sources import KWS_LABELS, Source
 
 def probe_tasks(source: Source, split: str = "test") -> dict[str, dict]:
     """Rows and labels of the ``speaker`` and ``keyword`` probes, with their fit/score partition."""
-    sentences = source.select(split, "sentence")
-    by_speaker: dict[str, list[dict]] = {}
-    for row in sentences:
-        by_speaker.setdefault(row["speaker"], []).append(row)
+    by_speaker = source.by_speaker(split, "sentence")
     sid_rows, sid_fit = [], []
     for rows in by_speaker.values():
         for i, row in enumerate(rows):

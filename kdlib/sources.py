@@ -33,6 +33,13 @@ class Source:
         return [r for r in self.manifest
                 if (split is None or r["split"] == split) and (kinds is None or r["kind"] in kinds)]
 
+    def by_speaker(self, split: str | None = None, kind: str | tuple[str, ...] | None = None) -> dict[str, list[dict]]:
+        """:meth:`select`'s rows grouped by speaker, speakers and rows in manifest order."""
+        groups: dict[str, list[dict]] = {}
+        for row in self.select(split, kind):
+            groups.setdefault(row["speaker"], []).append(row)
+        return groups
+
     def path(self, rel: str) -> Path:
         return self.root / rel
 

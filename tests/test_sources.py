@@ -73,3 +73,11 @@ def test_trial_list_errors_name_file_and_line(tmp_path):
         sources.read_trials(bad)
     with pytest.raises(FileNotFoundError):
         sources.read_trials(tmp_path / "none.txt")
+
+
+def test_by_speaker_groups_selected_rows_in_manifest_order(smoke_corpus):
+    rows = smoke_corpus.select("test", "sentence")
+    groups = smoke_corpus.by_speaker("test", "sentence")
+    assert list(groups) == list(dict.fromkeys(r["speaker"] for r in rows))
+    assert [r for g in groups.values() for r in g] == sorted(rows, key=lambda r: list(groups).index(r["speaker"]))
+    assert all(r["speaker"] == s and r["kind"] == "sentence" for s, g in groups.items() for r in g)
