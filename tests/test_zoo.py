@@ -13,7 +13,8 @@ def smoke_zoo(tmp_path_factory, smoke_corpus):
     out = tmp_path_factory.mktemp("zoo")
     before = os.environ.get("KDLIB_ZOO")
     for name in ("ecapa", "hubert-tiny", "wav2vec2-tiny", "wavlm-tiny", "hubert-tiny-robust"):
-        assert zoo_main(["build", name, "--smoke", "--corpus", "smoke", "--out", str(out)]) == 0
+        extra = ["--set", "mask_length=3"] if name == "wav2vec2-tiny" else []  # an override, recorded below
+        assert zoo_main(["build", name, "--smoke", "--corpus", "smoke", "--out", str(out), *extra]) == 0
     assert os.environ.get("KDLIB_ZOO") == before  # the build's --out does not leak into this process
     return out
 
@@ -31,6 +32,19 @@ def test_smoke_builds_register_and_load(smoke_zoo, monkeypatch):
     assert {"teacher", "random_twin", "mfcc", "best", "beats_random_twin", "matches_mfcc"} <= set(ssl_entry)
     assert len(ssl_entry["teacher"]["speaker"]) == 5  # CNN output + 4 layers
     assert 0 <= entries["ecapa"]["metrics"]["trials"]["eer"] <= 1
+    assert entries["wav2vec2-tiny"]["recipe"]["mask_length"] == 3
+    assert entries["hubert-tiny"]["recipe"]["mask_length"] == 5
+
+
+def test_bad_overrides_are_refused(tmp_path):
+    with pytest.raises(KeyError, match=r"no setting \['mask_lenght'\]"):
+        zoo_main(["build", "wavlm-tiny", "--smoke", "--corpus", "smoke", "--out", str(tmp_path),
+                  "--set", "mask_lenght=3"])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        zoo_main(["build", "wavlm-tiny", "--smoke", "--out", str(tmp_path), "--set", "steps"])
+    with pytest.raises(SystemExit, match="SSL recipes only"):
+        zoo_main(["build", "ecapa", "--smoke", "--out", str(tmp_path), "--set", "steps=3"])
+    assert not any(tmp_path.iterdir())  # nothing half-built is left behind
 
 
 def test_corrupt_file_is_named(smoke_zoo, monkeypatch, tmp_path):
@@ -55,3 +69,20 @@ def test_shipped_zoo_matches_its_manifest(monkeypatch):
     assert {"ecapa", "resnet34"} <= set(shipped)
     total = sum(p.stat().st_size for name in shipped for p in zoo.verify(name).iterdir())
     assert total <= 60e6
+
+
+def test_shipped_ssl_teachers_clear_the_probe_bar(monkeypatch):
+    """Issue 5's bar, on the numbers the builds recorded: at its best layer each SSL teacher beats its random
+    twin on both probes and matches or beats MFCC statistics on at least one."""
+    monkeypatch.delenv("KDLIB_ZOO", raising=False)
+    shipped = zoo.manifest()
+    ssl = {"hubert-tiny", "hubert-tiny-robust", "wav2vec2-tiny", "wavlm-tiny"}
+    assert ssl <= set(shipped)
+    for name in ssl:
+        m = shipped[name]["metrics"]
+        teacher, twin, mfcc = (m[k] for k in ("teacher", "random_twin", "mfcc"))
+        for task in ("speaker", "keyword"):
+            assert max(teacher[task]) == pytest.approx(m["best"]["teacher"][task])
+            assert max(teacher[task]) > max(twin[task]), (name, task)
+        assert any(max(teacher[t]) >= mfcc[t][0] for t in ("speaker", "keyword")), name
+        assert m["beats_random_twin"] and m["matches_mfcc"]

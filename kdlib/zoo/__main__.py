@@ -19,6 +19,8 @@ def main(argv=None) -> int:
     b.add_argument("--smoke", action="store_true",
                    help="a few steps only (tests); writes to data/zoo-smoke unless --out is given, never to the zoo")
     b.add_argument("--out", default=None, help="zoo folder (default: data/zoo or $KDLIB_ZOO)")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an SSL recipe setting, e.g. --set steps=8000 (VALUE is read as JSON)")
     sub.add_parser("verify", help="check every shipped file against the manifest")
     args = parser.parse_args(argv)
     if args.command == "verify":
@@ -38,7 +40,28 @@ def main(argv=None) -> int:
             os.environ["KDLIB_ZOO"] = previous
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """``["steps=8000", "crop_seconds=2.0"]`` -> ``{"steps": 8000, "crop_seconds": 2.0}`` (values as JSON, else text)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got '{pair}'")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def _build(args) -> int:
+    if args.set and args.name in ("ecapa", "resnet34"):
+        raise SystemExit("--set applies to the SSL recipes only")
+    overrides = _overrides(args.set)
+    if overrides:  # refuse a misspelt setting before anything is written
+        from kdlib.zoo.ssl_recipes import recipe_with
+
+        recipe_with(args.name, overrides)
     folder = zoo.zoo_dir() / args.name
     tmp = zoo.zoo_dir() / f".{args.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -50,7 +73,7 @@ def _build(args) -> int:
     else:
         from kdlib.zoo.ssl_recipes import build_ssl
 
-        entry = build_ssl(args.name, tmp, args.corpus, smoke=args.smoke)
+        entry = build_ssl(args.name, tmp, args.corpus, smoke=args.smoke, overrides=overrides)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     zoo.register(args.name, folder, entry)
