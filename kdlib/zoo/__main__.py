@@ -55,7 +55,8 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _build(args) -> int:
-    if args.set and args.name in ("ecapa", "resnet34"):
+    speaker_model = args.name in ("ecapa", "resnet34")
+    if args.set and speaker_model:
         raise SystemExit("--set applies to the SSL recipes only")
     overrides = _overrides(args.set)
     if overrides:  # refuse a misspelt setting before anything is written
@@ -66,7 +67,7 @@ def _build(args) -> int:
     tmp = zoo.zoo_dir() / f".{args.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    if args.name in ("ecapa", "resnet34"):
+    if speaker_model:
         from kdlib.zoo.sv import build_sv
 
         entry = build_sv(args.name, tmp, args.corpus, smoke=args.smoke)
