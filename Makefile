@@ -22,7 +22,7 @@ corpus: setup
 	$(BIN)/python -m kdlib.corpus build --config default
 
 results: corpus
-	$(BIN)/python -m kdlib.runner
+	$(BIN)/python -m kdlib.runner run
 
 test: setup
 	$(BIN)/python -m kdlib.corpus build --config smoke

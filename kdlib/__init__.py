@@ -8,9 +8,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"audio", "augment", "bench", "config", "corpus", "datasets", "espeak", "evaluate", "features",
-               "metrics", "models", "plots", "probing", "quant", "results", "runner", "sentences", "sources",
-               "train", "zoo"}
+_SUBMODULES = {"attribution", "audio", "augment", "bench", "config", "corpus", "datasets", "distill", "espeak",
+               "evaluate", "features", "metrics", "models", "plots", "pretraining", "probing", "quant", "results",
+               "runner", "sentences", "sources", "train", "zoo"}
 
 
 def __getattr__(name):

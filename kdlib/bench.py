@@ -33,6 +33,15 @@ def model_bytes(model: nn.Module) -> int:
     return state_bytes(model.state_dict())
 
 
+def serialized_bytes(model: nn.Module) -> int:
+    """Bytes of ``torch.save(model.state_dict())``, for models safetensors cannot hold (quantized int8 modules)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()
+
+
 @torch.inference_mode()
 def cpu_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, repeats: int = 10,
                    threads: int = 1) -> float:

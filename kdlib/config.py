@@ -38,11 +38,46 @@ def results_dir() -> Path:
     return root / "smoke" if SMOKE else root
 
 
-def device() -> "str":
-    """``$KDLIB_DEVICE`` if set, else ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+_DEVICE: str | None = None
+_USED: set[str] = set()
+
+
+def device() -> str:
+    """The configured device: :func:`use_device`'s choice, else ``$KDLIB_DEVICE``, else ``"cuda"`` when a GPU
+    is visible, else ``"cpu"``."""
     import torch
 
-    return os.environ.get("KDLIB_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    return _DEVICE or os.environ.get("KDLIB_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def use_device(name: str | None = "auto") -> str:
+    """Set the device every kdlib call falls back to (a notebook's knobs cell does this once); ``"auto"`` or
+    ``None`` restores the default rule of :func:`device`. Returns the device now in force."""
+    global _DEVICE
+    _DEVICE = None if name in (None, "auto") else str(name)
+    return device()
+
+
+def resolve_device(model=None, device_: str | None = None) -> str:
+    """kdlib's one device rule for running a model: an explicit ``device_``; else the accelerator the model's
+    parameters or buffers already sit on; else :func:`device`. The answer is remembered, so that results
+    record the devices a run actually used (:func:`devices_used`)."""
+    chosen = device_
+    if chosen is None and model is not None and hasattr(model, "parameters"):
+        import itertools
+
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            if tensor.device.type != "cpu":
+                chosen = str(tensor.device)
+                break
+    chosen = str(chosen or device())
+    _USED.add(chosen)
+    return chosen
+
+
+def devices_used() -> list[str]:
+    """The devices kdlib ran models on in this process (empty before the first)."""
+    return sorted(_USED)
 
 
 def seed_everything(seed: int) -> None:
@@ -118,3 +153,47 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+REFERENCE_NUMERICS = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+"""Environment for bit-reproducible CPU runs across x86 machines. Matrix and convolution kernels (MKL and
+oneDNN) pick their code path, and so their rounding, by the processor's instruction set; capping both at AVX2
+makes an AVX-512 machine compute what an AVX2 one does. The thread count matters too (reductions are split
+per thread), so reference runs also fix it (``python -m kdlib.runner run --threads``). Measured on the
+2-core reference machine: 40 training steps of a small ECAPA-TDNN give different weights with 1 or 2
+threads, and with oneDNN capped at AVX or MKL in another mode, and identical weights run to run."""
+
+
+def numerics() -> dict:
+    """What decides a CPU run's floating-point results: threads and the kernel-library settings in force."""
+    import sys
+
+    torch = sys.modules.get("torch")  # the corpus builder never imports torch; don't make it
+    return {"torch_threads": torch.get_num_threads() if torch else None,
+            **{key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS")}}
+
+
+def git_commit() -> str | None:
+    """The repository's commit (``+dirty`` when tracked files changed), or None outside a git checkout."""
+    import subprocess
+
+    try:
+        run = lambda *args: subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                                           timeout=10)
+        head = run("rev-parse", "HEAD")
+        if head.returncode:
+            return None
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance() -> dict:
+    """One record of where and with what a result, a teacher or a corpus was made: package versions,
+    hardware, numerics, git commit and the time (UTC). Results files, the zoo manifest and corpus.json
+    all carry it."""
+    import datetime
+
+    return {"versions": versions(), "hardware": hardware(), "numerics": numerics(), "git_commit": git_commit(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

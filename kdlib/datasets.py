@@ -1,4 +1,5 @@
-"""PyTorch datasets over a :class:`kdlib.sources.Source`: SV training crops, KWS items, whole utterances.
+"""PyTorch datasets over a :class:`kdlib.sources.Source`: SV training crops, KWS items, whole utterances,
+frame-aligned SSL crops, fixed crop banks; and kdlib's one loop over clips (:func:`map_clips`).
 
 Audio goes through :func:`kdlib.audio.read_audio` (validation, resampling) and is cached in memory.
 Random crops draw from torch's global generator, so ``torch.manual_seed`` (which ``kdlib.train.fit``
@@ -6,6 +7,8 @@ sets each epoch) makes them repeat.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
@@ -143,3 +146,59 @@ class BucketBatches:
             key, i = self._batches[j]
             idx = perms[key][i * self.batch_size:(i + 1) * self.batch_size]
             yield {field: t[idx] for field, t in self.buckets[key].items()}
+
+
+def _to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, (list, tuple)):
+        return [_to_cpu(v) for v in value]
+    return value
+
+
+@torch.inference_mode()
+def map_clips(fn: Callable, source: Source, paths: list[str], device: str = "cpu", desc: str = "clips",
+              progress: bool = True) -> list:
+    """kdlib's one loop over clips: ``fn`` applied to each whole clip as a ``(1, samples)`` tensor on
+    ``device``, outputs moved to the CPU, in the order of ``paths``."""
+    from tqdm.auto import tqdm
+
+    audio = AudioCache(source)
+    return [_to_cpu(fn(torch.from_numpy(audio(p)).unsqueeze(0).to(device)))
+            for p in tqdm(paths, desc=desc, disable=not progress, leave=False)]
+
+
+def centred_crops(source: Source, paths: list[str], seconds: float) -> torch.Tensor:
+    """Centred ``seconds``-long crops of the clips (wrap-padded when shorter), stacked: ``(n, samples)``."""
+    audio, n = AudioCache(source), int(seconds * SAMPLE_RATE)
+    return torch.stack([torch.from_numpy(crop(audio(p), n).copy()) for p in paths])
+
+
+HOP, WINDOW = 320, 400
+"""The SSL models' CNN stride and receptive field in samples (50 frames per second)."""
+
+
+class FrameCrops(Dataset):
+    """Frame-aligned random crops of clips for SSL pretraining and, when ``targets`` are given, their frame
+    labels (``{path: (frames,) ints}``; frames past the clip are labelled −100)."""
+
+    def __init__(self, source: Source, rows: list[dict], seconds: float, targets: dict | None = None):
+        self.rows, self.audio, self.targets = rows, AudioCache(source), targets
+        self.frames = (int(seconds * SAMPLE_RATE) - WINDOW) // HOP + 1
+        self.samples = (self.frames - 1) * HOP + WINDOW
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        path = self.rows[i]["path"]
+        wave = self.audio(path)
+        total = (len(wave) - WINDOW) // HOP + 1
+        start = int(torch.randint(0, max(1, total - self.frames + 1), ()).item())
+        chunk = wave[start * HOP: start * HOP + self.samples]
+        chunk = np.pad(chunk, (0, self.samples - len(chunk)))
+        item = {"wave": torch.from_numpy(np.ascontiguousarray(chunk))}
+        if self.targets is not None:
+            labels = self.targets[path][start: start + self.frames]
+            item["labels"] = torch.from_numpy(np.pad(labels, (0, self.frames - len(labels)), constant_values=-100))
+        return item

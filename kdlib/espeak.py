@@ -23,13 +23,6 @@ ESPEAK_RATE, ESPEAK_VOLUME, ESPEAK_PITCH, ESPEAK_RANGE = 1, 2, 3, 4
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
-def voice_variants() -> list[str]:
-    """Names of the voice variants shipped with the library (``m1``, ``f3``, ``Annie``, ...)."""
-    import espeakng_loader
-
-    return sorted(p.name for p in (Path(espeakng_loader.get_data_path()) / "voices" / "!v").iterdir())
-
-
 class Espeak:
     """One eSpeak NG engine in this process. ``synth(text, voice, ...)`` returns int16 samples."""
 

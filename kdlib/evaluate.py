@@ -1,4 +1,12 @@
-"""Evaluation: speaker embeddings of whole utterances, SV trials scored by cosine, KWS accuracy."""
+"""Speaker-verification evaluation, one path for every notebook and the zoo: embeddings in batches, a trial
+list or all pairs of a fixed set scored by cosine similarity, EER and minDCF.
+
+- whole utterances (``seconds=None``): a :class:`kdlib.models.SpeakerModel` runs its front end clip by
+  clip, then its encoder on batches of clips with the same number of frames. Nothing is padded or cut, so
+  the embeddings are those of one clip at a time; other models (any callable) run clip by clip.
+- fixed crops (``seconds=2.0``): centred crops, wrap-padded when shorter, in batches; much faster on a CPU
+  where many variants are compared.
+"""
 
 from __future__ import annotations
 
@@ -6,66 +14,54 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from kdlib import metrics
-from kdlib.datasets import Utterances
+from kdlib.config import resolve_device
+from kdlib.datasets import centred_crops, map_clips
 from kdlib.sources import Source
 
 
 @torch.inference_mode()
-def embed_utterances(embed: Callable[[torch.Tensor], torch.Tensor], source: Source, paths: list[str],
-                     device: str = "cpu", progress: bool = True) -> dict[str, torch.Tensor]:
-    """``{path: embedding}`` for whole utterances, one at a time (lengths differ)."""
-    from tqdm.auto import tqdm
-
-    out = {}
-    for wave, path in tqdm(Utterances(source, sorted(set(paths))), desc="embedding", disable=not progress,
-                           leave=False):
-        out[path] = embed(wave.unsqueeze(0).to(device)).squeeze(0).float().cpu()
-    return out
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 64,
+            device: str | None = None) -> torch.Tensor:
+    """``fn`` over ``x`` in batches on ``device`` (by kdlib's device rule), outputs concatenated on the CPU."""
+    device = resolve_device(fn, device)
+    return torch.cat([fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
 
 
-def evaluate_sv(embed: Callable[[torch.Tensor], torch.Tensor], source: Source, which: str = "trials",
-                device: str = "cpu", progress: bool = True) -> dict:
-    """Score trial list ``which`` by cosine similarity of ``embed`` outputs: ``eer``, ``min_dcf`` (fractions),
-    plus ``scores`` and ``labels`` for plots."""
-    trials = source.trials(which)
-    emb = embed_utterances(embed, source, [p for _, a, b in trials for p in (a, b)], device, progress)
-    a = torch.stack([emb[t[1]] for t in trials])
-    b = torch.stack([emb[t[2]] for t in trials])
-    scores = metrics.cosine_scores(a, b).numpy()
-    labels = np.array([t[0] for t in trials])
-    return {"eer": metrics.eer(scores, labels), "min_dcf": metrics.min_dcf(scores, labels), "scores": scores,
-            "labels": labels}
+def _prepare(model, device: str | None) -> str:
+    device = resolve_device(model, device)
+    if isinstance(model, torch.nn.Module):
+        model.to(device).eval()
+    return device
 
 
 @torch.inference_mode()
-def evaluate_classifier(logits_fn: Callable[[torch.Tensor], torch.Tensor], dataset, device: str = "cpu",
-                        batch_size: int = 64) -> dict:
-    """Top-1 accuracy of ``logits_fn`` over a dataset of ``(wave, label)`` items, plus the predictions."""
-    preds, labels = [], []
-    for wave, label in DataLoader(dataset, batch_size=batch_size):
-        preds.append(logits_fn(wave.to(device)).argmax(-1).cpu())
-        labels.append(label)
-    preds, labels = torch.cat(preds), torch.cat(labels)
-    return {"accuracy": float((preds == labels).float().mean()), "predictions": preds.numpy(),
-            "labels": labels.numpy()}
+def embed(model: Callable[[torch.Tensor], torch.Tensor], source: Source, paths: list[str],
+          seconds: float | None = None, batch_size: int = 32, device: str | None = None,
+          progress: bool = True) -> torch.Tensor:
+    """Embeddings ``(len(paths), dim)`` of whole clips (``seconds=None``) or of centred ``seconds``-long crops,
+    in the order of ``paths``. A model that is an ``nn.Module`` is put in eval mode on the device."""
+    from kdlib.models.speaker import SpeakerModel
 
-
-@torch.inference_mode()
-def embed_fixed(embed: Callable[[torch.Tensor], torch.Tensor], source: Source, paths: list[str], seconds: float,
-                device: str = "cpu", batch_size: int = 32) -> torch.Tensor:
-    """Embeddings of centred ``seconds``-long crops (wrap-padded when shorter), in batches: ``(n, dim)``.
-
-    Much faster than whole utterances on a CPU; used where many model variants are compared."""
-    from kdlib.audio import SAMPLE_RATE, crop
-    from kdlib.datasets import AudioCache
-
-    audio, n = AudioCache(source), int(seconds * SAMPLE_RATE)
-    waves = torch.stack([torch.from_numpy(crop(audio(p), n).copy()) for p in paths])
-    return torch.cat([embed(waves[i:i + batch_size].to(device)).float().cpu()
-                      for i in range(0, len(waves), batch_size)])
+    device = _prepare(model, device)
+    if seconds is not None:
+        return batched(model, centred_crops(source, paths, seconds), batch_size, device)
+    unique = sorted(set(paths))
+    if isinstance(model, SpeakerModel):
+        feats = map_clips(model.frontend, source, unique, device, "features", progress)
+        by_frames: dict[int, list[int]] = {}
+        for i, f in enumerate(feats):
+            by_frames.setdefault(f.shape[-1], []).append(i)
+        out: list[torch.Tensor | None] = [None] * len(unique)
+        for group in by_frames.values():
+            stacked = torch.cat([feats[i] for i in group])
+            for i, e in zip(group, batched(model.encoder, stacked, batch_size, device)):
+                out[i] = e
+    else:
+        out = [e[0].float() for e in map_clips(model, source, unique, device, "embedding", progress)]
+    index = {p: i for i, p in enumerate(unique)}
+    return torch.stack([out[index[p]] for p in paths])
 
 
 def all_pairs_scores(emb: torch.Tensor, speakers: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -75,3 +71,31 @@ def all_pairs_scores(emb: torch.Tensor, speakers: list[str]) -> tuple[np.ndarray
     i, j = np.triu_indices(len(speakers), k=1)
     spk = np.asarray(speakers)
     return sim[i, j], (spk[i] == spk[j]).astype(int)
+
+
+def sv(model: Callable[[torch.Tensor], torch.Tensor], source: Source, *, trials: str | None = None,
+       rows: list[dict] | None = None, seconds: float | None = None, batch_size: int = 32,
+       device: str | None = None, progress: bool = True) -> dict:
+    """Speaker verification of ``model`` on ``source``: either the trial list named ``trials`` (e.g.
+    ``"trials"``, ``"trials_other"``) or every pair of ``rows`` (a fixed set, speakers from the rows).
+
+    Returns ``eer`` and ``min_dcf`` (fractions), ``scores`` and ``labels`` (for plots), ``n_trials``, and
+    ``embeddings`` (in the order of ``rows``, or of the trial list's sorted paths) with their ``paths``."""
+    if (trials is None) == (rows is None):
+        raise ValueError("evaluate.sv needs either trials (a trial list's name) or rows (scored as all pairs)")
+    if trials is not None:
+        trial_list = source.trials(trials)
+        paths = sorted({p for _, a, b in trial_list for p in (a, b)})
+        emb = embed(model, source, paths, seconds, batch_size, device, progress)
+        index = {p: i for i, p in enumerate(paths)}
+        scores = metrics.cosine_scores(emb[[index[a] for _, a, _ in trial_list]],
+                                       emb[[index[b] for _, _, b in trial_list]]).numpy()
+        labels = np.array([t[0] for t in trial_list])
+    else:
+        if not rows:
+            raise ValueError(f"{source.name}: no rows to score")
+        paths = [r["path"] for r in rows]
+        emb = embed(model, source, paths, seconds, batch_size, device, progress)
+        scores, labels = all_pairs_scores(emb, [r["speaker"] for r in rows])
+    return {"eer": metrics.eer(scores, labels), "min_dcf": metrics.min_dcf(scores, labels), "scores": scores,
+            "labels": labels, "n_trials": len(labels), "embeddings": emb, "paths": paths}

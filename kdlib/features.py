@@ -29,14 +29,35 @@ class Fbank(nn.Module):
         return feats - feats.mean(dim=-1, keepdim=True) if self.cmn else feats
 
 
+def _mfcc(n_mfcc: int, hop: int, n_mels: int, center: bool = True, sample_rate: int = 16_000):
+    """The MFCC transform behind both MFCC features: 25 ms windows (400 samples) every ``hop`` samples."""
+    return torchaudio.transforms.MFCC(sample_rate=sample_rate, n_mfcc=n_mfcc, melkwargs={
+        "n_fft": 512 if center else 400, "win_length": 400, "hop_length": hop, "n_mels": n_mels, "center": center})
+
+
 def mfcc_stats(wave: torch.Tensor, n_mfcc: int = 30, sample_rate: int = 16_000) -> torch.Tensor:
-    """Mean and standard deviation over time of ``n_mfcc`` MFCCs: ``(batch, 2*n_mfcc)``, an utterance vector."""
+    """Mean and (unbiased) standard deviation over time of ``n_mfcc`` MFCCs every 10 ms: ``(batch, 2*n_mfcc)``,
+    an utterance vector."""
+    from kdlib.models.heads import stats_pool
+
     if wave.dim() == 1:
         wave = wave.unsqueeze(0)
-    mfcc = torchaudio.transforms.MFCC(sample_rate=sample_rate, n_mfcc=n_mfcc,
-                                      melkwargs={"n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 40})
-    feats = mfcc.to(wave.device)(wave.float())
-    return torch.cat([feats.mean(-1), feats.std(-1)], dim=-1)
+    feats = _mfcc(n_mfcc, 160, 40, sample_rate=sample_rate).to(wave.device)(wave.float())
+    return stats_pool(feats, unbiased=True, floor=0.0)
+
+
+def mfcc_frames(wave: torch.Tensor, sample_rate: int = 16_000, cmvn: bool = True) -> torch.Tensor:
+    """13 MFCCs with deltas and delta-deltas at the SSL frame rate (25 ms windows every 20 ms):
+    ``(batch, frames, 39)``. Frame i covers samples [320·i, 320·i + 400), the same as a wav2vec 2.0 / HuBERT
+    CNN output frame (HuBERT's first-iteration k-means targets, and the probes' MFCC reference). ``cmvn``
+    normalises each utterance's mean and variance (for k-means targets); leave it off for probes, whose
+    mean+std pooling would otherwise see only zeros and ones."""
+    m = _mfcc(13, 320, 40, center=False, sample_rate=sample_rate).to(wave.device)(wave.float())
+    deltas = torchaudio.functional.compute_deltas(m)
+    feats = torch.cat([m, deltas, torchaudio.functional.compute_deltas(deltas)], dim=1)
+    if cmvn:
+        feats = (feats - feats.mean(-1, keepdim=True)) / (feats.std(-1, keepdim=True) + 1e-5)
+    return feats.transpose(1, 2)
 
 
 class MFCCStats(nn.Module):
@@ -59,3 +80,15 @@ class MFCCStats(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return (mfcc_stats(wave, self.n_mfcc) - self.mean) / self.std
+
+
+def mfcc_baseline(source, max_utterances: int = 400) -> MFCCStats:
+    """The MFCC-statistics baseline of a source: :class:`MFCCStats` z-scored on about ``max_utterances``
+    training sentences, evenly spread over the split."""
+    from kdlib.datasets import AudioCache
+
+    rows = source.select("train", "sentence")
+    if not rows:
+        raise ValueError(f"{source.name}: no training sentences to fit the MFCC baseline on")
+    audio = AudioCache(source)
+    return MFCCStats().fit(audio(r["path"]) for r in rows[:: max(1, len(rows) // max_utterances)])

@@ -66,3 +66,22 @@ def spectrogram(feats, ax=None, title: str = ""):
     ax.imshow(np.asarray(feats), origin="lower", aspect="auto", cmap="magma")
     ax.set(xlabel="frame (10 ms)", ylabel="mel bin", title=title)
     return ax
+
+
+def probe_curves(reports: dict, axes=None):
+    """Layer-wise probe accuracies of SSL teachers (``{name: zoo probe report}``, as the zoo manifest records
+    them): one panel per task, each teacher solid, its random twin dotted, MFCC statistics as a grey line."""
+    import matplotlib.pyplot as plt
+
+    axes = axes if axes is not None else plt.subplots(1, 2, figsize=(12, 3.2))[1]
+    for ax, task in zip(axes, ("speaker", "keyword")):
+        for i, (name, m) in enumerate(reports.items()):
+            ax.plot(m["teacher"][task], "o-", color=f"C{i}", label=name)
+            ax.plot(m["random_twin"][task], ":", color=f"C{i}")
+        first = next(iter(reports.values()))
+        ax.axhline(first["mfcc"][task][0], color="grey", lw=1.5, ls="--", label="MFCC statistics")
+        ax.set_xticks(range(len(first["teacher"][task])))
+        ax.set(xlabel="layer (0 = CNN output)", ylabel="probe accuracy", ylim=(0, 1.05),
+               title=f"{task} probe (dotted: random twin)")
+    axes[0].legend(fontsize=8, loc="lower right")
+    return axes

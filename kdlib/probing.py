@@ -16,51 +16,53 @@ from typing import Callable
 import numpy as np
 import torch
 
-from kdlib.datasets import AudioCache
+from kdlib.config import resolve_device
+from kdlib.datasets import map_clips
+from kdlib.models.heads import stats_pool
 from kdlib.sources import KWS_LABELS, Source
 
 
+def probe_split(rows: list[dict], key: str, fit_by: str = "row", classes=None) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and the fit/score partition of a probe over ``rows``: the label of a row is the index of its
+    ``key`` value in ``classes`` (default: the sorted values). ``fit_by="row"``: within each speaker, the
+    even-numbered rows fit and the odd ones are scored (a property known from other clips of the same
+    speakers); ``fit_by="speaker"``: every other speaker (sorted) fits and the rest are scored (it must
+    generalise to new speakers)."""
+    classes = list(classes) if classes is not None else sorted({r[key] for r in rows})
+    labels = np.array([classes.index(r[key]) for r in rows])
+    if fit_by == "row":
+        seen: dict[str, int] = {}
+        fit = []
+        for r in rows:
+            fit.append(seen.get(r["speaker"], 0) % 2 == 0)
+            seen[r["speaker"]] = seen.get(r["speaker"], 0) + 1
+    elif fit_by == "speaker":
+        fit_speakers = set(sorted({r["speaker"] for r in rows})[::2])
+        fit = [r["speaker"] in fit_speakers for r in rows]
+    else:
+        raise ValueError(f"fit_by must be 'row' or 'speaker', got {fit_by!r}")
+    return labels, np.array(fit)
+
+
 def probe_tasks(source: Source, split: str = "test") -> dict[str, dict]:
-    """Rows and labels of the ``speaker`` and ``keyword`` probes, with their fit/score partition."""
-    by_speaker = source.by_speaker(split, "sentence")
-    sid_rows, sid_fit = [], []
-    for rows in by_speaker.values():
-        for i, row in enumerate(rows):
-            sid_rows.append(row)
-            sid_fit.append(i % 2 == 0)
-    speakers = sorted(by_speaker)
+    """Rows, labels and fit/score partition of the ``speaker`` probe (test speakers' sentences, alternate
+    utterances of each speaker) and the ``keyword`` probe (the 12 KWS classes, half of the speakers)."""
+    sid_rows = [r for rows in source.by_speaker(split, "sentence").values() for r in rows]
     kws_rows = [r for r in source.select(split, ("keyword", "unknown", "silence")) if r["label"] in KWS_LABELS]
-    fit_speakers = set(speakers[::2])
-    return {
-        "speaker": {"rows": sid_rows, "labels": np.array([speakers.index(r["speaker"]) for r in sid_rows]),
-                    "fit": np.array(sid_fit)},
-        "keyword": {"rows": kws_rows, "labels": np.array([KWS_LABELS.index(r["label"]) for r in kws_rows]),
-                    "fit": np.array([r["speaker"] in fit_speakers for r in kws_rows])},
-    }
-
-
-def mean_std(frames: torch.Tensor) -> np.ndarray:
-    """Mean and standard deviation over time of ``(frames, dim)`` features."""
-    return torch.cat([frames.mean(0), frames.std(0, unbiased=False)]).float().numpy()
+    tasks = {"speaker": (sid_rows, probe_split(sid_rows, "speaker", "row")),
+             "keyword": (kws_rows, probe_split(kws_rows, "label", "speaker", classes=KWS_LABELS))}
+    return {task: {"rows": rows, "labels": labels, "fit": fit} for task, (rows, (labels, fit)) in tasks.items()}
 
 
 @torch.inference_mode()
 def pooled_features(layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], source: Source, rows: list[dict],
-                    device: str = "cpu", progress: bool = True) -> list[np.ndarray]:
+                    device: str | None = None, progress: bool = True) -> list[np.ndarray]:
     """For each layer returned by ``layers_fn(wave)`` (a list of ``(1, frames, dim)``), an
-    ``(n_rows, 2·dim)`` matrix of mean+std pooled features."""
-    from tqdm.auto import tqdm
-
-    audio = AudioCache(source)
-    per_layer: list[list[np.ndarray]] | None = None
-    for row in tqdm(rows, desc="features", disable=not progress, leave=False):
-        wave = torch.from_numpy(audio(row["path"])).unsqueeze(0).to(device)
-        layers = layers_fn(wave)
-        if per_layer is None:
-            per_layer = [[] for _ in layers]
-        for store, hidden in zip(per_layer, layers):
-            store.append(mean_std(hidden[0].cpu()))
-    return [np.stack(store) for store in per_layer or []]
+    ``(n_rows, 2·dim)`` matrix of mean+std pooled features (:func:`kdlib.models.stats_pool`, exact std)."""
+    device = resolve_device(layers_fn, device)
+    pooled = map_clips(lambda w: [stats_pool(h[0], dim=0, floor=0.0) for h in layers_fn(w)], source,
+                       [r["path"] for r in rows], device, "features", progress)
+    return [np.stack([clip[layer].float().numpy() for clip in pooled]) for layer in range(len(pooled[0]))]
 
 
 def linear_probe(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, seed: int = 0) -> float:
@@ -76,7 +78,7 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, seed
     return float((clf.predict(features[~fit]) == labels[~fit]).mean())
 
 
-def layerwise_probes(layers_fn, source: Source, split: str = "test", device: str = "cpu",
+def layerwise_probes(layers_fn, source: Source, split: str = "test", device: str | None = None,
                      progress: bool = True) -> dict[str, list[float]]:
     """``{task: [accuracy of layer 0, layer 1, ...]}`` for the speaker and keyword probes."""
     out = {}
@@ -86,18 +88,32 @@ def layerwise_probes(layers_fn, source: Source, split: str = "test", device: str
     return out
 
 
-def mfcc_frames(wave: torch.Tensor, sample_rate: int = 16_000, cmvn: bool = True) -> torch.Tensor:
-    """13 MFCCs with deltas and delta-deltas at the SSL frame rate (25 ms windows every 20 ms):
-    ``(batch, frames, 39)``. Frame i covers samples [320·i, 320·i + 400), the same as a wav2vec 2.0 / HuBERT
-    CNN output frame. ``cmvn`` normalises each utterance's mean and variance (for k-means targets); leave it
-    off for probes, whose mean+std pooling would otherwise see only zeros and ones."""
-    import torchaudio
+def random_twin(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """A transformers SSL model's architecture with fresh random weights: the floor a probe must beat."""
+    import copy
 
-    mfcc = torchaudio.transforms.MFCC(sample_rate, n_mfcc=13, melkwargs={
-        "n_fft": 400, "win_length": 400, "hop_length": 320, "n_mels": 40, "center": False}).to(wave.device)
-    m = mfcc(wave.float())
-    feats = torch.cat([m, torchaudio.functional.compute_deltas(m),
-                       torchaudio.functional.compute_deltas(torchaudio.functional.compute_deltas(m))], dim=1)
-    if cmvn:
-        feats = (feats - feats.mean(-1, keepdim=True)) / (feats.std(-1, keepdim=True) + 1e-5)
-    return feats.transpose(1, 2)
+    torch.manual_seed(seed)
+    return type(model)(copy.deepcopy(model.config)).eval()
+
+
+def probe_report(model, source: Source, device: str | None = None) -> dict:
+    """Layer-wise probe accuracies of an SSL model, its random twin and MFCC frames, and the verdict the
+    teacher zoo requires: at its best layer the model beats its twin on both probes and matches or beats
+    MFCCs on at least one."""
+    from kdlib.features import mfcc_frames
+
+    device = resolve_device(model, device)
+
+    def layers(m):
+        m = m.float().to(device).eval()
+        return lambda w: m(w, output_hidden_states=True).hidden_states
+
+    report = {"teacher": layerwise_probes(layers(model), source, device=device, progress=False),
+              "random_twin": layerwise_probes(layers(random_twin(model)), source, device=device, progress=False),
+              "mfcc": layerwise_probes(lambda w: [mfcc_frames(w, cmvn=False)], source, device=device,
+                                       progress=False)}
+    best = {k: {task: max(v) for task, v in accs.items()} for k, accs in report.items()}
+    report["best"] = best
+    report["beats_random_twin"] = all(best["teacher"][t] > best["random_twin"][t] for t in ("speaker", "keyword"))
+    report["matches_mfcc"] = any(best["teacher"][t] >= best["mfcc"][t] for t in ("speaker", "keyword"))
+    return report

@@ -88,7 +88,7 @@ def quantize(w: torch.Tensor, bits: int, scheme: str = "uniform", per_channel: b
 def quantizable(model: nn.Module) -> dict[str, nn.Module]:
     """The conv and linear layers whose weights are quantized, by name."""
     return {name: m for name, m in model.named_modules()
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and not name.startswith("fbank")}
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and not name.startswith("frontend")}
 
 
 def post_training_quantize(model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True,
@@ -178,13 +178,15 @@ def prepare_qat(model: nn.Module, bits: int, scheme: str = "uniform", per_channe
 
 
 def qat_finetune(model: nn.Module, loader, bits: int, scheme: str = "uniform", per_channel: bool = True,
-                 clip: str = "mse", steps: int = 40, lr: float = 1e-4, device: str = "cpu", seed: int = 0,
+                 clip: str = "mse", steps: int = 40, lr: float = 1e-4, device: str | None = None, seed: int = 0,
                  progress: bool = True):
     """Short QAT by self-distillation from the full-precision model (kdlib's choice; the paper's QAT
     recipe is not public): ``L = 1 − cos(f_q(x), f(x))`` on training crops, batch-norm statistics frozen.
     Returns the quantized model (weights baked) and the loss history."""
+    from kdlib.config import resolve_device
     from kdlib.train import fit
 
+    device = resolve_device(model, device)
     reference = copy.deepcopy(model).to(device).eval()
     for p in reference.parameters():
         p.requires_grad_(False)
@@ -236,8 +238,8 @@ def excess_kurtosis(w: torch.Tensor) -> float:
 
 def int8_static(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
     """A real int8 model for the CPU (x86 / fbgemm kernels): PyTorch's FX graph-mode static quantization,
-    int8 weights and activations, observers calibrated on ``calibration`` batches. The filterbank front end
-    stays float. (torchao's ``quantize_`` configs target linear layers; these models are convolutional.)"""
+    int8 weights and activations, observers calibrated on ``calibration`` batches. The front end of a
+    :class:`kdlib.models.SpeakerModel` stays float. (torchao's ``quantize_`` configs target linear layers; these models are convolutional.)"""
     import warnings
 
     from torch.ao.quantization import get_default_qconfig_mapping
@@ -245,8 +247,8 @@ def int8_static(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     torch.backends.quantized.engine = "x86"
-    qconfig = get_default_qconfig_mapping("x86").set_module_name("fbank", None)
-    custom = PrepareCustomConfig().set_non_traceable_module_names(["fbank"])
+    qconfig = get_default_qconfig_mapping("x86").set_module_name("frontend", None)
+    custom = PrepareCustomConfig().set_non_traceable_module_names(["frontend"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), qconfig, (calibration[0],),
@@ -255,12 +257,3 @@ def int8_static(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
             for batch in calibration:
                 prepared(batch)
         return convert_fx(prepared)
-
-
-def serialized_bytes(model: nn.Module) -> int:
-    """Bytes of ``torch.save(model.state_dict())`` (quantized int8 modules cannot go through safetensors)."""
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.tell()

@@ -1,8 +1,10 @@
 """The results contract: ``results/<notebook>.json`` per notebook and ``results/SUMMARY.md`` over all.
 
-A results file holds ``notebook``, ``mode``, ``seed``, ``wall_time_s``, ``device``, ``versions``,
+A results file holds ``notebook``, ``mode``, ``seed``, ``wall_time_s``, ``device`` (the devices the run
+actually used), ``provenance`` (versions, hardware, numerics, git commit: :func:`kdlib.config.provenance`),
 ``models`` (name -> ``params``, ``bytes``, ``latency_ms`` and task metrics: ``eer``/``min_dcf`` as
 fractions, ``accuracy``) and ``claims`` (``{claim, paper, ours, holds}``: a paper's finding beside ours).
+A notebook states a model with :func:`entry` and a claim with :func:`claim`, one line each.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from kdlib.config import SMOKE, device, hardware, results_dir, versions
+from kdlib.config import SMOKE, device, devices_used, provenance, results_dir
 
 _FRACTIONS = ("eer", "min_dcf", "accuracy")
 
@@ -31,6 +33,25 @@ def _check(models: dict, claims: list) -> None:
             raise ValueError(f"claim {claim.get('claim')!r}: missing {sorted(missing)}")
 
 
+def entry(model=None, example=None, *, test: dict | None = None, other: dict | None = None, **fields) -> dict:
+    """One model's results entry: ``params``, ``bytes`` and ``latency_ms`` measured on ``model`` with
+    ``example`` (:func:`kdlib.bench.measure`), ``eer``/``min_dcf`` from the ``test`` SV result and
+    ``eer_other_language``/``min_dcf_other_language`` from ``other`` (:func:`kdlib.evaluate.sv` results),
+    then ``fields`` as given (they win, e.g. the packed ``bytes`` of a quantized model)."""
+    from kdlib.bench import measure
+
+    out = measure(model, example) if model is not None else {}
+    for prefix, res in (("", test), ("_other_language", other)):
+        if res is not None:
+            out.update({f"eer{prefix}": float(res["eer"]), f"min_dcf{prefix}": float(res["min_dcf"])})
+    return {**out, **fields}
+
+
+def claim(claim: str, paper: str, ours: str, holds) -> dict:
+    """A paper's finding beside ours: ``{claim, paper, ours, holds}`` (``holds`` as a plain bool)."""
+    return {"claim": claim, "paper": paper, "ours": ours, "holds": bool(holds)}
+
+
 def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list | None = None,
          extra: dict | None = None, out_dir: str | Path | None = None) -> Path:
     """Write ``<results>/<notebook>.json`` and refresh ``SUMMARY.md``; return the JSON's path."""
@@ -38,10 +59,10 @@ def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list 
     _check(models, claims)
     out = Path(out_dir) if out_dir else results_dir()
     out.mkdir(parents=True, exist_ok=True)
+    used = devices_used()
     record = {"notebook": notebook, "mode": "smoke" if SMOKE else "full", "seed": seed,
-              "wall_time_s": round(float(wall_time_s), 1), "device": device(), "hardware": hardware(),
-              "versions": versions(),
-              "models": models, "claims": claims, **({"extra": extra} if extra else {})}
+              "wall_time_s": round(float(wall_time_s), 1), "device": ", ".join(used) if used else device(),
+              "provenance": provenance(), "models": models, "claims": claims, **({"extra": extra} if extra else {})}
     path = out / f"{notebook}.json"
     path.write_text(json.dumps(record, indent=1, default=float))
     write_summary(out)

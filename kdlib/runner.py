@@ -1,20 +1,54 @@
-"""``python -m kdlib.runner``: execute every notebook headlessly, keep executed copies, summarise results.
+"""``python -m kdlib.runner run``: execute notebooks headlessly, keep executed copies, summarise results.
 
 Executed notebooks go to ``results/executed/`` (the committed notebooks stay clean); each notebook writes
-its own ``results/<notebook>.json``; ``results/SUMMARY.md`` aggregates them.
+its own ``results/<notebook>.json``; ``results/SUMMARY.md`` aggregates them. A full run never fails for being
+slow: there is no per-cell time limit unless ``--cell-timeout`` asks for one (CI). By default the kernels
+run with kdlib's reference numerics (:data:`kdlib.config.REFERENCE_NUMERICS` and 2 threads), so that a run
+on another x86 machine reproduces the reference results bit for bit; ``--numerics native`` uses every core
+and the processor's own kernels instead (faster on a big machine; results then differ within seed noise).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from kdlib.config import REPO_ROOT, SMOKE, results_dir
+from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT, SMOKE, results_dir
+
+REFERENCE_THREADS = 2
 
 
-def run(notebooks: list[Path], timeout: int = 3600) -> list[tuple[str, float, str]]:
+def set_numerics(numerics: str = "reference") -> dict:
+    """Put kdlib's reference numerics in this process's environment (inherited by the kernels it starts),
+    unless the user already set a variable; return what is in force."""
+    if numerics not in ("reference", "native"):
+        raise ValueError(f"numerics must be 'reference' or 'native', got {numerics!r}")
+    wanted = {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": str(REFERENCE_THREADS)} if numerics == "reference" else {}
+    for key, value in wanted.items():
+        os.environ.setdefault(key, value)
+    return {key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS")}
+
+
+def _failure(path: Path, nb, cell_index: int | None, err: Exception, executed: Path) -> str:
+    """What failed, where, and what to do: the notebook, the cell (its number and first line), the error."""
+    lines = str(err).strip().splitlines()
+    where = "before the first cell"
+    if cell_index is not None:
+        code_number = sum(c.cell_type == "code" for c in nb.cells[:cell_index + 1])
+        first = (nb.cells[cell_index].source.strip().splitlines() or [""])[0][:80]
+        where = f"cell {cell_index} (code cell {code_number}: {first!r})"
+    hint = ("raise or drop --cell-timeout" if type(err).__name__ == "CellTimeoutError" else
+            f"open {path.name} in JupyterLab and run it from the top to see the error in place")
+    return (f"FAILED: {path} at {where}: {type(err).__name__}: {lines[-1] if lines else ''}\n"
+            f"    executed copy up to the failure: {executed}\n    what to do: {hint}; rerun it alone with\n"
+            f"    python -m kdlib.runner run --notebooks {path}")
+
+
+def run(notebooks: list[Path], cell_timeout: int | None = None) -> list[tuple[str, float, str]]:
+    """Execute each notebook in a fresh kernel; return ``(name, seconds, "ok" or the failure)`` per notebook."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -25,12 +59,15 @@ def run(notebooks: list[Path], timeout: int = 3600) -> list[tuple[str, float, st
         start = time.time()
         print(f"running {path.name} ({'smoke' if SMOKE else 'full'} mode) ...", flush=True)
         nb = nbformat.read(path, as_version=4)
+        current: dict = {"index": None}
+        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}},
+                                on_cell_start=lambda cell, cell_index: current.update(index=cell_index))
         status = "ok"
         try:
-            NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            client.execute()
         except Exception as err:  # keep going: report every notebook, fail at the end
-            status = f"FAILED: {type(err).__name__}: {str(err).splitlines()[-1] if str(err) else ''}"
+            status = _failure(path, nb, current["index"], err, out_dir / path.name)
         nbformat.write(nb, out_dir / path.name)
         report.append((path.name, time.time() - start, status))
         print(f"  {status} in {time.time() - start:.0f} s -> {out_dir / path.name}", flush=True)
@@ -39,13 +76,25 @@ def run(notebooks: list[Path], timeout: int = 3600) -> list[tuple[str, float, st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdlib.runner", description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: all in notebooks/)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="execute notebooks headlessly (default: every notebook in notebooks/)")
+    r.add_argument("--notebooks", nargs="+", default=None, metavar="NOTEBOOK", help="notebooks to run")
+    r.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
+                   help="fail a cell that runs longer than this (default: no limit)")
+    r.add_argument("--numerics", choices=("reference", "native"), default="reference",
+                   help="reference: AVX2 kernels and 2 threads, bit-reproducible across x86 machines (default); "
+                        "native: every core and the processor's own kernels")
     args = parser.parse_args(argv)
-    paths = [Path(p) for p in args.notebooks] or sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb"))
-    report = run(paths)
+    in_force = set_numerics(args.numerics)
+    print("numerics: " + ", ".join(f"{k}={v}" for k, v in in_force.items()), flush=True)
+    paths = [Path(p) for p in args.notebooks or []] or sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        parser.error(f"no such notebook: {', '.join(missing)}")
+    report = run(paths, args.cell_timeout)
     print("\nwall time per notebook:")
     for name, seconds, status in report:
-        print(f"  {name:40s} {seconds:7.0f} s  {status}")
+        print(f"  {name:40s} {seconds:7.0f} s  {status.splitlines()[0]}")
     print(f"\nresults: {results_dir()}  (SUMMARY.md, <notebook>.json, executed/)")
     return 0 if all(status == "ok" for _, _, status in report) else 1
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import random
 
-KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-"""The ten command words of Google Speech Commands' 12-class task (plus _unknown_ and _silence_)."""
+from kdlib.sources import KEYWORDS  # the corpus speaks the keywords of the Speech Commands task
 
 UNKNOWN_WORDS = (
     "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdlib.sentences import KEYWORDS
+KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+"""The ten command words of Google Speech Commands' 12-class task (Warden, arXiv 1804.03209)."""
 
 KWS_LABELS = (*KEYWORDS, "_unknown_", "_silence_")
 """The 12 classes of the Speech Commands v1 task: 10 keywords, ``_unknown_`` and ``_silence_``."""

@@ -48,16 +48,17 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
         max_steps_per_epoch: int | None = None) -> History:
     """Train ``model`` with ``loss_fn`` over ``loader`` for ``epochs``; return the loss history.
 
-    ``loss_fn`` receives each batch already moved to ``device``. ``optimizer`` defaults to AdamW over the
+    ``loss_fn`` receives each batch already moved to ``device`` (kdlib's rule: the accelerator the model sits
+    on, else :func:`kdlib.config.device`). ``optimizer`` defaults to AdamW over the
     trainable parameters of ``model`` (include a loss head's parameters by making it a submodule, or pass
     your own optimizer). ``schedule``: "cosine" (with linear warm-up) or "constant". With ``checkpoint``,
     the state is saved after every epoch and, if ``resume``, a run picks up where a previous one stopped.
     """
     from tqdm.auto import tqdm
 
-    from kdlib.config import device as default_device
+    from kdlib.config import resolve_device
 
-    device = device or default_device()
+    device = resolve_device(model, device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)

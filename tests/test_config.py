@@ -34,3 +34,25 @@ def test_seeding_repeats():
     a = torch.rand(3)
     config.seed_everything(3)
     assert torch.equal(a, torch.rand(3))
+
+
+def test_one_device_rule(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(config, "_DEVICE", None)
+    monkeypatch.setenv("KDLIB_DEVICE", "cpu")
+    model = torch.nn.Linear(2, 2)
+    assert config.resolve_device(model) == "cpu"                 # a CPU model: the configured device
+    assert config.resolve_device(model, "meta") == "meta"         # an explicit device wins
+    meta = torch.nn.Linear(2, 2, device="meta")
+    assert config.resolve_device(meta) == "meta"                  # a model on an accelerator stays there
+    assert config.use_device("meta") == "meta" and config.resolve_device(model) == "meta"
+    assert config.use_device("auto") == "cpu"                     # back to $KDLIB_DEVICE
+    assert "meta" in config.devices_used()
+
+
+def test_provenance_names_versions_hardware_numerics_and_commit():
+    record = config.provenance()
+    assert {"versions", "hardware", "numerics", "git_commit", "created"} <= set(record)
+    assert record["versions"]["torch"] and "cores" in record["hardware"]
+    assert set(config.REFERENCE_NUMERICS) <= set(record["numerics"])

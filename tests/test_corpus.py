@@ -114,3 +114,25 @@ def test_default_config_meets_the_required_counts():
 def test_impossible_trial_counts_are_rejected():
     with pytest.raises(ValueError, match="target pairs"):
         CorpusConfig(n_test_speakers=2, sentences_per_speaker=3, n_trials=100)
+
+
+def test_concurrent_builds_take_turns(tmp_path, monkeypatch):
+    """Two builds at once used to corrupt the corpus: the second removed the first one's half-written folder."""
+    import threading
+
+    monkeypatch.setenv("KDLIB_DATA", str(tmp_path))
+    roots, errors = [], []
+
+    def build():
+        try:
+            roots.append(corpus.build(TINY, workers=1, progress=False))
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(roots) == 2 and roots[0] == roots[1]
+    assert corpus.verify("tiny") == [] and not list(roots[0].parent.glob(".tiny-v1.partial-*"))

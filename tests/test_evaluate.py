@@ -12,36 +12,87 @@ def test_all_pairs_scores_golden():
     assert labels.tolist() == [1, 0, 0]
 
 
-def test_embedding_paths_agree(smoke_corpus):
-    """Batched fixed-length crops equal one-at-a-time embeddings of the same crops."""
-    from kdlib.models import ECAPA_TDNN
+def test_batched_equals_one_call():
+    x = torch.randn(10, 3)
+    assert torch.equal(evaluate.batched(lambda b: 2 * b, x, batch_size=3, device="cpu"), 2 * x)
+
+
+def test_whole_utterances_in_batches_equal_one_at_a_time(smoke_corpus):
+    """Batches of clips with equal frame counts give the embeddings of one clip at a time (nothing padded)."""
+    from kdlib.datasets import AudioCache
+    from kdlib.models import speaker_model
 
     torch.manual_seed(0)
-    model = ECAPA_TDNN(32).eval()
-    paths = [r["path"] for r in smoke_corpus.select("test", "keyword")[:5]]  # 1-second clips
-    batched = evaluate.embed_fixed(model, smoke_corpus, paths, seconds=1.0, batch_size=2)
-    whole = evaluate.embed_utterances(model, smoke_corpus, paths, progress=False)
-    for i, p in enumerate(paths):
-        assert torch.allclose(batched[i], whole[p], atol=1e-4)
+    model = speaker_model("ecapa_tdnn", channels=32).eval()
+    rows = smoke_corpus.select("test", "keyword")[:6] + smoke_corpus.select("test", "sentence")[:4]
+    paths = [r["path"] for r in rows] + [rows[0]["path"]]  # a repeated path keeps its place
+    batched = evaluate.embed(model, smoke_corpus, paths, progress=False, device="cpu")
+    audio = AudioCache(smoke_corpus)
+    with torch.no_grad():
+        single = torch.cat([model(torch.from_numpy(audio(p)).unsqueeze(0)) for p in paths])
+    assert batched.shape == (11, 192) and torch.allclose(batched, single, atol=1e-5)
 
 
-def test_evaluate_sv_on_the_smoke_trials(smoke_corpus):
+def test_fixed_crops_equal_the_model_on_centred_crops(smoke_corpus):
+    from kdlib.datasets import centred_crops
+    from kdlib.models import speaker_model
+
+    torch.manual_seed(0)
+    model = speaker_model("ecapa_tdnn", channels=32).eval()
+    paths = [r["path"] for r in smoke_corpus.select("test", "sentence")[:5]]
+    crops = centred_crops(smoke_corpus, paths, 1.0)
+    assert crops.shape == (5, 16000)
+    with torch.no_grad():
+        direct = model(crops)
+    assert torch.allclose(evaluate.embed(model, smoke_corpus, paths, seconds=1.0, batch_size=2), direct, atol=1e-5)
+
+
+def test_sv_on_the_smoke_trials_and_on_all_pairs(smoke_corpus):
     from kdlib.features import MFCCStats
 
-    out = evaluate.evaluate_sv(MFCCStats(), smoke_corpus, "trials", progress=False)
-    assert 0.0 < out["eer"] < 0.6 and len(out["scores"]) == 300 and out["labels"].sum() == 150
-    assert np.isfinite(out["min_dcf"])
+    out = evaluate.sv(MFCCStats(), smoke_corpus, trials="trials", progress=False)
+    assert 0.0 < out["eer"] < 0.6 and len(out["scores"]) == out["n_trials"] == 300 and out["labels"].sum() == 150
+    assert np.isfinite(out["min_dcf"]) and len(out["embeddings"]) == len(out["paths"])
+    rows = [r for rows in smoke_corpus.by_speaker("test", "sentence").values() for r in rows[:3]]
+    pairs = evaluate.sv(MFCCStats(), smoke_corpus, rows=rows, seconds=1.0, progress=False)
+    assert pairs["n_trials"] == len(rows) * (len(rows) - 1) // 2 and pairs["embeddings"].shape == (len(rows), 60)
+    with pytest.raises(ValueError, match="either trials"):
+        evaluate.sv(MFCCStats(), smoke_corpus)
+    with pytest.raises(ValueError, match="either trials"):
+        evaluate.sv(MFCCStats(), smoke_corpus, trials="trials", rows=rows)
+    with pytest.raises(KeyError, match="no trial list 'nope'"):
+        evaluate.sv(MFCCStats(), smoke_corpus, trials="nope")
+
+
+def test_mfcc_baseline_is_fitted_on_training_sentences(smoke_corpus):
+    from kdlib.features import mfcc_baseline
+
+    model = mfcc_baseline(smoke_corpus, max_utterances=10)
+    assert not torch.equal(model.mean, torch.zeros(60)) and (model.std > 0).all()
+
+
+def test_mfcc_stats_keep_their_unbiased_std():
+    from kdlib.features import mfcc_stats
+
+    torch.manual_seed(0)
+    wave = torch.randn(1, 8000)
+    feats = mfcc_stats(wave)
+    assert feats.shape == (1, 60)
+    import torchaudio
+
+    mfcc = torchaudio.transforms.MFCC(16000, 30, melkwargs={"n_fft": 512, "win_length": 400, "hop_length": 160,
+                                                            "n_mels": 40})(wave)
+    assert torch.allclose(feats, torch.cat([mfcc.mean(-1), mfcc.std(-1)], -1), atol=1e-5)
 
 
 def test_mfcc_frames_cmvn_only_when_asked():
-    import torch
-
-    from kdlib.probing import mean_std, mfcc_frames
+    from kdlib.features import mfcc_frames
+    from kdlib.models import stats_pool
 
     torch.manual_seed(0)
     wave = torch.randn(1, 16000) * torch.linspace(0.1, 1.0, 16000)
     normed, raw = mfcc_frames(wave)[0], mfcc_frames(wave, cmvn=False)[0]
     assert normed.shape == raw.shape == (49, 39)  # (16000 - 400) // 320 + 1 frames, the SSL frame grid
-    pooled = mean_std(normed)
+    pooled = stats_pool(normed, dim=0, floor=0.0)
     assert abs(pooled[:39]).max() < 1e-4 and abs(pooled[39:] - 1).max() < 0.02  # nothing left for a probe (std: biased vs unbiased)
-    assert abs(mean_std(raw)[:13]).max() > 1.0  # raw statistics keep the spectral envelope
+    assert abs(stats_pool(raw, dim=0, floor=0.0)[:13]).max() > 1.0  # raw statistics keep the spectral envelope

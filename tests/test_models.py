@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlib.bench import count_params
-from kdlib.models import AAMSoftmax, ECAPA_TDNN, ResNet34
+from kdlib.models import AAMSoftmax, ECAPA_TDNN, ResNet34, SpeakerModel, speaker_model
 
 
 def test_parameter_counts_match_the_papers():
@@ -15,9 +15,10 @@ def test_parameter_counts_match_the_papers():
     assert count_params(ECAPA_TDNN(128)) < count_params(ECAPA_TDNN(512)) / 4
 
 
-@pytest.mark.parametrize("model,dim", [(ECAPA_TDNN(64), 192), (ResNet34(8, 128), 128)])
-def test_embedding_shapes_for_any_length(model, dim):
-    model.eval()
+@pytest.mark.parametrize("architecture,kwargs,dim", [("ecapa_tdnn", {"channels": 64}, 192),
+                                                   ("resnet34", {"base": 8, "embed_dim": 128}, 128)])
+def test_embedding_shapes_for_any_length(architecture, kwargs, dim):
+    model = speaker_model(architecture, **kwargs).eval()
     for samples in (8000, 16000, 40000):
         assert model(torch.randn(2, samples)).shape == (2, dim)
 
@@ -67,18 +68,18 @@ def test_small_ecapa_overfits_a_few_clips(smoke_corpus):
     data = SVTrainCrops(smoke_corpus, rows, seconds=1.0)
     waves = torch.stack([torch.from_numpy(data.audio(r["path"])[:16000].copy()) for r in rows])
     labels = torch.tensor([data.speakers.index(r["speaker"]) for r in rows])
-    model, head = ECAPA_TDNN(32, 32), AAMSoftmax(32, data.n_speakers, margin=0.2, scale=30)
-    opt = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=3e-3)
+    model = speaker_model("ecapa_tdnn", data.n_speakers, margin=0.2, scale=30, channels=32, embed_dim=32)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(60):
-        loss, logits = head(model(waves), labels)
+        loss, _ = model.loss((waves, labels))
         losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
     with torch.no_grad():
-        final_loss, logits = head(model(waves), labels)
+        final_loss, logits = model.head(model(waves), labels)
     assert data.n_speakers == 4
     assert final_loss.item() < 0.2 * losses[0]
     assert (logits.argmax(-1) == labels).all()
@@ -93,3 +94,57 @@ def test_centroid_head_scores_class_means():
     assert not any(p.requires_grad for p in head.parameters())
     with pytest.raises(ValueError, match="no embeddings for classes"):
         centroid_head(emb, torch.tensor([0, 0, 0, 0]), 2)
+
+
+def test_speaker_model_parts_are_replaceable_without_surgery():
+    torch.manual_seed(0)
+    model = speaker_model("ecapa_tdnn", 5, channels=32, embed_dim=16).eval()
+    wave = torch.randn(3, 16000)
+    with torch.no_grad():
+        feats = model.frontend(wave)
+        emb = model(wave)
+        assert torch.equal(SpeakerModel(model.encoder)(feats), emb)          # features in, same encoder
+        assert torch.equal(model.classifier()(wave), model.head.logits(emb))  # logits for captum and KD
+        deployed = model.deployable()
+        assert deployed.head is None and torch.equal(deployed(wave), emb)
+        assert deployed.encoder is not model.encoder                          # a copy: training on is safe
+        on_feats = SpeakerModel(model.encoder, head=model.head)
+        assert torch.equal(on_feats.deployable(frontend=model.frontend)(wave), emb)
+    loss, terms = model.train().loss((wave, torch.tensor([0, 1, 2])))
+    assert loss.item() > 0 and 0 <= terms["accuracy"] <= 1
+    with pytest.raises(ValueError, match="has no head"):
+        deployed.logits(wave)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        speaker_model("tdnn")
+
+
+def test_checkpoint_round_trip_and_layout(tmp_path):
+    from safetensors import safe_open
+
+    from kdlib.models import load_speaker_model, save_speaker_model
+
+    torch.manual_seed(0)
+    model = speaker_model("resnet34", 4, base=4, embed_dim=32).eval()
+    save_speaker_model(model, tmp_path / "m", "resnet34", {"base": 4, "embed_dim": 32})
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert "fbank.mel.mel_scale.fb" in keys and "embed.weight" in keys and not any("head" in k for k in keys)
+    loaded = load_speaker_model(tmp_path / "m")
+    wave = torch.randn(2, 16000)
+    with torch.no_grad():
+        assert torch.allclose(loaded(wave), model(wave), atol=2e-2)  # fp16 storage
+    assert next(loaded.parameters()).dtype == torch.float32 and loaded.head is None
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{")
+    with pytest.raises(ValueError, match=r"bad/config.json: not a kdlib speaker-model config"):
+        load_speaker_model(tmp_path / "bad")
+
+
+def test_stats_pool_golden_values():
+    from kdlib.models import stats_pool
+
+    x = torch.tensor([[1.0, 3.0], [2.0, 2.0]])  # two channels over two frames
+    assert stats_pool(x, floor=0.0).tolist() == [2.0, 2.0, 1.0, 0.0]
+    assert stats_pool(x).tolist() == pytest.approx([2.0, 2.0, 1.0, 1e-5 ** 0.5])  # variance floor
+    assert stats_pool(x, unbiased=True, floor=0.0).tolist() == pytest.approx([2.0, 2.0, 2 ** 0.5, 0.0])
+    assert stats_pool(x.T, dim=0, floor=0.0).tolist() == [2.0, 2.0, 1.0, 0.0]

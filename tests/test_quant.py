@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib import quant
-from kdlib.models import ECAPA_TDNN
+from kdlib import bench, quant
+from kdlib.models import ECAPA_TDNN, speaker_model
 
 
 def test_levels_golden():
@@ -64,7 +64,7 @@ def test_pack_rejects_out_of_range_codes():
 
 
 def test_packed_model_size_follows_32_over_b():
-    model = ECAPA_TDNN(64)
+    model = speaker_model("ecapa_tdnn", channels=64)  # wave in: the front end's buffers stay fp32
     layers = quant.quantizable(model).values()
     weights = sum(m.weight.numel() for m in layers)
     alphas = sum(m.weight.shape[0] for m in layers)
@@ -119,14 +119,14 @@ def test_weight_stats_and_kurtosis():
 
 def test_int8_static_model_is_smaller_and_close():
     torch.manual_seed(0)
-    model = ECAPA_TDNN(64).eval()
+    model = speaker_model("ecapa_tdnn", channels=64).eval()
     calib = [torch.randn(4, 16000) for _ in range(3)]
     q = quant.int8_static(model, calib)
     x = torch.randn(2, 16000)
     with torch.no_grad():
         cos = torch.nn.functional.cosine_similarity(model(x), q(x))
     assert cos.min() > 0.98
-    assert quant.serialized_bytes(q) < 0.5 * quant.serialized_bytes(model)
+    assert bench.serialized_bytes(q) < 0.5 * bench.serialized_bytes(model)
 
 
 def test_fixed_alpha_and_self_distillation_qat(smoke_corpus):
@@ -135,8 +135,8 @@ def test_fixed_alpha_and_self_distillation_qat(smoke_corpus):
     from kdlib.datasets import SVTrainCrops
 
     torch.manual_seed(0)
-    model = ECAPA_TDNN(32).eval()
-    w = model.layer1[0].weight.detach()
+    model = speaker_model("ecapa_tdnn", channels=32).eval()
+    w = model.encoder.layer1[0].weight.detach()
     fixed = torch.full((w.shape[0], 1, 1), 0.05)
     q, codes, alpha = quant.quantize(w, 3, alpha=fixed)
     assert torch.equal(alpha, fixed) and q.abs().max() <= 0.05 + 1e-7
@@ -150,4 +150,10 @@ def test_fixed_alpha_and_self_distillation_qat(smoke_corpus):
         cos_qat = torch.nn.functional.cosine_similarity(qat(x), ref).mean()
     assert len(history["loss"]) == 8
     assert cos_qat > cos_ptq  # fine-tuning through the quantizer recovers agreement with the fp32 model
-    assert all(len(torch.unique(row)) <= 3 for row in qat.layer1[0].weight.flatten(1))
+    assert all(len(torch.unique(row)) <= 3 for row in qat.encoder.layer1[0].weight.flatten(1))
+
+
+def test_the_front_end_is_never_quantized():
+    model = speaker_model("ecapa_tdnn", channels=32)
+    names = list(quant.quantizable(model))
+    assert names and all(n.startswith("encoder.") for n in names)

@@ -66,3 +66,13 @@ def test_adapters_start_as_identity_and_switch_per_sample(tmp_path):
         out = model(wave).last_hidden_state
     assert torch.allclose(out[0], before[0], atol=1e-6)  # adapters off for sample 0
     assert not torch.allclose(out[1], before[1], atol=1e-3)  # on for sample 1
+
+
+def test_a_float16_checkpoint_loads_as_float32(tmp_path):
+    """transformers keeps a checkpoint's stored dtype; kdlib casts to float32 so that float32 audio runs."""
+    original, folder = _save(tmp_path, "hubert")
+    original.half().save_pretrained(tmp_path / "fp16")
+    teacher = ssl.load_ssl(tmp_path / "fp16")
+    assert next(teacher.parameters()).dtype == torch.float32
+    assert teacher(torch.randn(1, 16000)).last_hidden_state.dtype == torch.float32
+    assert next(ssl.load_ssl(tmp_path / "fp16", dtype=torch.float16).parameters()).dtype == torch.float16

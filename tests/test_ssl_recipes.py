@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kdlib import probing
-from kdlib.zoo.ssl_recipes import (MaskedPredictionHead, compute_mask, distort, kmeans_targets,
+from kdlib.pretraining import (MaskedPredictionHead, compute_mask, distort, kmeans_targets,
                                    masked_prediction_loss, mix_utterances)
 
 
@@ -20,7 +20,7 @@ def test_masked_prediction_loss_golden_value():
     ce_masked = math.log(1 + math.exp(-2.0))        # -log softmax([2, 0])[0]
     ce_unmasked = math.log(1 + math.exp(1.0))       # -log softmax([0, 1])[0]
     assert loss.item() == pytest.approx(ce_masked + 0.5 * ce_unmasked, rel=1e-5)
-    assert acc.item() == 1.0
+    assert acc == 1.0
     loss_m, _ = masked_prediction_loss(logits, labels, mask, unmasked_weight=0.0)
     assert loss_m.item() == pytest.approx(ce_masked, rel=1e-5)
 
@@ -78,3 +78,15 @@ def test_linear_probe_separable_and_bad_partition():
     assert probing.linear_probe(rng.normal(size=(60, 4)), labels, fit) < 0.7
     with pytest.raises(ValueError, match="both fit and score"):
         probing.linear_probe(feats, labels, np.ones(60, bool))
+
+
+def test_probe_split_partitions():
+    rows = [{"speaker": s, "accent": a} for s, a in (("b", "x"), ("a", "y"), ("b", "x"), ("a", "y"), ("c", "x"))]
+    labels, fit = probing.probe_split(rows, "speaker", "row")
+    assert labels.tolist() == [1, 0, 1, 0, 2] and fit.tolist() == [True, True, False, False, True]
+    labels, fit = probing.probe_split(rows, "accent", "speaker")
+    assert labels.tolist() == [0, 1, 0, 1, 0] and fit.tolist() == [False, True, False, True, True]  # a, c fit
+    labels, _ = probing.probe_split(rows, "accent", "row", classes=("y", "x"))
+    assert labels.tolist() == [1, 0, 1, 0, 1]
+    with pytest.raises(ValueError, match="fit_by"):
+        probing.probe_split(rows, "speaker", "clip")

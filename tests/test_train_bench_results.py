@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -98,7 +100,8 @@ def test_results_file_and_summary(tmp_path):
                         out_dir=tmp_path)
     record = json.loads(path.read_text())
     assert record["notebook"] == "99_test" and record["models"]["tiny"]["eer"] == 0.05
-    assert {"mode", "seed", "wall_time_s", "device", "versions", "claims"} <= set(record)
+    assert {"mode", "seed", "wall_time_s", "device", "provenance", "claims"} <= set(record)
+    assert {"versions", "hardware", "numerics", "git_commit"} <= set(record["provenance"])
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert "| 99_test |" in summary and "5.00 %" in summary and "x beats y" in summary
 
@@ -111,3 +114,24 @@ def test_results_reject_bad_entries(tmp_path, entry, message):
     with pytest.raises(ValueError, match=message):
         results.save("99_bad", seed=0, wall_time_s=1, models={"m": entry}, out_dir=tmp_path)
     assert not (tmp_path / "99_bad.json").exists()
+
+
+def test_entry_and_claim_state_a_result_in_one_line():
+    model = nn.Linear(4, 2)
+    e = results.entry(model, torch.randn(1, 4), test={"eer": 0.1, "min_dcf": 0.5, "scores": None},
+                      other={"eer": 0.2, "min_dcf": 0.6}, bytes=7, note="x")
+    assert e["params"] == 10 and e["bytes"] == 7 and e["note"] == "x" and e["latency_ms"] > 0
+    assert (e["eer"], e["min_dcf"], e["eer_other_language"], e["min_dcf_other_language"]) == (0.1, 0.5, 0.2, 0.6)
+    assert results.entry(eer=0.3) == {"eer": 0.3}
+    c = results.claim("a beats b", "paper says so", "3 vs 4", np.bool_(True))
+    assert c == {"claim": "a beats b", "paper": "paper says so", "ours": "3 vs 4", "holds": True}
+    assert type(c["holds"]) is bool
+
+
+def test_results_record_the_device_actually_used(tmp_path, monkeypatch):
+    from kdlib import config
+
+    monkeypatch.setattr(config, "_USED", set())
+    config.resolve_device(nn.Linear(2, 2), "cpu")
+    record = json.loads(results.save("99_dev", seed=0, wall_time_s=1, models={}, out_dir=tmp_path).read_text())
+    assert record["device"] == "cpu"

@@ -14,7 +14,7 @@ def smoke_zoo(tmp_path_factory, smoke_corpus):
     before = os.environ.get("KDLIB_ZOO")
     for name in ("ecapa", "hubert-tiny", "wav2vec2-tiny", "wavlm-tiny", "hubert-tiny-robust"):
         extra = ["--set", "mask_length=3"] if name == "wav2vec2-tiny" else []  # an override, recorded below
-        assert zoo_main(["build", name, "--smoke", "--corpus", "smoke", "--out", str(out), *extra]) == 0
+        assert zoo_main(["build", "--teacher", name, "--smoke", "--corpus", "smoke", "--out", str(out), *extra]) == 0
     assert os.environ.get("KDLIB_ZOO") == before  # the build's --out does not leak into this process
     return out
 
@@ -34,16 +34,33 @@ def test_smoke_builds_register_and_load(smoke_zoo, monkeypatch):
     assert 0 <= entries["ecapa"]["metrics"]["trials"]["eer"] <= 1
     assert entries["wav2vec2-tiny"]["recipe"]["mask_length"] == 3
     assert entries["hubert-tiny"]["recipe"]["mask_length"] == 5
+    assert {"versions", "hardware", "git_commit", "numerics"} <= set(entries["ecapa"]["build"])  # one provenance
+
+
+def test_load_takes_a_checkpoint_directory(smoke_zoo):
+    from kdlib.models import SpeakerModel
+
+    teacher = zoo.load(smoke_zoo / "ecapa")             # a folder, not a name: verified by nobody, loaded as is
+    assert isinstance(teacher, SpeakerModel) and not teacher.training
+    assert type(zoo.load(smoke_zoo / "hubert-tiny")).__name__ == "HubertModel"
+    with pytest.raises(FileNotFoundError, match="neither a zoo teacher"):
+        zoo.load("no-such-teacher")
+
+
+def test_damaged_manifest_is_named_with_its_fix(tmp_path):
+    (tmp_path / "MANIFEST.json").write_text('{"ecapa": {"files": ')
+    with pytest.raises(ValueError, match=r"MANIFEST.json: damaged.*git checkout"):
+        zoo.manifest(tmp_path)
 
 
 def test_bad_overrides_are_refused(tmp_path):
     with pytest.raises(KeyError, match=r"no setting \['mask_lenght'\]"):
-        zoo_main(["build", "wavlm-tiny", "--smoke", "--corpus", "smoke", "--out", str(tmp_path),
+        zoo_main(["build", "--teacher", "wavlm-tiny", "--smoke", "--corpus", "smoke", "--out", str(tmp_path),
                   "--set", "mask_lenght=3"])
     with pytest.raises(SystemExit, match="KEY=VALUE"):
-        zoo_main(["build", "wavlm-tiny", "--smoke", "--out", str(tmp_path), "--set", "steps"])
+        zoo_main(["build", "--teacher", "wavlm-tiny", "--smoke", "--out", str(tmp_path), "--set", "steps"])
     with pytest.raises(SystemExit, match="SSL recipes only"):
-        zoo_main(["build", "ecapa", "--smoke", "--out", str(tmp_path), "--set", "steps=3"])
+        zoo_main(["build", "--teacher", "ecapa", "--smoke", "--out", str(tmp_path), "--set", "steps=3"])
     assert not any(tmp_path.iterdir())  # nothing half-built is left behind
 
 
@@ -58,7 +75,7 @@ def test_corrupt_file_is_named(smoke_zoo, monkeypatch, tmp_path):
         f.write(b"\x00\x01\x02\x03")
     with pytest.raises(ValueError, match=r"wavlm-tiny/model.safetensors: sha256 differs"):
         zoo.load("wavlm-tiny")
-    with pytest.raises(FileNotFoundError, match="python -m kdlib.zoo build nope"):
+    with pytest.raises(FileNotFoundError, match="python -m kdlib.zoo build --teacher nope"):
         zoo.verify("nope")
 
 

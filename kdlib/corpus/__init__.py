@@ -22,7 +22,9 @@ gives bit-identical audio and manifest on every run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import multiprocessing as mp
@@ -37,9 +39,9 @@ import numpy as np
 
 from kdlib import augment
 from kdlib.audio import SAMPLE_RATE, resample, write_audio
-from kdlib.config import data_dir
-from kdlib.sentences import KEYWORDS, UNKNOWN_WORDS, sentence
-from kdlib.sources import Source
+from kdlib.config import data_dir, provenance
+from kdlib.sentences import UNKNOWN_WORDS, sentence
+from kdlib.sources import KEYWORDS, Source
 
 VERSION = 1
 EN_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
@@ -240,14 +242,37 @@ def _is_complete(root: Path) -> bool:
     return (root / "corpus.json").exists() and (root / "manifest.jsonl").exists()
 
 
+@contextlib.contextmanager
+def _build_lock(root: Path):
+    """One build of a corpus at a time: a second build waits, then finds the corpus complete. (Without it,
+    the second build removed the first one's half-written folder as an interrupted leftover.)"""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"another process is building {root}; waiting for it ...", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def build(config: str | CorpusConfig = "default", workers: int | None = None, progress: bool = True) -> Path:
     """Build a corpus (atomically) and return its folder; a complete corpus with the same config is left as is.
 
     The build writes into a hidden ``.partial`` folder and renames it into place only when everything,
-    ``corpus.json`` last, is written: an interrupted build never looks complete.
+    ``corpus.json`` last, is written: an interrupted build never looks complete. Concurrent builds of one
+    corpus take turns (a lock file beside it).
     """
     cfg = PRESETS[config] if isinstance(config, str) else config
     root = data_dir() / "corpus" / f"{cfg.name}-v{VERSION}"
+    with _build_lock(root):
+        return _build_locked(cfg, root, workers, progress)
+
+
+def _build_locked(cfg: CorpusConfig, root: Path, workers: int | None, progress: bool) -> Path:
     if _is_complete(root):
         info = json.loads((root / "corpus.json").read_text())
         if info["config"] != dataclasses.asdict(cfg):
@@ -295,7 +320,7 @@ def build(config: str | CorpusConfig = "default", workers: int | None = None, pr
     info = {
         "name": cfg.name, "version": VERSION, "config": dataclasses.asdict(cfg), "content_hash": digest.hexdigest(),
         "counts": _counts(rows, trial_sets), "hours": round(sum(r["duration"] for r in rows) / 3600, 3),
-        "build_seconds": round(time.time() - start, 1), "workers": workers,
+        "build_seconds": round(time.time() - start, 1), "workers": workers, "provenance": provenance(),
     }
     (tmp / "corpus.json").write_text(json.dumps(info, indent=1))
     os.replace(tmp, root)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kdlib.features import Fbank
-
 
 class _ConvReluBN(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int = 1, dilation: int = 1):
@@ -71,17 +69,13 @@ class AttentiveStatsPool(nn.Module):
 
 
 class ECAPA_TDNN(nn.Module):
-    """ECAPA-TDNN speaker embedding extractor on 80-d log-mel filterbanks.
-
-    ``forward(wave)`` takes ``(batch, samples)`` 16 kHz audio (or ``(batch, n_mels, frames)`` features when
-    ``features=False``) and returns ``(batch, embed_dim)`` embeddings.
-    """
+    """ECAPA-TDNN speaker embedding extractor: ``(batch, n_mels, frames)`` log-mel features in,
+    ``(batch, embed_dim)`` embeddings out. Wrap it in :class:`kdlib.models.SpeakerModel` for audio input."""
 
     def __init__(self, channels: int = 512, embed_dim: int = 192, n_mels: int = 80, scale: int = 8,
-                 mfa_channels: int | None = None, features: bool = True):
+                 mfa_channels: int | None = None):
         super().__init__()
         mfa = mfa_channels or 3 * channels
-        self.fbank = Fbank(n_mels) if features else None
         self.layer1 = _ConvReluBN(n_mels, channels, kernel=5)
         self.blocks = nn.ModuleList(SERes2Block(channels, 3, d, scale) for d in (2, 3, 4))
         self.mfa = nn.Sequential(nn.Conv1d(3 * channels, mfa, 1), nn.ReLU())
@@ -89,11 +83,9 @@ class ECAPA_TDNN(nn.Module):
         self.bn_pool = nn.BatchNorm1d(2 * mfa)
         self.embed = nn.Linear(2 * mfa, embed_dim)
         self.bn_embed = nn.BatchNorm1d(embed_dim)
-        self.embed_dim = embed_dim
+        self.embed_dim, self.n_mels, self.channels = embed_dim, n_mels, channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fbank is not None:
-            x = self.fbank(x)
         x = self.layer1(x)
         outs = []
         for block in self.blocks:

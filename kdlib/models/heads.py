@@ -45,31 +45,12 @@ class AAMSoftmax(nn.Module):
         return loss, self.scale * cos
 
 
-def stats_pool(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Mean and standard deviation over ``dim`` (time), concatenated."""
-    return torch.cat([x.mean(dim), torch.sqrt(x.var(dim, unbiased=False).clamp(min=1e-5))], dim=-1)
-
-
-class SpeakerClassifier(nn.Module):
-    """An embedding extractor with its AAM-softmax training head; after training only ``encoder`` is kept.
-
-    ``loss(batch)`` takes ``(wave, speaker)`` and returns the AAM loss and the training accuracy, the form
-    that :func:`kdlib.train.fit` expects.
-    """
-
-    def __init__(self, encoder: nn.Module, n_speakers: int, margin: float = 0.2, scale: float = 30.0):
-        super().__init__()
-        self.encoder = encoder
-        self.head = AAMSoftmax(encoder.embed_dim, n_speakers, margin=margin, scale=scale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Margin-free speaker logits ``s·cos θ`` (for KD targets, accuracy and attributions)."""
-        return self.head.logits(self.encoder(x))
-
-    def loss(self, batch):
-        wave, label = batch
-        loss, logits = self.head(self.encoder(wave), label)
-        return loss, {"accuracy": (logits.argmax(-1) == label).float().mean()}
+def stats_pool(x: torch.Tensor, dim: int = -1, unbiased: bool = False, floor: float = 1e-5) -> torch.Tensor:
+    """Statistics pooling, kdlib's one mean+std pooling: the mean and standard deviation over ``dim``
+    (time), concatenated; ``floor`` bounds the variance from below (0 for the exact standard deviation),
+    ``unbiased`` divides by n − 1 instead of n."""
+    var = x.var(dim, unbiased=unbiased)
+    return torch.cat([x.mean(dim), torch.sqrt(var.clamp(min=floor) if floor else var)], dim=-1)
 
 
 @torch.no_grad()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kdlib.features import Fbank
 from kdlib.models.heads import stats_pool
 
 
@@ -29,12 +28,11 @@ class BasicBlock(nn.Module):
 
 
 class ResNetSV(nn.Module):
-    """A ResNet speaker embedding extractor; ``ResNet34()`` builds the [3, 4, 6, 3] variant."""
+    """A ResNet speaker embedding extractor on ``(batch, n_mels, frames)`` log-mel features;
+    ``ResNet34()`` builds the [3, 4, 6, 3] variant."""
 
-    def __init__(self, layers=(3, 4, 6, 3), base: int = 32, embed_dim: int = 256, n_mels: int = 80,
-                 features: bool = True):
+    def __init__(self, layers=(3, 4, 6, 3), base: int = 32, embed_dim: int = 256, n_mels: int = 80):
         super().__init__()
-        self.fbank = Fbank(n_mels) if features else None
         self.stem = nn.Sequential(nn.Conv2d(1, base, 3, 1, 1, bias=False), nn.BatchNorm2d(base), nn.ReLU())
         stages, cin = [], base
         for i, n in enumerate(layers):
@@ -44,11 +42,9 @@ class ResNetSV(nn.Module):
         self.stages = nn.Sequential(*stages)
         freq_out = (n_mels + 2**(len(layers) - 1) - 1) // 2**(len(layers) - 1)
         self.embed = nn.Linear(2 * cin * freq_out, embed_dim)
-        self.embed_dim = embed_dim
+        self.embed_dim, self.n_mels = embed_dim, n_mels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fbank is not None:
-            x = self.fbank(x)
         x = self.stages(self.stem(x.unsqueeze(1)))  # (batch, channels, freq, time)
         return self.embed(stats_pool(x.flatten(1, 2)))
 

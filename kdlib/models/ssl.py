@@ -30,11 +30,14 @@ def _model_class(model_type: str):
     return getattr(transformers, SSL_CLASSES[model_type])
 
 
-def load_ssl(name_or_path: str | Path, revision: str | None = None, **kwargs) -> nn.Module:
+def load_ssl(name_or_path: str | Path, revision: str | None = None, dtype: torch.dtype = torch.float32,
+             **kwargs) -> nn.Module:
     """Load a Wav2Vec2/HuBERT/WavLM base model (no task head) from a local directory or a hub id.
 
     A local directory is read with ``local_files_only=True`` so that no network is touched; a hub id needs
-    one (pin ``revision`` for reproducibility). The model is returned in eval mode.
+    one (pin ``revision`` for reproducibility). Weights are cast to ``dtype`` (float32 unless asked: a
+    checkpoint stored in float16 would otherwise load as float16 and fail on float32 audio). The model is
+    returned in eval mode.
     """
     from transformers import AutoConfig
 
@@ -43,7 +46,7 @@ def load_ssl(name_or_path: str | Path, revision: str | None = None, **kwargs) ->
         raise ValueError(f"{name_or_path}: is a file; expected a checkpoint directory or a hub id")
     options = {"local_files_only": True} if local else {"revision": revision}
     config = AutoConfig.from_pretrained(str(name_or_path), **options)
-    model = _model_class(config.model_type).from_pretrained(str(name_or_path), **options, **kwargs)
+    model = _model_class(config.model_type).from_pretrained(str(name_or_path), dtype=dtype, **options, **kwargs)
     return model.eval()
 
 

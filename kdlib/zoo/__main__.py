@@ -1,43 +1,36 @@
-"""``python -m kdlib.zoo build NAME [--smoke]`` and ``python -m kdlib.zoo verify``: see :mod:`kdlib.zoo`."""
+"""``python -m kdlib.zoo build --teacher NAME`` and ``python -m kdlib.zoo verify``: see :mod:`kdlib.zoo`."""
 
 import argparse
 import json
-import os
 import shutil
 import sys
+from pathlib import Path
 
 from kdlib import zoo
 from kdlib.config import data_dir
+from kdlib.zoo.recipes import TEACHERS, is_speaker_teacher, recipe_with
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdlib.zoo")
+    parser = argparse.ArgumentParser(prog="python -m kdlib.zoo", description="Build and verify the teacher zoo.")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="(re)build one teacher and register it in the manifest")
-    b.add_argument("name", choices=zoo.RECIPES)
-    b.add_argument("--corpus", default="default")
+    b.add_argument("--teacher", required=True, choices=TEACHERS, help="which teacher to build")
+    b.add_argument("--corpus", default="default", help="corpus to train on (default: default)")
     b.add_argument("--smoke", action="store_true",
                    help="a few steps only (tests); writes to data/zoo-smoke unless --out is given, never to the zoo")
-    b.add_argument("--out", default=None, help="zoo folder (default: data/zoo or $KDLIB_ZOO)")
+    b.add_argument("--out", default=None, help="zoo folder to write to (default: data/zoo or $KDLIB_ZOO)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an SSL recipe setting, e.g. --set steps=8000 (VALUE is read as JSON)")
-    sub.add_parser("verify", help="check every shipped file against the manifest")
+    v = sub.add_parser("verify", help="check every file of every teacher against the manifest")
+    v.add_argument("--zoo", default=None, help="zoo folder (default: data/zoo or $KDLIB_ZOO)")
     args = parser.parse_args(argv)
     if args.command == "verify":
-        for name in zoo.manifest():
-            zoo.verify(name)
+        for name in zoo.manifest(args.zoo):
+            zoo.verify(name, args.zoo)
             print(f"{name}: ok")
         return 0
-    previous = os.environ.get("KDLIB_ZOO")
-    if args.out or args.smoke:
-        os.environ["KDLIB_ZOO"] = args.out or str(data_dir() / "zoo-smoke")
-    try:
-        return _build(args)
-    finally:  # never leak the temporary zoo location into the caller's environment
-        if previous is None:
-            os.environ.pop("KDLIB_ZOO", None)
-        else:
-            os.environ["KDLIB_ZOO"] = previous
+    return _build(args)
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -55,29 +48,25 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _build(args) -> int:
-    speaker_model = args.name in ("ecapa", "resnet34")
+    from kdlib.zoo.build import build_sv, build_ssl
+
+    name, out = args.teacher, Path(args.out) if args.out else (data_dir() / "zoo-smoke" if args.smoke else None)
+    speaker_model = is_speaker_teacher(name)
     if args.set and speaker_model:
         raise SystemExit("--set applies to the SSL recipes only")
     overrides = _overrides(args.set)
-    if overrides:  # refuse a misspelt setting before anything is written
-        from kdlib.zoo.ssl_recipes import recipe_with
-
-        recipe_with(args.name, overrides)
-    folder = zoo.zoo_dir() / args.name
-    tmp = zoo.zoo_dir() / f".{args.name}.partial"
+    recipe_with(name, overrides)  # refuse a misspelt setting before anything is written
+    target = zoo.zoo_dir(out)
+    folder, tmp = target / name, target / f".{name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     if speaker_model:
-        from kdlib.zoo.sv import build_sv
-
-        entry = build_sv(args.name, tmp, args.corpus, smoke=args.smoke)
+        entry = build_sv(name, tmp, args.corpus, smoke=args.smoke)
     else:
-        from kdlib.zoo.ssl_recipes import build_ssl
-
-        entry = build_ssl(args.name, tmp, args.corpus, smoke=args.smoke, overrides=overrides)
+        entry = build_ssl(name, tmp, args.corpus, smoke=args.smoke, overrides=overrides, zoo=out)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    zoo.register(args.name, folder, entry)
+    zoo.register(name, folder, entry, zoo=out)
     print(json.dumps({k: entry[k] for k in ("name", "params", "metrics", "build")}, indent=1))
     return 0
 
