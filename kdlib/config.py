@@ -155,10 +155,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-REFERENCE_NUMERICS = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-"""Environment for bit-reproducible CPU runs across x86 machines. Matrix and convolution kernels (MKL and
-oneDNN) pick their code path, and so their rounding, by the processor's instruction set; capping both at AVX2
-makes an AVX-512 machine compute what an AVX2 one does. The thread count matters too (reductions are split
+REFERENCE_NUMERICS = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+"""Environment for bit-reproducible CPU runs across x86 machines. Matrix, convolution and PyTorch's own
+vectorised kernels (MKL, oneDNN, ATen) pick their code path, and so their rounding, by the processor's
+instruction set; capping all three at AVX2 (MKL in its conditional-numerical-reproducibility mode:
+deterministic reductions, static scheduling) is meant to make an AVX-512 machine compute what an AVX2 one does. The thread count matters too (reductions are split
 per thread), so reference runs also fix it (``python -m kdlib.runner run --threads``). Measured on the
 2-core reference machine: 40 training steps of a small ECAPA-TDNN give different weights with 1 or 2
 threads, and with oneDNN capped at AVX or MKL in another mode, and identical weights run to run."""
@@ -170,6 +171,7 @@ def numerics() -> dict:
 
     torch = sys.modules.get("torch")  # the corpus builder never imports torch; don't make it
     return {"torch_threads": torch.get_num_threads() if torch else None,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability() if torch else None,
             **{key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS")}}
 
 

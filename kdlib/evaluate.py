@@ -24,8 +24,11 @@ from kdlib.sources import Source
 @torch.inference_mode()
 def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 64,
             device: str | None = None) -> torch.Tensor:
-    """``fn`` over ``x`` in batches on ``device`` (by kdlib's device rule), outputs concatenated on the CPU."""
+    """``fn`` over ``x`` in batches on ``device`` (by kdlib's device rule; a module is moved there), outputs
+    concatenated on the CPU."""
     device = resolve_device(fn, device)
+    if isinstance(fn, torch.nn.Module):
+        fn.to(device)
     return torch.cat([fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
 
 

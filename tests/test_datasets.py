@@ -38,3 +38,17 @@ def test_bucket_batches_reject_ragged_fields_and_tiny_buckets():
         BucketBatches({1: {"x": torch.zeros(4, 2), "y": torch.zeros(3)}}, batch_size=2)
     with pytest.raises(ValueError, match="full batch"):
         BucketBatches({1: {"x": torch.zeros(3, 2)}}, batch_size=4)
+
+
+def test_map_clips_keeps_the_order_and_returns_cpu_outputs(smoke_corpus):
+    from kdlib.datasets import AudioCache, FrameCrops, map_clips
+
+    rows = smoke_corpus.select("test", "sentence")[:3]
+    paths = [r["path"] for r in rows]
+    lengths = map_clips(lambda w: [torch.tensor(w.shape[1]), w[:, :2]], smoke_corpus, paths, progress=False)
+    audio = AudioCache(smoke_corpus)
+    assert [int(n) for n, _ in lengths] == [len(audio(p)) for p in paths]
+    assert all(first.shape == (1, 2) and first.device.type == "cpu" for _, first in lengths)
+    crops = FrameCrops(smoke_corpus, rows, seconds=0.5)
+    item = crops[0]
+    assert crops.frames == 24 and item["wave"].shape == (crops.samples,) == ((24 - 1) * 320 + 400,)

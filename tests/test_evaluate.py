@@ -12,9 +12,13 @@ def test_all_pairs_scores_golden():
     assert labels.tolist() == [1, 0, 0]
 
 
-def test_batched_equals_one_call():
+def test_batched_equals_one_call_and_follows_the_device_rule():
     x = torch.randn(10, 3)
     assert torch.equal(evaluate.batched(lambda b: 2 * b, x, batch_size=3, device="cpu"), 2 * x)
+    layer = torch.nn.Linear(3, 2)
+    with pytest.raises(NotImplementedError):      # meta tensors hold no data to copy back to the CPU
+        evaluate.batched(layer, x, device="meta")
+    assert layer.weight.device.type == "meta"     # the module went where its inputs went
 
 
 def test_whole_utterances_in_batches_equal_one_at_a_time(smoke_corpus):

@@ -37,7 +37,9 @@ def test_reference_numerics_do_not_override_the_user(monkeypatch):
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
     in_force = runner.set_numerics("reference")
-    assert in_force == {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "2"}
+    assert in_force == {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+                        "OMP_NUM_THREADS": "2"}
     with pytest.raises(ValueError, match="numerics"):
         runner.set_numerics("fast")

@@ -90,3 +90,18 @@ def test_probe_split_partitions():
     assert labels.tolist() == [1, 0, 1, 0, 1]
     with pytest.raises(ValueError, match="fit_by"):
         probing.probe_split(rows, "speaker", "clip")
+
+
+def test_probe_curves_draw_every_teacher_its_twin_and_the_mfcc_line():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from kdlib import plots
+
+    report = {"teacher": {"speaker": [0.2, 0.5], "keyword": [0.3, 0.6]},
+              "random_twin": {"speaker": [0.2, 0.2], "keyword": [0.1, 0.1]},
+              "mfcc": {"speaker": [0.7], "keyword": [0.5]}}
+    axes = plots.probe_curves({"a": report, "b": report})
+    assert len(axes) == 2 and len(axes[0].lines) == 5  # 2 teachers x (model, twin) + MFCC
+    assert axes[0].get_xlabel() and axes[0].get_ylabel() and "speaker" in axes[0].get_title()
+    assert axes[0].lines[-1].get_ydata()[0] == 0.7
