@@ -2,13 +2,15 @@
 #   make results   run every notebook in full mode on the embedded corpus, write results/
 #   make test      kdlib's unit tests + every notebook in smoke mode (what CI runs)
 # Both create the virtual environment and build the corpus they need when it is absent.
+# Interactive: make lab (full mode) or make lab MODE=smoke opens JupyterLab on notebooks/, corpora built.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup corpus results test
+.PHONY: setup corpus results test lab
+MODE ?= full
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -27,3 +29,8 @@ results: corpus
 test: setup
 	$(BIN)/python -m kdlib.corpus build --config smoke
 	KDLIB_SMOKE=1 $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=300
+
+lab: setup
+	$(BIN)/python -m kdlib.corpus build --config smoke
+	$(BIN)/python -m kdlib.corpus build --config default
+	KDLIB_SMOKE=$(if $(filter smoke,$(MODE)),1,0) $(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -9,7 +9,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {"attribution", "audio", "augment", "bench", "config", "corpus", "datasets", "distill", "espeak",
-               "evaluate", "features", "metrics", "models", "plots", "pretraining", "probing", "quant", "results",
+               "evaluate", "features", "metrics", "models", "plots", "pretraining", "probing", "progress", "quant", "results",
                "runner", "sentences", "sources", "train", "zoo"}
 
 

@@ -97,14 +97,13 @@ def build_integrated_inputs(model: nn.Module, feats: torch.Tensor, labels: torch
 
     Returns ``integrated`` (x̃), ``saliency`` (s, float16 to save memory), ``delta`` (captum's convergence
     delta per crop) and ``logit_gap`` (F(x) − F(x'), to put the delta in scale)."""
-    from tqdm.auto import tqdm
-
     from kdlib.config import resolve_device
+    from kdlib.progress import bar
 
     out = {"integrated": [], "saliency": [], "delta": [], "logit_gap": []}
     device = resolve_device(model, device)
     model = model.to(device)
-    for i in tqdm(range(0, len(feats), batch_size), desc=f"integrated gradients ({feats.shape[-1]} frames)",
+    for i in bar(range(0, len(feats), batch_size), unit="batch", desc=f"integrated gradients ({feats.shape[-1]} frames)",
                   disable=not progress, leave=False):
         x, y = feats[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)
         base = silence_baseline(x)

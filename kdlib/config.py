@@ -159,10 +159,11 @@ REFERENCE_NUMERICS = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CP
 """Environment for bit-reproducible CPU runs across x86 machines. Matrix, convolution and PyTorch's own
 vectorised kernels (MKL, oneDNN, ATen) pick their code path, and so their rounding, by the processor's
 instruction set; capping all three at AVX2 (MKL in its conditional-numerical-reproducibility mode:
-deterministic reductions, static scheduling) is meant to make an AVX-512 machine compute what an AVX2 one does. The thread count matters too (reductions are split
-per thread), so reference runs also fix it (``python -m kdlib.runner run --threads``). Measured on the
-2-core reference machine: 40 training steps of a small ECAPA-TDNN give different weights with 1 or 2
-threads, and with oneDNN capped at AVX or MKL in another mode, and identical weights run to run."""
+deterministic reductions, static scheduling) is meant to make an AVX-512 machine compute what an AVX2 one
+does. The thread count matters too (reductions are split per thread), so reference runs also fix it
+(``python -m kdlib.runner run --numerics reference``: 2 threads). Measured on the 2-core reference machine:
+40 training steps of a small ECAPA-TDNN give different weights with 1 or 2 threads, with oneDNN capped at
+AVX, or with MKL in another mode, and identical weights run to run."""
 
 
 def numerics() -> dict:

@@ -161,11 +161,11 @@ def map_clips(fn: Callable, source: Source, paths: list[str], device: str = "cpu
               progress: bool = True) -> list:
     """kdlib's one loop over clips: ``fn`` applied to each whole clip as a ``(1, samples)`` tensor on
     ``device``, outputs moved to the CPU, in the order of ``paths``."""
-    from tqdm.auto import tqdm
+    from kdlib.progress import bar
 
     audio = AudioCache(source)
     return [_to_cpu(fn(torch.from_numpy(audio(p)).unsqueeze(0).to(device)))
-            for p in tqdm(paths, desc=desc, disable=not progress, leave=False)]
+            for p in bar(paths, desc=desc, unit="clip", disable=not progress)]
 
 
 def centred_crops(source: Source, paths: list[str], seconds: float) -> torch.Tensor:

@@ -144,7 +144,8 @@ def _fit_steps(net, loader, loss_fn, recipe, steps, device, seed):
     epochs = max(1, round(steps / len(loader)))
     return train.fit(net, loader, loss_fn, epochs=epochs, lr=recipe["lr"], weight_decay=0.01,
                      warmup_steps=recipe["warmup"], device=device, seed=seed,
-                     max_steps_per_epoch=min(len(loader), steps))
+                     max_steps_per_epoch=min(len(loader), steps),
+                     desc=f"{recipe.get('model_type', 'ssl')} pretraining")
 
 
 def train_wav2vec2(data, rows, recipe, steps, device, seed):

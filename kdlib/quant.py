@@ -179,10 +179,10 @@ def prepare_qat(model: nn.Module, bits: int, scheme: str = "uniform", per_channe
 
 def qat_finetune(model: nn.Module, loader, bits: int, scheme: str = "uniform", per_channel: bool = True,
                  clip: str = "mse", steps: int = 40, lr: float = 1e-4, device: str | None = None, seed: int = 0,
-                 progress: bool = True):
+                 progress: bool = True, desc: str | None = None):
     """Short QAT by self-distillation from the full-precision model (kdlib's choice; the paper's QAT
     recipe is not public): ``L = 1 − cos(f_q(x), f(x))`` on training crops, batch-norm statistics frozen.
-    Returns the quantized model (weights baked) and the loss history."""
+    Returns the quantized model (weights baked) and the loss history; ``desc`` labels the progress bar."""
     from kdlib.config import resolve_device
     from kdlib.train import fit
 
@@ -202,7 +202,7 @@ def qat_finetune(model: nn.Module, loader, bits: int, scheme: str = "uniform", p
         return 1 - nn.functional.cosine_similarity(student(wave), target).mean()
 
     history = fit(student, loader, loss_fn, epochs=1, lr=lr, max_steps_per_epoch=steps, device=device, seed=seed,
-                  progress=progress, grad_clip=1.0)
+                  progress=progress, grad_clip=1.0, desc=desc or f"QAT {bits}-bit {scheme}")
     return finish_qat(student).eval(), history
 
 
@@ -239,7 +239,8 @@ def excess_kurtosis(w: torch.Tensor) -> float:
 def int8_static(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
     """A real int8 model for the CPU (x86 / fbgemm kernels): PyTorch's FX graph-mode static quantization,
     int8 weights and activations, observers calibrated on ``calibration`` batches. The front end of a
-    :class:`kdlib.models.SpeakerModel` stays float. (torchao's ``quantize_`` configs target linear layers; these models are convolutional.)"""
+    :class:`kdlib.models.SpeakerModel` stays float. (torchao's ``quantize_`` configs target linear layers;
+    these models are convolutional.)"""
     import warnings
 
     from torch.ao.quantization import get_default_qconfig_mapping

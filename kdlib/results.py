@@ -52,6 +52,17 @@ def claim(claim: str, paper: str, ours: str, holds) -> dict:
     return {"claim": claim, "paper": paper, "ours": ours, "holds": bool(holds)}
 
 
+def claims_markdown(claims: list[dict]) -> str:
+    """The claims as a Markdown table, every cell in full (a DataFrame cuts long text at 50 characters)."""
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| claim | paper | ours | holds |", "|---|---|---|---|"]
+    lines += [f"| {cell(c['claim'])} | {cell(c['paper'])} | {cell(c['ours'])} | {'**yes**' if c['holds'] else '**no**'} |"
+              for c in claims]
+    return "\n".join(lines)
+
+
 def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list | None = None,
          extra: dict | None = None, out_dir: str | Path | None = None) -> Path:
     """Write ``<results>/<notebook>.json`` and refresh ``SUMMARY.md``; return the JSON's path."""

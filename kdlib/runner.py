@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                         "native: every core and the processor's own kernels")
     args = parser.parse_args(argv)
     in_force = set_numerics(args.numerics)
+    os.environ["KDLIB_HEADLESS"] = "1"  # saved notebooks get one line per loop, not frozen widget bars
     print("numerics: " + ", ".join(f"{k}={v}" for k, v in in_force.items()), flush=True)
     paths = [Path(p) for p in args.notebooks or []] or sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb"))
     missing = [str(p) for p in paths if not p.exists()]

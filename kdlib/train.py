@@ -45,7 +45,7 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
         weight_decay: float = 0.0, optimizer: torch.optim.Optimizer | None = None, schedule: str = "cosine",
         warmup_steps: int = 0, grad_clip: float | None = 5.0, device: str | None = None, seed: int = 0,
         checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True,
-        max_steps_per_epoch: int | None = None) -> History:
+        max_steps_per_epoch: int | None = None, desc: str = "") -> History:
     """Train ``model`` with ``loss_fn`` over ``loader`` for ``epochs``; return the loss history.
 
     ``loss_fn`` receives each batch already moved to ``device`` (kdlib's rule: the accelerator the model sits
@@ -53,12 +53,13 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
     trainable parameters of ``model`` (include a loss head's parameters by making it a submodule, or pass
     your own optimizer). ``schedule``: "cosine" (with linear warm-up) or "constant". With ``checkpoint``,
     the state is saved after every epoch and, if ``resume``, a run picks up where a previous one stopped.
+    ``desc`` labels the progress bar and the epoch lines (what is being trained).
     """
-    from tqdm.auto import tqdm
-
     from kdlib.config import resolve_device
+    from kdlib.progress import bar as progress_bar
 
     device = resolve_device(model, device)
+    label = f"{desc}: " if desc else ""
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -89,7 +90,8 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(seed + epoch)
         model.train()
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        bar = progress_bar(total=steps_per_epoch, desc=f"{label}epoch {epoch + 1}/{epochs}", unit="step",
+                           disable=not progress)
         for step, batch in enumerate(loader):
             if step >= steps_per_epoch:
                 break
@@ -109,7 +111,7 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
             bar.set_postfix(loss=f"{loss.item():.3f}")
         bar.close()
         if progress:
-            print(f"epoch {epoch + 1}/{epochs}: mean loss {history.epoch_means()[-1]:.4f}")
+            print(f"{label}epoch {epoch + 1}/{epochs}: mean loss {history.epoch_means()[-1]:.4f}")
         if ckpt:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_name(ckpt.name + ".tmp")

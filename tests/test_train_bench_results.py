@@ -128,6 +128,14 @@ def test_entry_and_claim_state_a_result_in_one_line():
     assert type(c["holds"]) is bool
 
 
+def test_claims_read_in_full_as_markdown():
+    long = "x" * 80 + " | with a pipe"
+    table = results.claims_markdown([results.claim(long, "p", "o", True), results.claim("c", "p", "o", False)])
+    lines = table.splitlines()
+    assert lines[0] == "| claim | paper | ours | holds |" and len(lines) == 4
+    assert "x" * 80 + " \\| with a pipe" in lines[2] and lines[2].endswith("| **yes** |") and lines[3].endswith("| **no** |")
+
+
 def test_results_record_the_device_actually_used(tmp_path, monkeypatch):
     from kdlib import config
 
@@ -135,3 +143,25 @@ def test_results_record_the_device_actually_used(tmp_path, monkeypatch):
     config.resolve_device(nn.Linear(2, 2), "cpu")
     record = json.loads(results.save("99_dev", seed=0, wall_time_s=1, models={}, out_dir=tmp_path).read_text())
     assert record["device"] == "cpu"
+
+
+def test_headless_runs_print_one_labelled_line_per_loop(monkeypatch, capsys):
+    from kdlib import progress
+
+    monkeypatch.setenv("KDLIB_HEADLESS", "1")
+    assert sum(progress.bar(range(3), desc="clips", unit="clip")) == 3
+    manual = progress.bar(total=4, desc="epoch 1/1", unit="step")
+    manual.update(2)
+    manual.close()
+    assert list(progress.bar(range(2), desc="quiet", disable=True)) == [0, 1]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["clips: 3/3 clip in 00:00", "epoch 1/1: 2/4 step in 00:00"]
+
+
+def test_fit_labels_its_epochs(monkeypatch, capsys):
+    monkeypatch.setenv("KDLIB_HEADLESS", "1")
+    model = nn.Linear(2, 1)
+    loader = DataLoader(TensorDataset(torch.randn(8, 2), torch.randn(8, 1)), batch_size=4)
+    train.fit(model, loader, lambda b: ((model(b[0]) - b[1]) ** 2).mean(), epochs=1, device="cpu", desc="tiny")
+    out = capsys.readouterr().out
+    assert "tiny: epoch 1/1: 2/2 step in" in out and "tiny: epoch 1/1: mean loss" in out

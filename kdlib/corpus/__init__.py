@@ -294,10 +294,10 @@ def _build_locked(cfg: CorpusConfig, root: Path, workers: int | None, progress: 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["kdlib.corpus", "kdlib.augment", "scipy.signal", "soundfile"])
     rows: list[dict] = []
-    from tqdm.auto import tqdm
+    from kdlib.progress import bar
 
     with ctx.Pool(workers, maxtasksperchild=1) as pool:
-        for part in tqdm(pool.imap_unordered(_build_speaker, jobs), total=len(jobs), disable=not progress,
+        for part in bar(pool.imap_unordered(_build_speaker, jobs), total=len(jobs), disable=not progress,
                          desc=f"synthesising {cfg.name} corpus", unit="speaker"):
             rows.extend(part)
     rows.sort(key=lambda r: r["path"])

@@ -54,7 +54,7 @@ def build_sv(name: str, out_dir: Path, corpus: str = "default", smoke: bool = Fa
     ckpt = checkpoint_path(name)
     history = train.fit(model, loader, model.loss, epochs=recipe["epochs"], lr=recipe["lr"],
                         weight_decay=recipe["weight_decay"], warmup_steps=len(loader) // 2, device=device, seed=seed,
-                        max_steps_per_epoch=2 if smoke else None, checkpoint=ckpt)
+                        max_steps_per_epoch=2 if smoke else None, checkpoint=ckpt, desc=name)
     teacher, mfcc = model.deployable(), mfcc_baseline(data)
     metrics = {}
     for prefix, embedder in (("", teacher), ("mfcc_stats_", mfcc)):
