@@ -36,9 +36,11 @@ def silence_baseline(feats: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def _frozen(model: nn.Module):
-    """Eval mode and no parameter gradients (IG needs input gradients only; this roughly halves the cost)."""
+    """Eval mode and no parameter gradients (IG needs input gradients only; this roughly halves the cost).
+    Afterwards every module gets its own mode back (``model.train(flag)`` would impose the outer module's
+    mode on all of them: a wrapper in train mode would leave an eval-mode model in train mode)."""
     flags = [p.requires_grad for p in model.parameters()]
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -47,7 +49,8 @@ def _frozen(model: nn.Module):
     finally:
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
 
 
 def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor,

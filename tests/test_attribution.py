@@ -112,3 +112,12 @@ def test_faithfulness_gives_ig_and_random_curves_per_item():
     again = attribution.faithfulness(model, feats, labels, base, n_steps=8, steps=4,
                                      generator=torch.Generator().manual_seed(0))[2]
     assert all((a["deletion"] == b["deletion"]).all() for a, b in zip(curves, again))  # the generator fixes them
+
+
+def test_ig_gives_every_module_its_own_mode_back():
+    """An eval-mode model inside a train-mode wrapper must stay in eval mode (batch norm!) after IG."""
+    inner = TinySpeakerNet().eval()
+    wrapper = nn.Sequential(inner)  # a fresh module: train mode
+    attribution.integrated_gradients(wrapper, torch.randn(2, 8, 12), torch.tensor([0, 1]), n_steps=4)
+    assert wrapper.training and not inner.training and not inner.conv.training
+    assert all(p.requires_grad for p in wrapper.parameters())

@@ -105,6 +105,7 @@ def test_speaker_model_parts_are_replaceable_without_surgery():
         emb = model(wave)
         assert torch.equal(SpeakerModel(model.encoder)(feats), emb)          # features in, same encoder
         assert torch.equal(model.classifier()(wave), model.head.logits(emb))  # logits for captum and KD
+        assert not model.classifier().training                                # in the model's own mode
         deployed = model.deployable()
         assert deployed.head is None and torch.equal(deployed(wave), emb)
         assert deployed.encoder is not model.encoder                          # a copy: training on is safe

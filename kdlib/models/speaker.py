@@ -53,7 +53,9 @@ class SpeakerModel(nn.Module):
     def classifier(self) -> nn.Module:
         """A module whose ``forward`` gives :meth:`logits` (what captum or a KD loss needs), sharing weights."""
         self._need_head()
-        return _Logits(self)
+        wrapper = _Logits(self)
+        wrapper.training = self.training  # a new module starts in train mode; mirror the model's own
+        return wrapper
 
     def deployable(self, frontend: nn.Module | None = None) -> "SpeakerModel":
         """What ships: a copy of the front end (or ``frontend``, e.g. the log-mel front end of a model
