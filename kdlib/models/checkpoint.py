@@ -42,7 +42,7 @@ def load_speaker_model(folder: str | Path) -> SpeakerModel:
     """Load a checkpoint written by :func:`save_speaker_model` as a float32 :class:`SpeakerModel` in eval mode."""
     from safetensors.torch import load_file
 
-    from kdlib.features import Fbank
+    from kdlib.models.speaker import speaker_model
 
     folder = Path(folder)
     try:
@@ -52,8 +52,7 @@ def load_speaker_model(folder: str | Path) -> SpeakerModel:
         raise ValueError(f"{folder / 'config.json'}: not a kdlib speaker-model config ({err})") from err
     if architecture not in ARCHITECTURES:
         raise ValueError(f"{folder / 'config.json'}: unknown architecture {architecture!r}")
-    encoder = ARCHITECTURES[architecture](**kwargs)
-    model = SpeakerModel(encoder, Fbank(encoder.n_mels))
+    model = speaker_model(architecture, **kwargs)  # front end + encoder, no head
     state = load_file(str(folder / "model.safetensors"))
     parts = {"frontend": {k[len(_FRONTEND):]: v for k, v in state.items() if k.startswith(_FRONTEND)},
              "encoder": {k: v for k, v in state.items() if not k.startswith(_FRONTEND)}}
