@@ -53,3 +53,19 @@ def session(x: np.ndarray, rng: np.random.Generator, sr: int, p_reverb: float = 
     y = add_noise(y, rng, snr_db)
     peak = np.max(np.abs(y)) + 1e-9
     return (y / peak * rng.uniform(0.1, 0.9)).astype(np.float32)
+
+
+def distort_crops(waves, p: float = 0.6, seed: int = 0, sr: int = 16_000, **session_kwargs):
+    """A distorted copy of a ``(n, samples)`` tensor of crops: each crop, with probability ``p``, goes through
+    :func:`session` (tilt, reverb, noise, level), drawn from ``seed`` so that the copy repeats bit for bit;
+    the others are kept clean. Used where a student hears distorted audio and its teacher the clean crop."""
+    import torch
+
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability, got {p}")
+    rng = np.random.default_rng(seed)
+    out = waves.clone()
+    for i, wave in enumerate(waves.numpy()):
+        if rng.random() < p:
+            out[i] = torch.from_numpy(session(wave.astype(np.float64), rng, sr, **session_kwargs))
+    return out

@@ -70,3 +70,23 @@ def measure(model: nn.Module, example: torch.Tensor, **latency_kwargs) -> dict:
     """``params``, ``bytes`` and ``latency_ms`` of a model, the size/speed part of a results entry."""
     return {"params": count_params(model), "bytes": model_bytes(model),
             "latency_ms": round(cpu_latency_ms(model, example, **latency_kwargs), 3)}
+
+
+@torch.inference_mode()
+def cuda_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, repeats: int = 10) -> float:
+    """Median wall time in milliseconds of ``model(example)`` on the GPU (synchronised before and after each
+    call), after warm-up; the model is copied there in eval mode, the caller's left untouched."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("cuda_latency_ms needs a CUDA GPU; none is visible")
+    gpu_model = copy.deepcopy(model).cuda().eval()
+    example = example.cuda()
+    for _ in range(warmup):
+        gpu_model(example)
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        gpu_model(example)
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)

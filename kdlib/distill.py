@@ -75,3 +75,33 @@ def embedding_cosine(student_emb: torch.Tensor, teacher_emb: torch.Tensor):
         raise ValueError(f"embedding KD needs equal shapes, got student {tuple(student_emb.shape)} and "
                          f"teacher {tuple(teacher_emb.shape)}")
     return (1 - F.cosine_similarity(student_emb, teacher_emb.detach(), dim=-1)).mean()
+
+
+def hidden_mse(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor):
+    r"""Hidden-state distillation as in OS-KDFT's published code (Heo et al., Interspeech 2023, arXiv
+    2305.17394): the mean squared error between the student's and the teacher's last hidden states,
+
+    ``L = 1/(B·T·D) · Σ_{b,t,d} (h^S_btd − h^T_btd)²``.
+
+    The paper's code multiplies it by 100 (``kd_scale`` in :class:`kdlib.one_step.OneStepKDFT`)."""
+    if student_hidden.shape != teacher_hidden.shape:
+        raise ValueError(f"hidden-state KD needs equal shapes, got student {tuple(student_hidden.shape)} and "
+                         f"teacher {tuple(teacher_hidden.shape)}")
+    return F.mse_loss(student_hidden, teacher_hidden.detach().to(student_hidden.dtype))
+
+
+def distilhubert(predictions: torch.Tensor, targets: torch.Tensor, cos_weight: float = 1.0):
+    r"""Layer-wise L1 + cosine distillation of DistilHuBERT (Chang, Yang and Lee, ICASSP 2022, arXiv
+    2110.01900), as the later OS-KDFT code uses it. ``predictions`` and ``targets`` are ``(B, K, T, D)``:
+    K prediction heads against K teacher layers. Per head k, averaged over the batch and time:
+
+    ``L_k = 1/T · Σ_t [ 1/D · ‖ĥ_kt − h_kt‖₁ − λ · log σ(cos(ĥ_kt, h_kt)) ]``,  ``L = Σ_k L_k``  (λ = ``cos_weight``).
+
+    (The OS-KDFT code sums the cosine term over time instead of averaging it, which weights it T times more;
+    kdlib follows the DistilHuBERT paper.) Returns the total and the two parts (for logging)."""
+    if predictions.shape != targets.shape:
+        raise ValueError(f"prediction heads give {tuple(predictions.shape)}, teacher layers {tuple(targets.shape)}")
+    targets = targets.detach().to(predictions.dtype)
+    l1 = (predictions - targets).abs().mean(dim=(0, 2, 3)).sum()
+    cos = F.logsigmoid(F.cosine_similarity(predictions, targets, dim=-1)).mean(dim=(0, 2)).sum()
+    return l1 - cos_weight * cos, {"l1": l1, "cos": -cos}

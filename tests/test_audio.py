@@ -74,3 +74,19 @@ def test_crops():
 def test_write_audio_rejects_unknown_suffix(tmp_path):
     with pytest.raises(ValueError, match="unsupported suffix"):
         audio.write_audio(tmp_path / "a.mp3", np.zeros(100))
+
+
+def test_distorted_crops_repeat_bit_for_bit_and_keep_the_undrawn_crops_clean():
+    import torch
+
+    from kdlib.augment import distort_crops
+
+    waves = torch.from_numpy(np.random.default_rng(0).standard_normal((6, 4000)).astype(np.float32) * 0.1)
+    a, b = distort_crops(waves, p=0.5, seed=3), distort_crops(waves, p=0.5, seed=3)
+    assert torch.equal(a, b) and a.shape == waves.shape and a.dtype == waves.dtype
+    changed = [not torch.equal(x, y) for x, y in zip(a, waves)]
+    assert 0 < sum(changed) < 6  # some distorted, some kept clean
+    assert torch.equal(distort_crops(waves, p=0.0), waves)
+    assert all(not torch.equal(x, y) for x, y in zip(distort_crops(waves, p=1.0), waves))
+    with pytest.raises(ValueError, match="probability"):
+        distort_crops(waves, p=1.5)

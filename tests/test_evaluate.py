@@ -100,3 +100,26 @@ def test_mfcc_frames_cmvn_only_when_asked():
     pooled = stats_pool(normed, dim=0, floor=0.0)
     assert abs(pooled[:39]).max() < 1e-4 and abs(pooled[39:] - 1).max() < 0.02  # nothing left for a probe (std: biased vs unbiased)
     assert abs(stats_pool(raw, dim=0, floor=0.0)[:13]).max() > 1.0  # raw statistics keep the spectral envelope
+
+
+def test_precomputed_inputs_give_the_embeddings_of_the_audio(smoke_corpus):
+    """A shared front end's output computed once per clip and passed as ``inputs`` gives the same embeddings
+    (clips of equal shape run together) as the full model on the audio."""
+    from kdlib.datasets import AudioCache
+    from kdlib.models import SpeakerModel, speaker_model
+
+    torch.manual_seed(0)
+    model = speaker_model("ecapa_tdnn", channels=32).eval()
+    rows = smoke_corpus.select("test", "keyword")[:5] + smoke_corpus.select("test", "sentence")[:3]
+    paths = [r["path"] for r in rows]
+    audio = AudioCache(smoke_corpus)
+    with torch.no_grad():
+        inputs = {p: model.frontend(torch.from_numpy(audio(p)).unsqueeze(0)) for p in paths}
+    on_features = SpeakerModel(model.encoder)  # no front end: reads the features
+    reference = evaluate.embed(model, smoke_corpus, paths, progress=False, device="cpu")
+    cached = evaluate.embed(on_features, smoke_corpus, paths, progress=False, device="cpu", inputs=inputs)
+    assert torch.allclose(cached, reference, atol=1e-5)
+    with pytest.raises(KeyError, match="no precomputed input"):
+        evaluate.embed(on_features, smoke_corpus, paths, progress=False, inputs={paths[0]: inputs[paths[0]]})
+    with pytest.raises(ValueError, match="whole clips"):
+        evaluate.embed(on_features, smoke_corpus, paths, seconds=1.0, progress=False, inputs=inputs)

@@ -76,3 +76,27 @@ def test_a_float16_checkpoint_loads_as_float32(tmp_path):
     assert next(teacher.parameters()).dtype == torch.float32
     assert teacher(torch.randn(1, 16000)).last_hidden_state.dtype == torch.float32
     assert next(ssl.load_ssl(tmp_path / "fp16", dtype=torch.float16).parameters()).dtype == torch.float16
+
+
+def test_paper_scale_architectures_have_the_published_sizes():
+    """Parameter counts of OS-KDFT's published teachers and students, from their configurations (random
+    weights): HuBERT Base 94.37 M and its 2-layer student 23.49 M (DistilHuBERT's size); the 4-layer
+    student of wav2vec 2.0 XLSR-53 63.51 M."""
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(ssl.paper_scale_ssl("hubert-base-ls960")) == 94_371_712
+    assert count(ssl.paper_scale_ssl("hubert-base-ls960", 2)) == 23_492_992
+    assert count(ssl.paper_scale_ssl("wav2vec2-large-xlsr-53", 4)) == 63_514_240
+    with pytest.raises(KeyError, match="paper-scale"):
+        ssl.paper_scale_ssl("wavlm-huge")
+
+
+def test_ssl_front_end_gives_hidden_states_as_features(tmp_path):
+    _, folder = _save(tmp_path, "wavlm")
+    model = ssl.load_ssl(folder)
+    wave = torch.randn(2, 16000)
+    with torch.no_grad():
+        last = ssl.SSLFrontEnd(model)(wave)
+        first = ssl.SSLFrontEnd(model, layer=1)(wave[0])
+        hidden = model(wave, output_hidden_states=True).hidden_states
+    assert last.shape == (2, 32, 49) and torch.allclose(last, hidden[-1].transpose(1, 2))
+    assert first.shape == (1, 32, 49) and torch.allclose(first[0], hidden[1][0].T, atol=1e-5)

@@ -165,3 +165,13 @@ def test_fit_labels_its_epochs(monkeypatch, capsys):
     train.fit(model, loader, lambda b: ((model(b[0]) - b[1]) ** 2).mean(), epochs=1, device="cpu", desc="tiny")
     out = capsys.readouterr().out
     assert "tiny: epoch 1/1: 2/2 step in" in out and "tiny: epoch 1/1: mean loss" in out
+
+
+def test_gpu_latency_needs_a_gpu_and_measures_one_when_there():
+    model = torch.nn.Linear(8, 2)
+    if torch.cuda.is_available():
+        assert bench.cuda_latency_ms(model, torch.randn(1, 8), warmup=1, repeats=2) > 0
+        assert next(model.parameters()).device.type == "cpu"  # the caller's model stays where it was
+    else:
+        with pytest.raises(RuntimeError, match="CUDA"):
+            bench.cuda_latency_ms(model, torch.randn(1, 8))

@@ -69,13 +69,16 @@ class AttentiveStatsPool(nn.Module):
 
 
 class ECAPA_TDNN(nn.Module):
-    """ECAPA-TDNN speaker embedding extractor: ``(batch, n_mels, frames)`` log-mel features in,
-    ``(batch, embed_dim)`` embeddings out. Wrap it in :class:`kdlib.models.SpeakerModel` for audio input."""
+    """ECAPA-TDNN speaker embedding extractor: ``(batch, n_mels, frames)`` features in (log-mels, or an SSL
+    model's hidden states with ``n_mels`` = their width), ``(batch, embed_dim)`` embeddings out. Wrap it in
+    :class:`kdlib.models.SpeakerModel` for audio input. ``instance_norm=True`` normalises each input channel
+    over time first (no weights), as OS-KDFT's backend does on SSL hidden states."""
 
     def __init__(self, channels: int = 512, embed_dim: int = 192, n_mels: int = 80, scale: int = 8,
-                 mfa_channels: int | None = None):
+                 mfa_channels: int | None = None, instance_norm: bool = False):
         super().__init__()
         mfa = mfa_channels or 3 * channels
+        self.input_norm = nn.InstanceNorm1d(n_mels) if instance_norm else nn.Identity()
         self.layer1 = _ConvReluBN(n_mels, channels, kernel=5)
         self.blocks = nn.ModuleList(SERes2Block(channels, 3, d, scale) for d in (2, 3, 4))
         self.mfa = nn.Sequential(nn.Conv1d(3 * channels, mfa, 1), nn.ReLU())
@@ -86,7 +89,7 @@ class ECAPA_TDNN(nn.Module):
         self.embed_dim, self.n_mels, self.channels = embed_dim, n_mels, channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layer1(x)
+        x = self.layer1(self.input_norm(x))
         outs = []
         for block in self.blocks:
             x = block(x)

@@ -66,3 +66,18 @@ def centroid_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int
     head = AAMSoftmax(unit.shape[1], n_classes, margin=margin, scale=scale)
     head.weight.copy_(F.normalize(sums, dim=-1))
     return head.requires_grad_(False)
+
+
+class PredictionHeads(nn.Module):
+    """DistilHuBERT's prediction heads (Chang, Yang and Lee, ICASSP 2022, arXiv 2110.01900): ``n_heads``
+    separate ``Linear(dim, dim) → GELU → Linear(dim, dim)`` maps from the student's last hidden state, head k
+    predicting teacher layer k of :func:`kdlib.one_step.distill_layers`. Training only; dropped after KD.
+    ``forward(h)`` with ``h`` of shape ``(batch, frames, dim)`` returns ``(batch, n_heads, frames, dim)``."""
+
+    def __init__(self, dim: int, n_heads: int = 3):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+                                   for _ in range(n_heads))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head(h) for head in self.heads], dim=1)

@@ -9,6 +9,11 @@
   (OS-KDFT): ``h + FFN(h) + s·up(ReLU(down(LN(h))))``, with ``up`` zero-initialised so that the adapter
   starts as the identity. Adapters can be switched off per sample, which is how one batch carries a
   KD branch (no adapters) and a fine-tuning branch (adapters) through the same weights.
+- :func:`without_feature_encoder` gives the same model reading the CNN's output, so that a frozen CNN's
+  features can be computed once and cached; :class:`SSLFrontEnd` makes any of them a speaker model's
+  front end (hidden states as ``(batch, dim, frames)``).
+- :func:`paper_scale_ssl` builds the published architectures (wav2vec 2.0 XLSR-53, HuBERT Base) with random
+  weights, for size and speed measurements without a download.
 """
 
 from __future__ import annotations
@@ -121,3 +126,74 @@ def set_adapter_mask(adapters: list[ParallelAdapter], mask: torch.Tensor | None)
     """Switch adapters on (1) or off (0) per sample for the next forward pass; ``None`` turns them all on."""
     for adapter in adapters:
         adapter.mask = mask
+
+
+def adapter_parameters(adapters: list[ParallelAdapter]) -> list[nn.Parameter]:
+    """The adapters' own weights (layer norm, down, up), not the feed-forward blocks they wrap."""
+    return [p for a in adapters for part in (a.norm, a.down, a.up) for p in part.parameters()]
+
+
+def without_feature_encoder(model: nn.Module) -> nn.Module:
+    """The same model, sharing every weight, that reads the CNN feature encoder's output ``(batch, channels,
+    frames)`` instead of audio: everything after the CNN (feature projection, positional convolution,
+    transformer layers). With a frozen CNN shared by teacher and students, its output is computed once per
+    clip and cached; training the rest then costs a fraction of a full forward pass.
+
+    A shallow copy whose ``feature_extractor`` is the identity; the original model is left untouched and
+    still takes audio. Works for wav2vec 2.0, HuBERT and WavLM (their forward passes start with
+    ``feature_extractor(input_values)``).
+    """
+    body = copy.copy(model)
+    body._modules = {**model._modules, "feature_extractor": nn.Identity()}
+    return body
+
+
+class SSLFrontEnd(nn.Module):
+    """An SSL model as a speaker model's front end: audio ``(batch, samples)`` (or CNN features, for a model
+    made by :func:`without_feature_encoder`) in, hidden state ``layer`` out as ``(batch, dim, frames)``, the
+    layout of log-mel features, so that an ECAPA-TDNN with ``n_mels = dim`` sits on top."""
+
+    def __init__(self, model: nn.Module, layer: int = -1):
+        super().__init__()
+        self.model, self.layer = model, layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 1:
+            x = x.unsqueeze(0)
+        if self.layer == -1:
+            hidden = self.model(x).last_hidden_state
+        else:
+            hidden = self.model(x, output_hidden_states=True).hidden_states[self.layer]
+        return hidden.transpose(1, 2)
+
+
+PAPER_SCALE = {
+    "wav2vec2-large-xlsr-53": dict(
+        model_type="wav2vec2", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+        intermediate_size=4096, conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
+        num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16),
+    "hubert-base-ls960": dict(
+        model_type="hubert", hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_bias=False,
+        feat_extract_norm="group", do_stable_layer_norm=False, num_conv_pos_embeddings=128,
+        num_conv_pos_embedding_groups=16),
+}
+"""The published architectures of OS-KDFT's teachers (``facebook/wav2vec2-large-xlsr-53``, the paper's;
+``facebook/hubert-base-ls960``, the code's later version), from their hub configurations. Sizes and
+latencies depend on the architecture only, so these are built with random weights, without a download."""
+
+
+def paper_scale_ssl(name: str, num_layers: int | None = None) -> nn.Module:
+    """A randomly initialised model of the published architecture ``name`` (:data:`PAPER_SCALE`), with its
+    first ``num_layers`` transformer layers only when given (a student's size), in eval mode."""
+    if name not in PAPER_SCALE:
+        raise KeyError(f"no paper-scale architecture {name!r}; known: {sorted(PAPER_SCALE)}")
+    from transformers import HubertConfig, Wav2Vec2Config, WavLMConfig
+
+    settings = dict(PAPER_SCALE[name])
+    config_class = {"wav2vec2": Wav2Vec2Config, "hubert": HubertConfig, "wavlm": WavLMConfig}[settings.pop("model_type")]
+    config = config_class(**settings)
+    if num_layers is not None:
+        config.num_hidden_layers = num_layers
+    return _model_class(config.model_type)(config).eval()
