@@ -21,7 +21,7 @@ from kdlib.datasets import centred_crops, map_clips
 from kdlib.sources import Source
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the outputs are often cached and trained on later
 def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 64,
             device: str | None = None) -> torch.Tensor:
     """``fn`` over ``x`` in batches on ``device`` (by kdlib's device rule; a module is moved there), outputs

@@ -47,6 +47,19 @@ def test_load_takes_a_checkpoint_directory(smoke_zoo):
         zoo.load("no-such-teacher")
 
 
+def test_a_hub_id_that_cannot_be_fetched_says_what_to_do():
+    """A hub id goes to transformers; offline, the error says to pass a local directory instead."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from kdlib import zoo\ntry:\n    zoo.load('kdlib-test/no-such-model')\nexcept OSError as e:\n    print(e)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert "kdlib-test/no-such-model: could not load this hub id" in out.stdout
+    assert "pass the local directory" in out.stdout
+
+
 def test_damaged_manifest_is_named_with_its_fix(tmp_path):
     (tmp_path / "MANIFEST.json").write_text('{"ecapa": {"files": ')
     with pytest.raises(ValueError, match=r"(?s)MANIFEST.json: damaged.*git checkout"):

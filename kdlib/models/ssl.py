@@ -51,7 +51,15 @@ def load_ssl(name_or_path: str | Path, revision: str | None = None, dtype: torch
         raise ValueError(f"{name_or_path}: is a file; expected a checkpoint directory or a hub id")
     options = {"local_files_only": True} if local else {"revision": revision}
     config = AutoConfig.from_pretrained(str(name_or_path), **options)
-    model = _model_class(config.model_type).from_pretrained(str(name_or_path), dtype=dtype, **options, **kwargs)
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a weight-loading bar per teacher clutters notebooks (frozen at 0 % when saved)
+    try:
+        model = _model_class(config.model_type).from_pretrained(str(name_or_path), dtype=dtype, **options, **kwargs)
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
     return model.eval()
 
 

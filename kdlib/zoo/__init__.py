@@ -66,9 +66,10 @@ def verify(name: str, zoo: str | Path | None = None) -> Path:
 
 
 def load(spec: str | Path, zoo: str | Path | None = None) -> nn.Module:
-    """A teacher in eval mode, float32: a zoo name (checksums verified first) or a checkpoint directory
-    (a speaker model saved by :func:`kdlib.models.save_speaker_model`, or an SSL model saved by
-    ``save_pretrained``). Speaker models come as :class:`kdlib.models.SpeakerModel`."""
+    """A teacher in eval mode, float32: a zoo name (checksums verified first), a checkpoint directory (a
+    speaker model saved by :func:`kdlib.models.save_speaker_model`, or an SSL model saved by
+    ``save_pretrained``) or a Hugging Face hub id of an SSL model (``owner/name``; needs the network or the
+    hub cache). Speaker models come as :class:`kdlib.models.SpeakerModel`."""
     from kdlib.models import load_speaker_model
     from kdlib.models.checkpoint import is_speaker_checkpoint
     from kdlib.models.ssl import load_ssl
@@ -77,9 +78,21 @@ def load(spec: str | Path, zoo: str | Path | None = None) -> nn.Module:
         folder = verify(str(spec), zoo)
     elif Path(spec).is_dir():
         folder = Path(spec)
+    elif _is_hub_id(str(spec)):
+        try:
+            return load_ssl(str(spec))
+        except OSError as err:
+            raise OSError(f"{spec}: could not load this hub id ({err.__class__.__name__}); without a network, "
+                          "download it elsewhere (save_pretrained) and pass the local directory") from err
     else:
-        raise FileNotFoundError(f"{spec}: neither a zoo teacher ({', '.join(TEACHERS)}) nor a checkpoint directory")
+        raise FileNotFoundError(f"{spec}: neither a zoo teacher ({', '.join(TEACHERS)}), a checkpoint directory "
+                                "nor a hub id (owner/name)")
     return load_speaker_model(folder) if is_speaker_checkpoint(folder) else load_ssl(folder)
+
+
+def _is_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not Path(spec).exists() and not spec.startswith((".", "~"))
 
 
 def register(name: str, folder: Path, entry: dict, zoo: str | Path | None = None) -> None:
