@@ -9,8 +9,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {"attribution", "audio", "augment", "bench", "config", "corpus", "datasets", "distill", "espeak",
-               "evaluate", "features", "metrics", "models", "plots", "pretraining", "probing", "progress", "quant", "results",
-               "runner", "sentences", "sources", "train", "zoo"}
+               "evaluate", "features", "metrics", "models", "one_step", "plots", "pretraining", "probing", "progress",
+               "quant", "results", "runner", "sentences", "sources", "train", "zoo"}
 
 
 def __getattr__(name):
