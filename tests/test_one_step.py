@@ -44,6 +44,20 @@ def _batch(teacher, n=4, k=1, seed=0):
     return {"feats": feats, "label": torch.arange(n) % 4, "targets": torch.stack([hidden[i] for i in layers], 1)}
 
 
+def _train(obj, batch, steps, learning_rates, watch):
+    """Adam on one batch for ``steps`` steps; the first value of the loss term ``watch`` and the last terms."""
+    opt = torch.optim.Adam(obj.param_groups(*learning_rates))
+    obj.train()
+    first = None
+    for _ in range(steps):
+        loss, terms = obj.loss(batch)
+        first = first or terms[watch].item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return first, terms
+
+
 def test_linear_decay_end_points():
     assert one_step.linear_decay(0, 100) == 1.0
     assert one_step.linear_decay(50, 100) == 0.5
@@ -162,15 +176,7 @@ def test_regimes_train_their_own_parts():
 def test_one_step_kdft_overfits_a_tiny_batch(kd_target):
     teacher, _, _, obj = _system(kd_target=kd_target, steps=60)
     batch = _batch(teacher, k=1 if kd_target == "mse" else 3)
-    opt = torch.optim.Adam(obj.param_groups(1e-3, 1e-2, 1e-2))
-    obj.train()
-    first = None
-    for _ in range(60):
-        loss, terms = obj.loss(batch)
-        first = first or terms["sv"].item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    first, terms = _train(obj, batch, steps=60, learning_rates=(1e-3, 1e-2, 1e-2), watch="sv")
     assert terms["sv"].item() < 0.3 * first and terms["accuracy"].item() == 1.0
 
 
@@ -182,15 +188,7 @@ def test_distillation_alone_pulls_a_scrambled_student_to_its_teacher(kd_target):
         if "layer_norm" not in name:
             torch.nn.init.normal_(p, std=0.3)
     batch = _batch(teacher, k=1 if kd_target == "mse" else 3)
-    opt = torch.optim.Adam(obj.param_groups(3e-3, 3e-3, 0.0))
-    obj.train()
-    first = None
-    for _ in range(150):
-        loss, terms = obj.loss(batch)
-        first = first or terms["kd"].item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    first, terms = _train(obj, batch, steps=150, learning_rates=(3e-3, 3e-3, 0.0), watch="kd")
     # the L1 + cosine loss cannot go below K·(−log σ(1)) (cosine 1 everywhere); MSE can reach 0
     floor = 3 * -math.log(1 / (1 + math.exp(-1))) if kd_target == "heads" else 0.0
     assert terms["kd"].item() - floor < 0.4 * (first - floor)
