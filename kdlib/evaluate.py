@@ -39,29 +39,25 @@ def _prepare(model, device: str | None) -> str:
     return device
 
 
-def _clips(fn, source: Source, paths: list[str], device: str, desc: str, progress: bool,
-           inputs: dict | None) -> list:
-    """``fn`` over each clip's audio, or over its entry in ``inputs`` (precomputed ``(1, ...)`` model inputs per
-    path, those of equal shape in batches)."""
-    if inputs is None:
-        return map_clips(fn, source, paths, device, desc, progress)
+def _by_shape(fn: Callable[[torch.Tensor], torch.Tensor], items: list[torch.Tensor], batch_size: int,
+              device: str) -> list[torch.Tensor]:
+    """``fn`` over ``(1, ...)`` tensors, those of equal shape stacked and run in batches (exact: nothing is
+    padded or cut); the outputs ``(1, ...)`` in the order of ``items``."""
+    groups: dict[tuple, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(tuple(item.shape), []).append(i)
+    out: list = [None] * len(items)
+    for group in groups.values():
+        for i, value in zip(group, batched(fn, torch.cat([items[i] for i in group]), batch_size, device)):
+            out[i] = value.unsqueeze(0)
+    return out
+
+
+def _precomputed(inputs: dict, source: Source, paths: list[str]) -> list[torch.Tensor]:
     missing = [p for p in paths if p not in inputs]
     if missing:
         raise KeyError(f"{source.name}: no precomputed input for {len(missing)} clips, e.g. {missing[0]}")
-    from kdlib.progress import bar
-
-    # inputs of equal shape are stacked and run together: exact (nothing padded), and much faster
-    by_shape: dict[tuple, list[int]] = {}
-    for i, p in enumerate(paths):
-        by_shape.setdefault(tuple(inputs[p].shape), []).append(i)
-    out: list = [None] * len(paths)
-    for group in bar(list(by_shape.values()), desc=desc, unit="shape", disable=not progress):
-        for start in range(0, len(group), 32):
-            chunk = group[start:start + 32]
-            result = fn(torch.cat([inputs[paths[i]] for i in chunk]).to(device)).cpu()
-            for i, value in zip(chunk, result):
-                out[i] = value.unsqueeze(0)
-    return out
+    return [inputs[p] for p in paths]
 
 
 @torch.inference_mode()
@@ -81,18 +77,16 @@ def embed(model: Callable[[torch.Tensor], torch.Tensor], source: Source, paths: 
             raise ValueError("precomputed inputs are whole clips; leave seconds=None")
         return batched(model, centred_crops(source, paths, seconds), batch_size, device)
     unique = sorted(set(paths))
-    if isinstance(model, SpeakerModel):
-        feats = _clips(model.frontend, source, unique, device, "features", progress, inputs)
-        by_frames: dict[int, list[int]] = {}
-        for i, f in enumerate(feats):
-            by_frames.setdefault(f.shape[-1], []).append(i)
-        out: list[torch.Tensor | None] = [None] * len(unique)
-        for group in by_frames.values():
-            stacked = torch.cat([feats[i] for i in group])
-            for i, e in zip(group, batched(model.encoder, stacked, batch_size, device)):
-                out[i] = e
+    if isinstance(model, SpeakerModel):  # front end per clip (inputs: batched by shape), encoder batched
+        if inputs is None:
+            feats = map_clips(model.frontend, source, unique, device, "features", progress)
+        else:
+            feats = _by_shape(model.frontend, _precomputed(inputs, source, unique), batch_size, device)
+        out = [e[0] for e in _by_shape(model.encoder, feats, batch_size, device)]
+    elif inputs is None:
+        out = [e[0].float() for e in map_clips(model, source, unique, device, "embedding", progress)]
     else:
-        out = [e[0].float() for e in _clips(model, source, unique, device, "embedding", progress, inputs)]
+        out = [e[0] for e in _by_shape(model, _precomputed(inputs, source, unique), batch_size, device)]
     index = {p: i for i, p in enumerate(unique)}
     return torch.stack([out[index[p]] for p in paths])
 
