@@ -54,15 +54,23 @@ def cpu_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, rep
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for _ in range(warmup):
-            cpu_model(example)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            cpu_model(example)
-            times.append((time.perf_counter() - start) * 1000)
+        return _median_ms(lambda: cpu_model(example), warmup, repeats)
     finally:
         torch.set_num_threads(old_threads)
+
+
+def _median_ms(call, warmup: int, repeats: int, sync=lambda: None) -> float:
+    """Median wall time in milliseconds of ``call()`` over ``repeats`` runs after ``warmup`` untimed ones;
+    ``sync`` runs before and after each timed call (waits for a GPU's queued work)."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        call()
+        sync()
+        times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
 
@@ -80,13 +88,4 @@ def cuda_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, re
         raise RuntimeError("cuda_latency_ms needs a CUDA GPU; none is visible")
     gpu_model = copy.deepcopy(model).cuda().eval()
     example = example.cuda()
-    for _ in range(warmup):
-        gpu_model(example)
-    times = []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        gpu_model(example)
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return _median_ms(lambda: gpu_model(example), warmup, repeats, sync=torch.cuda.synchronize)

@@ -197,11 +197,10 @@ def paper_scale_ssl(name: str, num_layers: int | None = None) -> nn.Module:
     first ``num_layers`` transformer layers only when given (a student's size), in eval mode."""
     if name not in PAPER_SCALE:
         raise KeyError(f"no paper-scale architecture {name!r}; known: {sorted(PAPER_SCALE)}")
-    from transformers import HubertConfig, Wav2Vec2Config, WavLMConfig
+    from transformers import AutoConfig
 
     settings = dict(PAPER_SCALE[name])
-    config_class = {"wav2vec2": Wav2Vec2Config, "hubert": HubertConfig, "wavlm": WavLMConfig}[settings.pop("model_type")]
-    config = config_class(**settings)
+    config = AutoConfig.for_model(settings.pop("model_type"), **settings)
     if num_layers is not None:
         config.num_hidden_layers = num_layers
     return _model_class(config.model_type)(config).eval()
