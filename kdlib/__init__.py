@@ -9,7 +9,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {"attribution", "audio", "augment", "bench", "config", "corpus", "datasets", "distill", "espeak",
-               "evaluate", "features", "metrics", "models", "one_step", "plots", "pretraining", "probing", "progress",
+               "downstream", "ensemble", "evaluate", "features", "metrics", "models", "one_step", "plots", "pretraining", "probing", "progress",
                "quant", "results", "runner", "sentences", "sources", "train", "zoo"}
 
 

@@ -45,11 +45,12 @@ def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: tuple[float, floa
 
 
 def session(x: np.ndarray, rng: np.random.Generator, sr: int, p_reverb: float = 0.7,
-            snr_db: tuple[float, float] = (5.0, 30.0)) -> np.ndarray:
-    """One recording session: tilt, reverb (probability ``p_reverb``), noise, then a random peak level."""
+            snr_db: tuple[float, float] = (5.0, 30.0), rt60: tuple[float, float] = (0.1, 0.6)) -> np.ndarray:
+    """One recording session: tilt, reverb (probability ``p_reverb``, RT60 drawn from ``rt60`` seconds), noise
+    at an SNR drawn from ``snr_db``, then a random peak level."""
     y = channel_tilt(x, rng)
     if rng.random() < p_reverb:
-        y = reverb(y, rng, sr)
+        y = reverb(y, rng, sr, rt60)
     y = add_noise(y, rng, snr_db)
     peak = np.max(np.abs(y)) + 1e-9
     return (y / peak * rng.uniform(0.1, 0.9)).astype(np.float32)
@@ -69,3 +70,8 @@ def distort_crops(waves, p: float = 0.6, seed: int = 0, sr: int = 16_000, **sess
         if rng.random() < p:
             out[i] = torch.from_numpy(session(wave.astype(np.float64), rng, sr, **session_kwargs))
     return out
+
+
+HARSH = {"snr_db": (-5.0, 5.0), "p_reverb": 1.0, "rt60": (0.6, 1.2)}
+"""A heavier session than the corpus's own (SNR 5 to 30 dB, reverberation 70 % of the time, RT60 0.1 to 0.6 s)
+and than the robust teacher's training (SNR 0 to 10 dB): SNR −5 to 5 dB and always a long room response."""

@@ -105,3 +105,36 @@ def distilhubert(predictions: torch.Tensor, targets: torch.Tensor, cos_weight: f
     l1 = (predictions - targets).abs().mean(dim=(0, 2, 3)).sum()
     cos = F.logsigmoid(F.cosine_similarity(predictions, targets, dim=-1)).mean(dim=(0, 2)).sum()
     return l1 - cos_weight * cos, {"l1": l1, "cos": -cos}
+
+
+AGGREGATIONS = ("average", "concat")
+"""How an ensemble's teachers are merged into one target per layer (Huang et al., arXiv 2302.12757)."""
+
+
+def aggregate_teachers(targets: torch.Tensor, mode: str) -> torch.Tensor:
+    r"""One distillation target per layer from K teachers of the same width and frame rate, for ensemble
+    knowledge distillation (Huang, Feng et al., *Ensemble Knowledge Distillation of Self-Supervised Speech
+    Models*, ICASSP 2023, arXiv 2302.12757). ``targets`` is ``(B, K, H, T, D)``: K teachers, H layers each.
+
+    - ``"average"`` (layerwise average): ``ȳ^ℓ = 1/K · Σ_k h_k^ℓ``, shape ``(B, H, T, D)``;
+    - ``"concat"`` (layerwise concatenation): ``ȳ^ℓ = [h_1^ℓ ; … ; h_K^ℓ]``, shape ``(B, H, T, K·D)``.
+    """
+    if targets.dim() != 5:
+        raise ValueError(f"teacher targets must be (batch, teachers, layers, frames, dim), got {tuple(targets.shape)}")
+    if mode == "average":
+        return targets.mean(dim=1)
+    if mode == "concat":
+        b, k, h, t, d = targets.shape
+        return targets.permute(0, 2, 3, 1, 4).reshape(b, h, t, k * d)
+    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {mode!r}")
+
+
+def multi_teacher(predictions: torch.Tensor, targets: torch.Tensor, cos_weight: float = 1.0):
+    r"""Multiple prediction heads (Huang, Feng et al., arXiv 2302.12757): one set of H heads per teacher,
+    each set predicting its own teacher's layers, the DistilHuBERT loss (:func:`distilhubert`) summed over
+    teachers, ``L = Σ_k Σ_ℓ L1+cos(ŷ_k^ℓ, h_k^ℓ)``. ``predictions`` is ``(B, K·H, T, D)`` (teacher-major: heads
+    0..H−1 for teacher 1, and so on) and ``targets`` ``(B, K, H, T, D)``. Returns the total and its parts."""
+    if targets.dim() != 5:
+        raise ValueError(f"teacher targets must be (batch, teachers, layers, frames, dim), got {tuple(targets.shape)}")
+    b, k, h, t, d = targets.shape
+    return distilhubert(predictions, targets.reshape(b, k * h, t, d), cos_weight)

@@ -52,6 +52,19 @@ def claim(claim: str, paper: str, ours: str, holds) -> dict:
     return {"claim": claim, "paper": paper, "ours": ours, "holds": bool(holds)}
 
 
+def beats(a, b, higher_is_better: bool = True) -> bool | None:
+    """Whether system A beats system B *beyond the seed spread*: their mean scores differ in A's favour by
+    more than the larger of the two standard deviations over seeds (``a``, ``b``: one score per seed).
+    None when either has fewer than two seeds (no spread to compare with)."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    gap = (a.mean() - b.mean()) * (1 if higher_is_better else -1)
+    return bool(gap > max(a.std(ddof=1), b.std(ddof=1)))
+
+
 def claims_markdown(claims: list[dict]) -> str:
     """The claims as a Markdown table, every cell in full (a DataFrame cuts long text at 50 characters)."""
     def cell(text) -> str:

@@ -70,13 +70,15 @@ def centroid_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int
 
 class PredictionHeads(nn.Module):
     """DistilHuBERT's prediction heads (Chang, Yang and Lee, ICASSP 2022, arXiv 2110.01900): ``n_heads``
-    separate ``Linear(dim, dim) → GELU → Linear(dim, dim)`` maps from the student's last hidden state, head k
-    predicting teacher layer k of :func:`kdlib.one_step.distill_layers`. Training only; dropped after KD.
-    ``forward(h)`` with ``h`` of shape ``(batch, frames, dim)`` returns ``(batch, n_heads, frames, dim)``."""
+    separate ``Linear(dim, dim) → GELU → Linear(dim, out_dim)`` maps from the student's last hidden state, head
+    k predicting teacher layer k of :func:`kdlib.one_step.distill_layers` (``out_dim``: ``dim`` unless the
+    target is wider, e.g. several teachers' layers concatenated). Training only; dropped after KD.
+    ``forward(h)`` with ``h`` of shape ``(batch, frames, dim)`` returns ``(batch, n_heads, frames, out_dim)``."""
 
-    def __init__(self, dim: int, n_heads: int = 3):
+    def __init__(self, dim: int, n_heads: int = 3, out_dim: int | None = None):
         super().__init__()
-        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        out_dim = out_dim or dim
+        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, out_dim))
                                    for _ in range(n_heads))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,9 @@
   starts as the identity. Adapters can be switched off per sample, which is how one batch carries a
   KD branch (no adapters) and a fine-tuning branch (adapters) through the same weights.
 - :func:`without_feature_encoder` gives the same model reading the CNN's output, so that a frozen CNN's
-  features can be computed once and cached; :class:`SSLFrontEnd` makes any of them a speaker model's
-  front end (hidden states as ``(batch, dim, frames)``).
+  features can be computed once and cached; :func:`stem_output` and :func:`without_stem` go one step
+  further (a frozen CNN, feature projection and positional convolution); :class:`SSLFrontEnd` makes any of
+  them a speaker model's front end (hidden states as ``(batch, dim, frames)``).
 - :func:`paper_scale_ssl` builds the published architectures (wav2vec 2.0 XLSR-53, HuBERT Base) with random
   weights, for size and speed measurements without a download.
 """
@@ -153,6 +154,51 @@ def without_feature_encoder(model: nn.Module) -> nn.Module:
     """
     body = copy.copy(model)
     body._modules = {**model._modules, "feature_extractor": nn.Identity()}
+    return body
+
+
+class _PassThrough(nn.Module):
+    """Stands in for a feature projection: returns its input (twice where the original returns a pair)."""
+
+    def __init__(self, pair: bool):
+        super().__init__()
+        self.pair = pair
+
+    def forward(self, x: torch.Tensor):
+        return (x, x) if self.pair else x
+
+
+class _NoPosition(nn.Module):
+    """Stands in for the positional convolution: adds nothing (the cached stem output already holds it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
+def stem_output(model: nn.Module, cnn_features: torch.Tensor) -> torch.Tensor:
+    """The *stem* of a wav2vec 2.0 / HuBERT / WavLM model on CNN features ``(batch, channels, frames)``: the
+    feature projection ``p`` and the positional convolution added to it, ``s = p + posconv(p)``, as
+    ``(batch, frames, dim)``. This is what the transformer layers receive (for the pre-norm layout it is the
+    hidden state of index 0 in eval mode; the post-norm layout applies its layer norm after it)."""
+    projected = model.feature_projection(cnn_features.transpose(1, 2))
+    projected = projected[0] if isinstance(projected, tuple) else projected
+    return projected + model.encoder.pos_conv_embed(projected)
+
+
+def without_stem(model: nn.Module) -> nn.Module:
+    """The same model, sharing every weight, that reads :func:`stem_output` given as ``(batch, dim, frames)``
+    and runs only the transformer layers (and their layer norm). With a frozen stem shared by several
+    students, its output is computed once per clip and cached. SpecAugment-style masking, which the
+    original applies before the positional convolution, is switched off in the copy.
+
+    A shallow copy like :func:`without_feature_encoder`; the original model is left untouched."""
+    body = without_feature_encoder(model)
+    body.config = copy.deepcopy(model.config)
+    body.config.apply_spec_augment = False
+    encoder = copy.copy(model.encoder)
+    encoder._modules = {**model.encoder._modules, "pos_conv_embed": _NoPosition()}
+    body._modules = {**body._modules, "encoder": encoder,
+                     "feature_projection": _PassThrough(body.config.model_type != "hubert")}
     return body
 
 
