@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"attribution", "audio", "augment", "bench", "config", "corpus", "datasets", "distill", "espeak",
                "downstream", "ensemble", "evaluate", "features", "metrics", "models", "one_step", "plots", "pretraining", "probing", "progress",
-               "quant", "results", "runner", "sentences", "sources", "train", "zoo"}
+               "quant", "results", "runner", "screenshots", "sentences", "sources", "train", "zoo"}
 
 
 def __getattr__(name):
