@@ -111,6 +111,11 @@ AGGREGATIONS = ("average", "concat")
 """How an ensemble's teachers are merged into one target per layer (Huang et al., arXiv 2302.12757)."""
 
 
+def _check_teacher_targets(targets: torch.Tensor) -> None:
+    if targets.dim() != 5:
+        raise ValueError(f"teacher targets must be (batch, teachers, layers, frames, dim), got {tuple(targets.shape)}")
+
+
 def aggregate_teachers(targets: torch.Tensor, mode: str) -> torch.Tensor:
     r"""One distillation target per layer from K teachers of the same width and frame rate, for ensemble
     knowledge distillation (Huang, Feng et al., *Ensemble Knowledge Distillation of Self-Supervised Speech
@@ -119,8 +124,7 @@ def aggregate_teachers(targets: torch.Tensor, mode: str) -> torch.Tensor:
     - ``"average"`` (layerwise average): ``ȳ^ℓ = 1/K · Σ_k h_k^ℓ``, shape ``(B, H, T, D)``;
     - ``"concat"`` (layerwise concatenation): ``ȳ^ℓ = [h_1^ℓ ; … ; h_K^ℓ]``, shape ``(B, H, T, K·D)``.
     """
-    if targets.dim() != 5:
-        raise ValueError(f"teacher targets must be (batch, teachers, layers, frames, dim), got {tuple(targets.shape)}")
+    _check_teacher_targets(targets)
     if mode == "average":
         return targets.mean(dim=1)
     if mode == "concat":
@@ -134,7 +138,6 @@ def multi_teacher(predictions: torch.Tensor, targets: torch.Tensor, cos_weight: 
     each set predicting its own teacher's layers, the DistilHuBERT loss (:func:`distilhubert`) summed over
     teachers, ``L = Σ_k Σ_ℓ L1+cos(ŷ_k^ℓ, h_k^ℓ)``. ``predictions`` is ``(B, K·H, T, D)`` (teacher-major: heads
     0..H−1 for teacher 1, and so on) and ``targets`` ``(B, K, H, T, D)``. Returns the total and its parts."""
-    if targets.dim() != 5:
-        raise ValueError(f"teacher targets must be (batch, teachers, layers, frames, dim), got {tuple(targets.shape)}")
+    _check_teacher_targets(targets)
     b, k, h, t, d = targets.shape
     return distilhubert(predictions, targets.reshape(b, k * h, t, d), cos_weight)

@@ -113,11 +113,6 @@ def fit_downstream(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, verifica
     return model.eval().requires_grad_(False)
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float((model(x).argmax(-1) == y).float().mean())
-
-
 def layer_statistics(layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], inputs: torch.Tensor,
                      batch_size: int = 32, device: str | None = None) -> torch.Tensor:
     """``(n, layers, 2·dim)``: the mean and standard deviation over frames of every layer that
@@ -188,8 +183,8 @@ def build_suite(source: Source, *, sv_per_speaker: int = 3, sentence_seconds: fl
         raise ValueError(f"{source.name}: trial list {trials!r} names {len(missing)} clips that are not test "
                          f"sentences, e.g. {missing[0]}")
     trial_array = np.array([(label, index[a], index[b]) for label, a, b in trial_list])
-    sets = {name: centred_crops(source, [x["path"] for x in r], sentence_seconds if "sentences" in name or
-                                name == "sv_train" else 1.0) for name, r in rows.items()}
+    seconds = {"sv_train": sentence_seconds, "sentences": sentence_seconds, "words_train": 1.0, "words": 1.0}
+    sets = {name: centred_crops(source, [x["path"] for x in r], seconds[name]) for name, r in rows.items()}
     sets["sentences_harsh"] = augment.distort_crops(sets["sentences"], 1.0, seed=seed, **harsh)
     sets["words_harsh"] = augment.distort_crops(sets["words"], 1.0, seed=seed + 1, **harsh)
     rows["sentences_harsh"], rows["words_harsh"] = rows["sentences"], rows["words"]
@@ -198,6 +193,11 @@ def build_suite(source: Source, *, sv_per_speaker: int = 3, sentence_seconds: fl
                 "train_words": len(rows["words_train"]), "test_words": len(rows["words"]),
                 "trials": trials, "harsh": dict(harsh), "seed": seed}
     return Suite(sets, rows, trial_array, vocabulary, settings)
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return metrics.accuracy(model(x), y)
 
 
 def _labels(rows: list[dict], key: str, classes: list[str]) -> tuple[torch.Tensor, np.ndarray]:
@@ -220,7 +220,7 @@ def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100,
     y = torch.from_numpy(y)
     model = fit_downstream(stats["sentences"][fit], y[fit], len(speakers), steps=steps, lr=lr, seed=seed)
     for cond, name in zip(CONDITIONS, ("sentences", "sentences_harsh")):
-        out[cond]["sid"] = accuracy(model, stats[name][~fit], y[~fit])
+        out[cond]["sid"] = _accuracy(model, stats[name][~fit], y[~fit])
     weights["sid"] = model.mix.layer_weights()
     # keyword spotting (12 classes) and word recognition (the vocabulary, no silence)
     for task, key, classes in (("kws", "label", list(KWS_LABELS)), ("words", "text", suite.vocabulary)):
@@ -228,7 +228,7 @@ def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100,
         y_test, keep_test = _labels(suite.rows["words"], key, classes)
         model = fit_downstream(stats["words_train"][keep_fit], y_fit, len(classes), steps=steps, lr=lr, seed=seed)
         for cond, name in zip(CONDITIONS, ("words", "words_harsh")):
-            out[cond][task] = accuracy(model, stats[name][keep_test], y_test)
+            out[cond][task] = _accuracy(model, stats[name][keep_test], y_test)
         weights[task] = model.mix.layer_weights()
     # speaker verification: an embedding trained on training speakers, cosine scores on the trial list
     train_speakers = sorted({r["speaker"] for r in suite.rows["sv_train"]})

@@ -10,6 +10,7 @@ check figures, legends and tables without opening JupyterLab. Needs a Chromium (
 from __future__ import annotations
 
 import argparse
+import base64
 import shutil
 import struct
 import subprocess
@@ -44,8 +45,6 @@ def _png_size(data: bytes) -> tuple[int, int]:
 def cell_height(cell) -> int:
     """A generous estimate of a cell's drawn height in pixels: its source and text outputs by lines, its
     images by their size scaled to the page width (a page is cut between cells, never inside one)."""
-    import base64
-
     height = CELL_PX + LINE_PX * (cell.source.count("\n") + 1)
     for out in cell.get("outputs", []):
         data = out.get("data", {})
