@@ -8,9 +8,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"attribution", "audio", "augment", "bench", "config", "corpus", "datasets", "distill", "espeak",
-               "downstream", "ensemble", "evaluate", "features", "metrics", "models", "one_step", "plots", "pretraining", "probing", "progress",
-               "quant", "results", "runner", "screenshots", "sentences", "sources", "train", "zoo"}
+_SUBMODULES = {"attribution", "audio", "augment", "bench", "config", "corpus", "datasets", "distill",
+               "downstream", "ensemble", "espeak", "evaluate", "features", "metrics", "models", "multitask",
+               "one_step", "plots", "pretraining", "probing", "progress", "quant", "results", "runner",
+               "screenshots", "sentences", "sources", "train", "zoo"}
 
 
 def __getattr__(name):
