@@ -119,6 +119,15 @@ def multi_duration_crops(source: Source, rows: list[dict], durations: tuple[floa
                                      for r in rows]), "label": labels.clone()} for d in durations}
 
 
+def random_subset(rows: list, n: int | None, rng: np.random.Generator) -> list:
+    """``n`` of the rows drawn at random without replacement, kept in their order (all of them if ``n`` is
+    None or not smaller). Not every k-th row: a manifest lists each speaker's clips in a fixed pattern, which
+    a stride would alias with."""
+    if n is None or n >= len(rows):
+        return list(rows)
+    return [rows[i] for i in sorted(rng.choice(len(rows), n, replace=False))]
+
+
 class BucketBatches:
     """Mini-batches of cached tensors, each drawn from a single bucket (e.g. one crop duration, so that
     lengths match), buckets and items shuffled anew every pass from ``seed`` and the pass number.

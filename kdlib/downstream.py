@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdlib import augment, metrics
-from kdlib.datasets import centred_crops
-from kdlib.evaluate import batched
+from kdlib.datasets import centred_crops, random_subset
+from kdlib.evaluate import batched, trial_indices
 from kdlib.models.heads import AAMSoftmax, stats_pool
 from kdlib.probing import probe_split
 from kdlib.sources import KWS_LABELS, Source
@@ -147,15 +147,6 @@ class Suite:
         return {name: {"clips": len(w), "seconds": round(w.shape[1] / 16_000, 2)} for name, w in self.sets.items()}
 
 
-def _subset(rows: list[dict], n: int | None, rng: np.random.Generator) -> list[dict]:
-    """``n`` of the rows drawn at random without replacement, kept in their order (all of them if ``n`` is
-    None or not smaller). Not every k-th row: a manifest lists each speaker's clips in a fixed pattern, which
-    a stride would alias with."""
-    if n is None or n >= len(rows):
-        return list(rows)
-    return [rows[i] for i in sorted(rng.choice(len(rows), n, replace=False))]
-
-
 def build_suite(source: Source, *, sv_per_speaker: int = 3, sentence_seconds: float = 1.5,
                 train_words: int | None = 800, test_words: int | None = 500, trials: str = "trials",
                 harsh: dict | None = None, seed: int = 0) -> Suite:
@@ -170,19 +161,14 @@ def build_suite(source: Source, *, sv_per_speaker: int = 3, sentence_seconds: fl
     by_speaker = source.by_speaker("train", "sentence")
     rows = {"sv_train": [r for s in sorted(by_speaker) for r in by_speaker[s][:sv_per_speaker]],
             "sentences": source.select("test", "sentence"),
-            "words_train": _subset([r for r in source.select("train", kinds) if r["label"] in KWS_LABELS],
+            "words_train": random_subset([r for r in source.select("train", kinds) if r["label"] in KWS_LABELS],
                                    train_words, rng),
-            "words": _subset([r for r in source.select("test", kinds) if r["label"] in KWS_LABELS], test_words, rng)}
+            "words": random_subset([r for r in source.select("test", kinds) if r["label"] in KWS_LABELS], test_words, rng)}
     for name, r in rows.items():
         if not r:
             raise ValueError(f"{source.name}: no clips for the {name!r} set of the downstream tasks")
-    index = {r["path"]: i for i, r in enumerate(rows["sentences"])}
-    trial_list = source.trials(trials)
-    missing = sorted({p for _, a, b in trial_list for p in (a, b)} - set(index))
-    if missing:
-        raise ValueError(f"{source.name}: trial list {trials!r} names {len(missing)} clips that are not test "
-                         f"sentences, e.g. {missing[0]}")
-    trial_array = np.array([(label, index[a], index[b]) for label, a, b in trial_list])
+    trial_array = trial_indices(source.trials(trials), [r["path"] for r in rows["sentences"]],
+                                f"{source.name}: trial list {trials!r} (test sentences)")
     seconds = {"sv_train": sentence_seconds, "sentences": sentence_seconds, "words_train": 1.0, "words": 1.0}
     sets = {name: centred_crops(source, [x["path"] for x in r], seconds[name]) for name, r in rows.items()}
     sets["sentences_harsh"] = augment.distort_crops(sets["sentences"], 1.0, seed=seed, **harsh)

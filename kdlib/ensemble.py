@@ -16,10 +16,13 @@ only: :meth:`EnsembleDistiller.deployable` is the student without them.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from kdlib import distill
+from kdlib import distill, train
+from kdlib.datasets import BucketBatches
 from kdlib.models.heads import PredictionHeads
 
 MODES = ("average", "concat", "multihead")
@@ -70,3 +73,24 @@ class EnsembleDistiller(nn.Module):
     def deployable(self) -> nn.Module:
         """What ships: the student alone (the prediction heads are dropped)."""
         return self.student
+
+
+def distil(distiller: EnsembleDistiller, feats: torch.Tensor, targets: torch.Tensor, *, steps: int, batch: int,
+           lr: float, heads_lr: float, warmup: float = 0.07, grad_clip: float = 5.0, seed: int = 0,
+           progress: bool = False) -> train.History:
+    """Distil on cached inputs for ``steps`` steps of ``batch`` items: ``feats`` what the student reads (e.g.
+    a frozen stem's output) and ``targets`` ``(n, K, H, T, D)``, shuffled anew each pass from ``seed``.
+
+    DistilHuBERT's optimiser: AdamW, betas (0.9, 0.98), weight decay 1e-6, a linear warm-up over the first
+    ``warmup`` share of the steps then a cosine decay, gradients clipped at norm ``grad_clip``. The student's
+    trainable weights take ``lr``, the new prediction heads ``heads_lr``. Returns the loss history."""
+    if len(feats) != len(targets):
+        raise ValueError(f"need one target per input, got {len(feats)} inputs and {len(targets)} targets")
+    batches = BucketBatches({"crops": {"feats": feats, "targets": targets}}, batch, seed=seed)
+    epochs = math.ceil(steps / len(batches))
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in distiller.student.parameters() if p.requires_grad], "lr": lr},
+        {"params": list(distiller.heads.parameters()), "lr": heads_lr}], betas=(0.9, 0.98), weight_decay=1e-6)
+    return train.fit(distiller, batches, distiller.loss, epochs=epochs, optimizer=optimizer,
+                     max_steps_per_epoch=math.ceil(steps / epochs), warmup_steps=max(1, round(warmup * steps)),
+                     grad_clip=grad_clip, seed=seed, progress=progress, desc="distillation")

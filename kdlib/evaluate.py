@@ -100,6 +100,18 @@ def all_pairs_scores(emb: torch.Tensor, speakers: list[str]) -> tuple[np.ndarray
     return sim[i, j], (spk[i] == spk[j]).astype(int)
 
 
+def trial_indices(trial_list: list[tuple[int, str, str]], paths: list[str],
+                  what: str = "trial list") -> np.ndarray:
+    """A trial list ``[(label, path_a, path_b), ...]`` as an ``(n, 3)`` integer array ``(label, i, j)``, ``i``
+    and ``j`` indexing ``paths`` (the clips whose embeddings are computed). Names the missing clips."""
+    index = {p: i for i, p in enumerate(paths)}
+    missing = sorted({p for _, a, b in trial_list for p in (a, b)} - set(index))
+    if missing:
+        raise ValueError(f"{what} names {len(missing)} clips that are not among the scored ones, "
+                         f"e.g. {missing[0]}")
+    return np.array([(label, index[a], index[b]) for label, a, b in trial_list], dtype=np.int64).reshape(-1, 3)
+
+
 def sv(model: Callable[[torch.Tensor], torch.Tensor], source: Source, *, trials: str | None = None,
        rows: list[dict] | None = None, seconds: float | None = None, batch_size: int = 32,
        device: str | None = None, progress: bool = True, inputs: dict | None = None) -> dict:

@@ -9,9 +9,13 @@ One encoder (an SSL model or its distilled student) feeds one linear head per ta
   the training speakers (the paper's A-softmax; kdlib's :class:`kdlib.models.AAMSoftmax` here, the margin and
   scale not being given in the paper). The SV training head is dropped after training; the embedding is kept.
 
-Training alternates one KWS batch and one SV batch (:func:`alternate`); ``frozen=True`` trains the heads only.
-One forward pass gives both answers (:meth:`JointModel.forward`): the keyword logits and the speaker
-embedding of the same clip.
+Training alternates one KWS batch and one SV batch (:func:`alternate`, :func:`fine_tune`); ``frozen=True``
+trains the heads only. One forward pass gives both answers (:meth:`JointModel.forward`): the keyword logits
+and the speaker embedding of the same clip; :func:`score` measures both (KWS accuracy, SV EER and minDCF on
+sentence trials and on keyword-clip trials).
+
+The encoder is an SSL model's last hidden state, or, for a DistilHuBERT student whose prediction heads are
+kept after distillation (as the paper does), one head's prediction (:class:`EncoderOutput`).
 """
 
 from __future__ import annotations
@@ -19,14 +23,35 @@ from __future__ import annotations
 from itertools import cycle, islice
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlib import metrics
-from kdlib.models.heads import AAMSoftmax, stats_pool
+from kdlib import metrics, train
+from kdlib.datasets import BucketBatches
+from kdlib.evaluate import batched
+from kdlib.models.heads import AAMSoftmax, PredictionHeads, stats_pool
 
 TASKS = ("kws", "sv")
+
+
+class EncoderOutput(nn.Module):
+    """The frames ``(batch, frames, dim)`` the task heads read from an SSL model (a transformers model, or
+    one reading cached inputs, :func:`kdlib.models.ssl.without_stem`): its last hidden state, or, with
+    DistilHuBERT ``heads`` kept after distillation, the prediction of head ``head`` (default the last one,
+    which predicts the teacher's last layer: the student's stand-in for what the teacher's task heads read).
+    Only that head runs; the others are kept (and counted) but get no gradient."""
+
+    def __init__(self, model: nn.Module, heads: PredictionHeads | None = None, head: int = -1):
+        super().__init__()
+        self.model, self.heads, self.head = model, heads, head
+        if heads is not None:
+            heads.heads[head]                                    # an IndexError names a head that does not exist
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.model(x).last_hidden_state
+        return hidden if self.heads is None else self.heads.heads[self.head](hidden)
 
 
 class JointModel(nn.Module):
@@ -49,6 +74,16 @@ class JointModel(nn.Module):
         super().train(mode)
         if self.frozen and isinstance(self.encoder, nn.Module):
             self.encoder.eval()
+        return self
+
+    def task_heads(self) -> list[nn.Module]:
+        """The task heads (KWS head, SV embedding head and its AAM-softmax training head)."""
+        return [self.kws_head, self.sv_head, self.sv_loss]
+
+    def copy_heads_from(self, other: "JointModel") -> "JointModel":
+        """Start from another model's trained task heads (e.g. heads fitted on the frozen encoder first)."""
+        for mine, theirs in zip(self.task_heads(), other.task_heads()):
+            mine.load_state_dict(theirs.state_dict())
         return self
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,23 +120,28 @@ class JointModel(nn.Module):
 def alternate(kws_batches: Iterable, sv_batches: Iterable, steps: int) -> "Alternating":
     """``steps`` batches taking turns, KWS first: each KWS batch ``(wave, label)`` becomes ``{"task": "kws",
     "wave", "label"}``, each SV batch likewise with ``"sv"``; a loader that runs out starts again."""
-    return Alternating(kws_batches, sv_batches, steps)
+    return Alternating({"kws": kws_batches, "sv": sv_batches}, steps)
 
 
 class Alternating:
-    """An iterable of :func:`alternate`'s batches with a length (for :func:`kdlib.train.fit`)."""
+    """``steps`` batches from ``loaders`` (``{task: loader of (wave, label)}``, one task or both), the tasks
+    taking turns in the order of :data:`TASKS`; an iterable with a length (for :func:`kdlib.train.fit`)."""
 
-    def __init__(self, kws_batches: Iterable, sv_batches: Iterable, steps: int):
+    def __init__(self, loaders: dict[str, Iterable], steps: int):
         if steps < 1:
             raise ValueError(f"steps must be positive, got {steps}")
-        self.loaders, self.steps = {"kws": kws_batches, "sv": sv_batches}, steps
+        unknown = sorted(set(loaders) - set(TASKS))
+        if unknown or not loaders:
+            raise ValueError(f"loaders must be keyed by tasks among {TASKS}, got {sorted(loaders)}")
+        self.loaders, self.steps = loaders, steps
+        self.tasks = [task for task in TASKS if task in loaders]
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self):
         streams = {task: _endless(loader) for task, loader in self.loaders.items()}
-        for task in islice(cycle(TASKS), self.steps):
+        for task in islice(cycle(self.tasks), self.steps):
             wave, label = next(streams[task])
             yield {"task": task, "wave": wave, "label": label}
 
@@ -114,3 +154,71 @@ def _endless(loader: Iterable):
             yield batch
         if empty:
             raise ValueError("a task's loader yields no batches")
+
+
+class _Pairs:
+    """:class:`kdlib.datasets.BucketBatches` of one ``(inputs, labels)`` bank, as ``(inputs, labels)`` pairs."""
+
+    def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, batch: int, seed: int):
+        self.batches = BucketBatches({"all": {"x": inputs, "y": labels}}, batch, seed=seed)
+
+    def __iter__(self):
+        return ((b["x"], b["y"]) for b in self.batches)
+
+
+def fine_tune(model: JointModel, banks: dict[str, tuple[torch.Tensor, torch.Tensor]], *, steps_per_task: int,
+              batch: int, encoder_lr: float, heads_lr: float, grad_clip: float | None = 5.0,
+              schedule: str = "cosine", seed: int = 0, progress: bool = False) -> train.History:
+    """Train ``model`` on the tasks of ``banks`` (``{task: (inputs, labels)}``, one task or both):
+    ``steps_per_task`` batches of ``batch`` items per task, the tasks alternating batch by batch, each bank
+    shuffled anew every pass from ``seed``. Adam (as the paper), the encoder at ``encoder_lr`` (unless frozen)
+    and the task heads at ``heads_lr``, ``schedule`` "cosine" (a decay over all the steps) or "constant",
+    gradients clipped at norm ``grad_clip`` (None: not clipped)."""
+    for task, (inputs, labels) in banks.items():
+        if len(inputs) != len(labels):
+            raise ValueError(f"{task}: {len(inputs)} inputs but {len(labels)} labels")
+    loaders = {task: _Pairs(inputs, labels, batch, 1000 * TASKS.index(task) + seed)
+               for task, (inputs, labels) in banks.items()}
+    groups = [{"params": [p for head in model.task_heads() for p in head.parameters()], "lr": heads_lr}]
+    encoder = model.encoder.parameters() if isinstance(model.encoder, nn.Module) else []
+    encoder = [p for p in encoder if p.requires_grad]
+    if encoder and not model.frozen:
+        groups.append({"params": encoder, "lr": encoder_lr})
+    optimizer = torch.optim.Adam(groups)
+    return train.fit(model, Alternating(loaders, steps_per_task * len(loaders)), model.loss, epochs=1,
+                     optimizer=optimizer, schedule=schedule, grad_clip=grad_clip, seed=seed, progress=progress,
+                     desc=" + ".join(loaders))
+
+
+@torch.no_grad()
+def score(model: JointModel, *, kws: tuple[torch.Tensor, torch.Tensor] | None = None,
+          keyword_trials: np.ndarray | None = None, sentences: tuple[torch.Tensor, np.ndarray] | None = None,
+          batch_size: int = 64, device: str | None = None) -> dict:
+    """Both tasks from one forward pass per clip. ``kws``: ``(inputs, labels)`` of keyword-spotting clips, gives
+    ``kws_accuracy``; ``keyword_trials``: ``(n, 3)`` ``(label, i, j)`` indexing those clips, gives
+    ``keyword_sv_eer`` and ``keyword_sv_min_dcf``; ``sentences``: ``(inputs, trials)`` likewise, gives ``sv_eer``
+    and ``sv_min_dcf`` (fractions). See :func:`kdlib.evaluate.trial_indices` for the trial arrays."""
+    if keyword_trials is not None and kws is None:
+        raise ValueError("keyword trials index the KWS clips: pass kws as well")
+    model.eval()
+    n_keywords = model.kws_head.out_features
+
+    def both(x):
+        logits, embedding = model(x)
+        return torch.cat([logits, embedding], dim=1)
+
+    out = {}
+    if kws is not None:
+        joint = batched(both, kws[0], batch_size, device)
+        out["kws_accuracy"] = metrics.accuracy(joint[:, :n_keywords], kws[1])
+        if keyword_trials is not None:
+            out.update(_verify(joint[:, n_keywords:], keyword_trials, "keyword_"))
+    if sentences is not None:
+        out.update(_verify(batched(both, sentences[0], batch_size, device)[:, n_keywords:], sentences[1]))
+    return out
+
+
+def _verify(embeddings: torch.Tensor, trials: np.ndarray, prefix: str = "") -> dict:
+    scores = metrics.cosine_scores(embeddings[trials[:, 1]], embeddings[trials[:, 2]]).numpy()
+    labels = trials[:, 0]
+    return {f"{prefix}sv_eer": metrics.eer(scores, labels), f"{prefix}sv_min_dcf": metrics.min_dcf(scores, labels)}

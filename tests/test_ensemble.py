@@ -195,3 +195,32 @@ def test_without_stem_shares_weights_and_leaves_the_original_alone():
     wave = torch.randn(1, 8000)
     with torch.no_grad():
         assert model(wave).last_hidden_state.shape[-1] == 32            # the original still takes audio
+
+
+# --- the distillation loop ---
+
+def _distil_run(seed=0, steps=12):
+    teacher, student, model = _distiller("average", k=1, seed=seed)
+    batch = _batch(teacher, k=1)
+    feats = batch["feats"].repeat(4, 1, 1)                            # 12 items, 4 batches of 3 per pass
+    targets = batch["targets"].repeat(4, 1, 1, 1, 1)
+    history = ensemble.distil(model, feats, targets, steps=steps, batch=3, lr=1e-3, heads_lr=1e-2, seed=seed)
+    return model, history
+
+
+def test_distil_learns_runs_its_steps_and_is_deterministic():
+    model_a, history_a = _distil_run()
+    model_b, history_b = _distil_run()
+    assert len(history_a["loss"]) == 12                               # 3 passes of 4 batches
+    assert history_a["loss"] == history_b["loss"]                     # same seed, same run, bit for bit
+    assert all(torch.equal(a, b) for a, b in zip(model_a.parameters(), model_b.parameters()))
+    assert sum(history_a["loss"][-3:]) < 0.8 * sum(history_a["loss"][:3])
+    assert history_a["lr"][-1] < history_a["lr"][0]                  # the cosine decay
+    assert _distil_run(seed=1)[1]["loss"] != history_a["loss"]        # another seed, other heads and batches
+
+
+def test_distil_rejects_mismatched_inputs():
+    teacher, _, model = _distiller("average", k=1)
+    batch = _batch(teacher, k=1)
+    with pytest.raises(ValueError, match="one target per input, got 3 inputs and 2 targets"):
+        ensemble.distil(model, batch["feats"], batch["targets"][:2], steps=2, batch=1, lr=1e-3, heads_lr=1e-3)

@@ -123,3 +123,12 @@ def test_precomputed_inputs_give_the_embeddings_of_the_audio(smoke_corpus):
         evaluate.embed(on_features, smoke_corpus, paths, progress=False, inputs={paths[0]: inputs[paths[0]]})
     with pytest.raises(ValueError, match="whole clips"):
         evaluate.embed(on_features, smoke_corpus, paths, seconds=1.0, progress=False, inputs=inputs)
+
+
+def test_trial_indices_golden_value_and_missing_clips():
+    trials = [(1, "b.wav", "a.wav"), (0, "c.wav", "b.wav")]
+    out = evaluate.trial_indices(trials, ["a.wav", "b.wav", "c.wav"])
+    assert out.tolist() == [[1, 1, 0], [0, 2, 1]] and out.dtype == np.int64
+    assert evaluate.trial_indices([], ["a.wav"]).shape == (0, 3)
+    with pytest.raises(ValueError, match="keyword trials names 1 clips .* e.g. c.wav"):
+        evaluate.trial_indices(trials, ["a.wav", "b.wav"], "keyword trials")

@@ -1,5 +1,6 @@
 """Joint KWS + SV: one encoder pass for both answers, alternating batches, frozen vs tuned encoders."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -69,3 +70,121 @@ def test_training_alternates_and_freezing_keeps_the_encoder(frozen):
     assert moved != frozen
     model.train()
     assert encoder.training != frozen                         # a frozen encoder stays in eval mode
+
+
+# --- the encoder a task head reads ---
+
+class _Hidden(nn.Module):
+    """Stands in for a transformers model: returns an object with ``last_hidden_state``."""
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.proj = nn.Linear(50, dim)
+
+    def forward(self, wave):
+        from types import SimpleNamespace
+        return SimpleNamespace(last_hidden_state=self.proj(wave.unfold(1, 50, 50)))
+
+
+def test_encoder_output_is_the_last_hidden_state_or_the_chosen_head():
+    from kdlib.models.heads import PredictionHeads
+
+    torch.manual_seed(0)
+    model, heads, wave = _Hidden(), PredictionHeads(8, 3), torch.randn(2, 500)
+    hidden = model(wave).last_hidden_state
+    assert torch.equal(multitask.EncoderOutput(model)(wave), hidden)
+    assert torch.allclose(multitask.EncoderOutput(model, heads)(wave), heads(hidden)[:, -1])
+    assert torch.allclose(multitask.EncoderOutput(model, heads, head=0)(wave), heads(hidden)[:, 0])
+    with pytest.raises(IndexError):
+        multitask.EncoderOutput(model, heads, head=3)
+
+
+# --- one task or both ---
+
+def test_a_single_task_gets_every_step_and_unknown_tasks_are_refused():
+    kws = [(torch.zeros(2, 500), torch.zeros(2, dtype=torch.long))]
+    batches = list(multitask.Alternating({"sv": kws}, steps=3))
+    assert [b["task"] for b in batches] == ["sv"] * 3
+    assert [b["task"] for b in multitask.Alternating({"sv": kws, "kws": kws}, 3)] == ["kws", "sv", "kws"]
+    with pytest.raises(ValueError, match="keyed by tasks"):
+        multitask.Alternating({"asr": kws}, steps=3)
+    with pytest.raises(ValueError, match="keyed by tasks"):
+        multitask.Alternating({}, steps=3)
+
+
+@pytest.mark.parametrize("tasks", [("kws",), ("sv",), ("kws", "sv")])
+def test_fine_tune_trains_the_chosen_tasks(tasks):
+    torch.manual_seed(0)
+    encoder = Frames()
+    model = multitask.JointModel(encoder, 8, n_keywords=2, n_speakers=2, embed_dim=4)
+    wave, label = _data(32)
+    history = multitask.fine_tune(model, {t: (wave, label) for t in tasks}, steps_per_task=40, batch=8,
+                                  encoder_lr=1e-2, heads_lr=1e-2, seed=0)
+    assert len(history["loss"]) == 40 * len(tasks)
+    for task in tasks:
+        assert len(history[f"{task}_loss"]) == 40 and history[f"{task}_accuracy"][-1] == 1.0
+    for task in set(multitask.TASKS) - set(tasks):
+        assert f"{task}_loss" not in history
+
+
+def test_fine_tune_is_deterministic_and_a_frozen_encoder_stays_put():
+    def run(frozen):
+        torch.manual_seed(0)
+        encoder = Frames()
+        model = multitask.JointModel(encoder, 8, n_keywords=2, n_speakers=2, embed_dim=4, frozen=frozen)
+        wave, label = _data(32)
+        history = multitask.fine_tune(model, {"kws": (wave, label), "sv": (wave, label)}, steps_per_task=5,
+                                      batch=8, encoder_lr=1e-2, heads_lr=1e-2, seed=3)
+        return encoder, model, history
+
+    encoder, model, history = run(frozen=False)
+    assert history["loss"] == run(frozen=False)[2]["loss"]
+    torch.manual_seed(0)
+    untouched = Frames().proj.weight
+    frozen_encoder, frozen_model, _ = run(frozen=True)
+    assert torch.equal(frozen_encoder.proj.weight, untouched)
+    assert not torch.equal(encoder.proj.weight, untouched)
+    fresh = multitask.JointModel(Frames(), 8, 2, 2, 4)
+    assert not torch.equal(frozen_model.kws_head.weight, fresh.kws_head.weight)
+
+
+def test_fine_tune_refuses_unequal_banks():
+    model = multitask.JointModel(Frames(), 8, 2, 2)
+    with pytest.raises(ValueError, match="kws: 4 inputs but 3 labels"):
+        multitask.fine_tune(model, {"kws": (torch.zeros(4, 500), torch.zeros(3, dtype=torch.long))},
+                            steps_per_task=1, batch=2, encoder_lr=0, heads_lr=1e-3)
+
+
+def test_copy_heads_from():
+    a = multitask.JointModel(Frames(), 8, 3, 4, embed_dim=5)
+    b = multitask.JointModel(Frames(), 8, 3, 4, embed_dim=5).copy_heads_from(a)
+    for x, y in zip(a.task_heads(), b.task_heads()):
+        assert all(torch.equal(p, q) for p, q in zip(x.parameters(), y.parameters()))
+
+
+# --- scoring both tasks ---
+
+class _Fixed(nn.Module):
+    """A 'joint model' with known answers: logits from the first two inputs, embedding from the rest."""
+
+    def __init__(self):
+        super().__init__()
+        self.kws_head = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return x[:, :2], x[:, 2:]
+
+
+def test_score_golden_values():
+    x = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.1],
+                      [1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.1, 1.0]])
+    labels = torch.tensor([0, 1, 1, 0])                         # 3 of 4 right
+    trials = np.array([[1, 0, 1], [1, 2, 3], [0, 0, 2], [0, 1, 3]])   # targets score ~1, non-targets ~0.1
+    out = multitask.score(_Fixed(), kws=(x, labels), keyword_trials=trials, sentences=(x, trials[:3]))
+    assert out["kws_accuracy"] == 0.75
+    assert out["keyword_sv_eer"] == 0.0 and out["sv_eer"] == 0.0
+    swapped = trials.copy()
+    swapped[:, 0] = 1 - swapped[:, 0]                           # every decision wrong
+    assert multitask.score(_Fixed(), kws=(x, labels), keyword_trials=swapped)["keyword_sv_eer"] == 1.0
+    with pytest.raises(ValueError, match="pass kws as well"):
+        multitask.score(_Fixed(), keyword_trials=trials)

@@ -86,6 +86,8 @@ def test_paper_scale_architectures_have_the_published_sizes():
     assert count(ssl.paper_scale_ssl("hubert-base-ls960")) == 94_371_712
     assert count(ssl.paper_scale_ssl("hubert-base-ls960", 2)) == 23_492_992
     assert count(ssl.paper_scale_ssl("wav2vec2-large-xlsr-53", 4)) == 63_514_240
+    wav2vec2_base = ssl.paper_scale_ssl("wav2vec2-base")       # the multi-task paper's "96 M" teacher
+    assert type(wav2vec2_base).__name__ == "Wav2Vec2Model" and count(wav2vec2_base) == 94_371_712
     with pytest.raises(KeyError, match="paper-scale"):
         ssl.paper_scale_ssl("wavlm-huge")
 

@@ -185,6 +185,14 @@ def stem_output(model: nn.Module, cnn_features: torch.Tensor) -> torch.Tensor:
     return projected + model.encoder.pos_conv_embed(projected)
 
 
+def freeze_stem(model: nn.Module) -> nn.Module:
+    """Stop the gradient of the stem (CNN, feature projection, positional convolution) of ``model`` in place,
+    leaving its transformer layers trainable, and return it."""
+    for part in (model.feature_extractor, model.feature_projection, model.encoder.pos_conv_embed):
+        part.requires_grad_(False)
+    return model
+
+
 def without_stem(model: nn.Module) -> nn.Module:
     """The same model, sharing every weight, that reads :func:`stem_output` given as ``(batch, dim, frames)``
     and runs only the transformer layers (and their layer norm). With a frozen stem shared by several
@@ -227,14 +235,20 @@ PAPER_SCALE = {
         intermediate_size=4096, conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2),
         conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
         num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16),
+    "wav2vec2-base": dict(
+        model_type="wav2vec2", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+        intermediate_size=3072, conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_bias=False, feat_extract_norm="group", do_stable_layer_norm=False,
+        num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16),
     "hubert-base-ls960": dict(
         model_type="hubert", hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
         conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_bias=False,
         feat_extract_norm="group", do_stable_layer_norm=False, num_conv_pos_embeddings=128,
         num_conv_pos_embedding_groups=16),
 }
-"""The published architectures of OS-KDFT's teachers (``facebook/wav2vec2-large-xlsr-53``, the paper's;
-``facebook/hubert-base-ls960``, the code's later version), from their hub configurations. Sizes and
+"""Published architectures, from their hub configurations: OS-KDFT's teachers
+(``facebook/wav2vec2-large-xlsr-53``, the paper's; ``facebook/hubert-base-ls960``, the code's later version, also
+DistilHuBERT's and the ensemble's teacher) and ``facebook/wav2vec2-base`` (the multi-task paper's other teacher). Sizes and
 latencies depend on the architecture only, so these are built with random weights, without a download."""
 
 
