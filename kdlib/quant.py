@@ -58,14 +58,13 @@ def _alpha(w: torch.Tensor, bits: int, scheme: str, per_channel: bool, clip: str
     if clip != "mse":
         raise ValueError(f"unknown clip {clip!r}; use 'max' or 'mse'")
     lv = levels(bits, scheme).to(w.device)
-    best, best_err = wmax, None
+    best, best_err = None, None
     for ratio in torch.linspace(0.2, 1.0, 17):  # α = r·max|w|, r in steps of 0.05
         alpha = wmax * ratio
-        q = _codes(w, alpha, lv)
-        err = ((_dequant(q, alpha, lv) - w) ** 2).sum(dim=dims, keepdim=True)
-        if best_err is None:
-            best_err = err
-        else:
+        err = ((_dequant(_codes(w, alpha, lv), alpha, lv) - w) ** 2).sum(dim=dims, keepdim=True)
+        if best is None:
+            best, best_err = alpha, err
+        else:  # strictly better only: of equal errors the smaller ratio wins
             better = err < best_err
             best, best_err = torch.where(better, alpha, best), torch.where(better, err, best_err)
     return best

@@ -48,6 +48,22 @@ def test_error_shrinks_with_bits_and_mse_clipping_helps():
         assert mse <= mx
 
 
+def test_mse_clipping_picks_the_best_ratio_of_its_grid_even_the_smallest():
+    """The search returns, per channel, the α = r·max|w| (r = 0.20, 0.25, …, 1.00) of least squared error. An
+    outlier among many mid-sized weights makes the smallest ratio best at 2 bits (the case an earlier version
+    got wrong: it kept max|w| when r = 0.2 won)."""
+    outlier = torch.tensor([[10.0] + [1.5] * 100])
+    assert quant.quantize(outlier, 2, clip="mse")[2].item() == pytest.approx(2.0)
+    torch.manual_seed(0)
+    w = torch.cat([torch.randn(200, 101) ** 3, outlier])
+    wmax = w.abs().amax(dim=1, keepdim=True)
+    ratios = torch.linspace(0.2, 1.0, 17)
+    errors = torch.stack([((quant.quantize(w, 2, alpha=wmax * r)[0] - w) ** 2).sum(dim=1) for r in ratios])
+    best = wmax.squeeze(1) * ratios[errors.argmin(dim=0)]
+    assert torch.allclose(quant.quantize(w, 2, clip="mse")[2].squeeze(1), best)
+    assert errors.argmin(dim=0)[-1] == 0                         # the outlier row: the smallest ratio wins
+
+
 @pytest.mark.parametrize("bits", [2, 3, 4, 6, 8])
 def test_pack_round_trip_and_size(bits):
     torch.manual_seed(bits)
