@@ -35,7 +35,7 @@ from torch import nn
 
 from kdlib import augment, metrics
 from kdlib.datasets import centred_crops, random_subset
-from kdlib.evaluate import batched, trial_indices
+from kdlib.evaluate import batched, score_trials, trial_indices
 from kdlib.models.heads import AAMSoftmax, stats_pool
 from kdlib.probing import probe_split
 from kdlib.sources import KWS_LABELS, Source
@@ -221,13 +221,10 @@ def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100,
     y_sv = torch.tensor([train_speakers.index(r["speaker"]) for r in suite.rows["sv_train"]])
     model = fit_downstream(stats["sv_train"], y_sv, len(train_speakers), verification=True, steps=steps,
                            lr=lr, seed=seed)
-    labels, a, b = suite.trials[:, 0], suite.trials[:, 1], suite.trials[:, 2]
     for cond, name in zip(CONDITIONS, ("sentences", "sentences_harsh")):
         with torch.no_grad():
-            emb = model(stats[name])
-        scores = metrics.cosine_scores(emb[a], emb[b]).numpy()
-        out[cond]["sv_eer"] = metrics.eer(scores, labels)
-        out[cond]["sv_min_dcf"] = metrics.min_dcf(scores, labels)
+            verified = score_trials(model(stats[name]), suite.trials)
+        out[cond]["sv_eer"], out[cond]["sv_min_dcf"] = verified["eer"], verified["min_dcf"]
     weights["sv"] = model.mix.layer_weights()
     out["layer_weights"] = weights
     return out

@@ -112,6 +112,13 @@ def trial_indices(trial_list: list[tuple[int, str, str]], paths: list[str],
     return np.array([(label, index[a], index[b]) for label, a, b in trial_list], dtype=np.int64).reshape(-1, 3)
 
 
+def score_trials(embeddings: torch.Tensor, trials: np.ndarray) -> dict:
+    """``eer`` and ``min_dcf`` of cosine scores on a trial array ``(label, i, j)`` indexing ``embeddings``
+    (:func:`trial_indices`)."""
+    scores = metrics.cosine_scores(embeddings[trials[:, 1]], embeddings[trials[:, 2]]).numpy()
+    return {"eer": metrics.eer(scores, trials[:, 0]), "min_dcf": metrics.min_dcf(scores, trials[:, 0])}
+
+
 def sv(model: Callable[[torch.Tensor], torch.Tensor], source: Source, *, trials: str | None = None,
        rows: list[dict] | None = None, seconds: float | None = None, batch_size: int = 32,
        device: str | None = None, progress: bool = True, inputs: dict | None = None) -> dict:

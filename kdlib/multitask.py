@@ -30,7 +30,7 @@ from torch import nn
 
 from kdlib import metrics, train
 from kdlib.datasets import BucketBatches
-from kdlib.evaluate import batched
+from kdlib.evaluate import batched, score_trials
 from kdlib.models.heads import AAMSoftmax, PredictionHeads, stats_pool
 
 TASKS = ("kws", "sv")
@@ -45,9 +45,9 @@ class EncoderOutput(nn.Module):
 
     def __init__(self, model: nn.Module, heads: PredictionHeads | None = None, head: int = -1):
         super().__init__()
+        if heads is not None and not -len(heads.heads) <= head < len(heads.heads):
+            raise ValueError(f"no prediction head {head}: there are {len(heads.heads)}")
         self.model, self.heads, self.head = model, heads, head
-        if heads is not None:
-            heads.heads[head]                                    # an IndexError names a head that does not exist
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.model(x).last_hidden_state
@@ -219,6 +219,4 @@ def score(model: JointModel, *, kws: tuple[torch.Tensor, torch.Tensor] | None = 
 
 
 def _verify(embeddings: torch.Tensor, trials: np.ndarray, prefix: str = "") -> dict:
-    scores = metrics.cosine_scores(embeddings[trials[:, 1]], embeddings[trials[:, 2]]).numpy()
-    labels = trials[:, 0]
-    return {f"{prefix}sv_eer": metrics.eer(scores, labels), f"{prefix}sv_min_dcf": metrics.min_dcf(scores, labels)}
+    return {f"{prefix}sv_{key}": value for key, value in score_trials(embeddings, trials).items()}

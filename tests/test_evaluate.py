@@ -132,3 +132,13 @@ def test_trial_indices_golden_value_and_missing_clips():
     assert evaluate.trial_indices([], ["a.wav"]).shape == (0, 3)
     with pytest.raises(ValueError, match="keyword trials names 1 clips .* e.g. c.wav"):
         evaluate.trial_indices(trials, ["a.wav", "b.wav"], "keyword trials")
+
+
+def test_score_trials_golden_value():
+    emb = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    perfect = np.array([[1, 0, 1], [1, 2, 3], [0, 0, 2], [0, 1, 3]])
+    assert evaluate.score_trials(emb, perfect)["eer"] == 0.0
+    swapped = perfect.copy()
+    swapped[:, 0] = 1 - swapped[:, 0]
+    out = evaluate.score_trials(emb, swapped)
+    assert out["eer"] == 1.0 and set(out) == {"eer", "min_dcf"}

@@ -95,7 +95,7 @@ def test_encoder_output_is_the_last_hidden_state_or_the_chosen_head():
     assert torch.equal(multitask.EncoderOutput(model)(wave), hidden)
     assert torch.allclose(multitask.EncoderOutput(model, heads)(wave), heads(hidden)[:, -1])
     assert torch.allclose(multitask.EncoderOutput(model, heads, head=0)(wave), heads(hidden)[:, 0])
-    with pytest.raises(IndexError):
+    with pytest.raises(ValueError, match="no prediction head 3: there are 3"):
         multitask.EncoderOutput(model, heads, head=3)
 
 
