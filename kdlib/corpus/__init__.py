@@ -379,12 +379,20 @@ def verify(name: str = "default") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["real"]:  # the real-speech evaluation set: python -m kdlib.corpus real build
+        from kdlib.corpus import real
+
+        return real.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m kdlib.corpus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build a corpus (idempotent)")
     b.add_argument("--config", default="default", choices=sorted(PRESETS))
     b.add_argument("--workers", type=int, default=None)
     v = sub.add_parser("verify", help="check every clip against the manifest's sha256")
+    sub.add_parser("real", help="the real-speech evaluation set (python -m kdlib.corpus real build)")
     v.add_argument("--config", default="default", choices=sorted(PRESETS))
     args = parser.parse_args(argv)
     if args.command == "build":

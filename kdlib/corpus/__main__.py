@@ -1,4 +1,5 @@
-"""``python -m kdlib.corpus build|verify``: see :mod:`kdlib.corpus`."""
+"""``python -m kdlib.corpus build|verify``: see :mod:`kdlib.corpus`; ``python -m kdlib.corpus real build``: see
+:mod:`kdlib.corpus.real`."""
 
 import sys
 
