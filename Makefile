@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make results   run every notebook in full mode on the embedded corpus, write results/
 #   make test      kdlib's unit tests + every notebook in smoke mode (what CI runs)
-# Both create the virtual environment and build the corpus they need when it is absent.
+# Both create the virtual environment and build the corpus they need when it is absent; make results also
+# builds the real-speech evaluation set (python -m kdlib.corpus real build: Debian voice prompts).
 # Interactive: make lab (full mode) or make lab MODE=smoke opens JupyterLab on notebooks/, corpora built.
 
 PYTHON ?= python3
@@ -24,6 +25,7 @@ corpus: setup
 	$(BIN)/python -m kdlib.corpus build --config default
 
 results: corpus
+	$(BIN)/python -m kdlib.corpus real build || echo "real-speech set not built (needs apt-get and PyPI); notebook 00 skips its real-voice section"
 	$(BIN)/python -m kdlib.runner run
 
 test: setup

@@ -117,3 +117,63 @@ def probe_report(model, source: Source, device: str | None = None) -> dict:
     report["beats_random_twin"] = all(best["teacher"][t] > best["random_twin"][t] for t in ("speaker", "keyword"))
     report["matches_mfcc"] = any(best["teacher"][t] >= best["mfcc"][t] for t in ("speaker", "keyword"))
     return report
+
+
+def random_split(rows: list[dict], key: str, fit_by: str, seed: int, classes=None) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`probe_split`, but the fit half is drawn at random from ``seed``: within each speaker, half
+    of its rows (``fit_by="row"``), or half of the speakers (``fit_by="speaker"``)."""
+    labels, _ = probe_split(rows, key, fit_by, classes)
+    rng = np.random.default_rng(seed)
+    fit = np.zeros(len(rows), dtype=bool)
+    if fit_by == "row":
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            groups.setdefault(r["speaker"], []).append(i)
+        for idx in groups.values():
+            fit[rng.permutation(idx)[: (len(idx) + 1) // 2]] = True
+    else:
+        speakers = sorted({r["speaker"] for r in rows})
+        chosen = set(rng.permutation(speakers)[: (len(speakers) + 1) // 2])
+        fit = np.array([r["speaker"] in chosen for r in rows])
+    return labels, fit
+
+
+def probe_spread(model, source: Source, splits: int = 3, twin_seeds: int = 3, device: str | None = None,
+                 progress: bool = True) -> dict:
+    """Probes that survive a change of protocol: best-layer accuracy of ``model``, of ``twin_seeds`` random
+    twins and of MFCC frames, each over ``splits`` random fit/score splits (:func:`random_split`), with
+    scikit-learn held to one thread per fit. Returns per-split values, their mean and standard deviation, and
+    ``clears``: per task, whether the model beats its twins beyond the spread
+    (:func:`kdlib.results.beats`: the means differ by more than the larger standard deviation)."""
+    from threadpoolctl import threadpool_limits
+
+    from kdlib.features import mfcc_frames
+    from kdlib.progress import bar
+    from kdlib.results import beats
+
+    device = resolve_device(model, device)
+    tasks = probe_tasks(source)
+    fit_by = {"speaker": "row", "keyword": "speaker"}
+
+    def layers(m):
+        m = m.float().to(device).eval()
+        return lambda w: m(w, output_hidden_states=True).hidden_states
+
+    systems = {"teacher": [layers(model)], "random_twin": [layers(random_twin(model, s)) for s in range(twin_seeds)],
+               "mfcc": [lambda w: [mfcc_frames(w, cmvn=False)]]}
+    out: dict = {name: {task: [] for task in tasks} for name in systems}
+    jobs = [(name, fn, task) for name, fns in systems.items() for fn in fns for task in tasks]
+    for name, fn, task in bar(jobs, desc="probes", unit="system", disable=not progress):
+        spec = tasks[task]
+        feats = pooled_features(fn, source, spec["rows"], device, progress=False)
+        for split in range(splits):
+            labels, fit = random_split(spec["rows"], "speaker" if task == "speaker" else "label", fit_by[task],
+                                       seed=split, classes=None if task == "speaker" else KWS_LABELS)
+            with threadpool_limits(1):
+                out[name][task].append(max(linear_probe(f, labels, fit) for f in feats))
+    summary = {name: {task: {"values": v, "mean": float(np.mean(v)), "std": float(np.std(v))}
+                      for task, v in accs.items()} for name, accs in out.items()}
+    summary["clears"] = {task: bool(beats(out["teacher"][task], out["random_twin"][task])) for task in tasks}
+    summary["protocol"] = {"splits": splits, "twin_seeds": twin_seeds, "pooling": "mean+std over whole clips",
+                           "fit": "half of each speaker's sentences (speaker), half of the speakers (keyword)"}
+    return summary

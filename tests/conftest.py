@@ -1,3 +1,6 @@
+import io
+import tarfile
+
 import pytest
 
 
@@ -8,3 +11,24 @@ def smoke_corpus():
 
     corpus.build("smoke", progress=False)
     return corpus.load("smoke")
+
+
+def _make_deb(path, files: dict):
+    """A minimal Debian package: an ar archive with debian-binary and data.tar.gz holding ``files``."""
+    tar_buf = io.BytesIO()
+    with tarfile.open(fileobj=tar_buf, mode="w:gz") as tar:
+        for name, blob in files.items():
+            info = tarfile.TarInfo("./" + name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    out = b"!<arch>\n"
+    for name, blob in (("debian-binary", b"2.0\n"), ("data.tar.gz", tar_buf.getvalue())):
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(blob):<10}`\n".encode() + blob
+        out += b"\n" if len(blob) % 2 else b""
+    path.write_bytes(out)
+
+
+@pytest.fixture
+def make_deb():
+    """Write a minimal Debian package (``make_deb(path, {inner path: bytes})``)."""
+    return _make_deb

@@ -2,7 +2,6 @@
 
 import io
 import json
-import tarfile
 
 import numpy as np
 import pytest
@@ -29,34 +28,19 @@ def _wav(seconds, f0, codec):
     return buf.getvalue()
 
 
-def _deb(path, files: dict):
-    """A minimal Debian package: an ar archive with debian-binary and data.tar.gz holding ``files``."""
-    tar_buf = io.BytesIO()
-    with tarfile.open(fileobj=tar_buf, mode="w:gz") as tar:
-        for name, blob in files.items():
-            info = tarfile.TarInfo("./" + name)
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    out = b"!<arch>\n"
-    for name, blob in (("debian-binary", b"2.0\n"), ("data.tar.gz", tar_buf.getvalue())):
-        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(blob):<10}`\n".encode() + blob
-        out += b"\n" if len(blob) % 2 else b""
-    path.write_bytes(out)
-
-
-def _fixture_debs(folder, seconds=(2.5, 3.0, 4.0, 1.0, 12.0)):
+def _fixture_debs(make_deb, folder, seconds=(2.5, 3.0, 4.0, 1.0, 12.0)):
     folder.mkdir()
     for k, voice in enumerate(VOICES):
         files = {f"usr/share/doc/{voice.package}/copyright": f"Voice: {voice.credit}\n".encode()}
         for i, s in enumerate(seconds):
             files[f"{voice.folder}/p{i}.{voice.codec}"] = _wav(s, 150 + 40 * k + 10 * i, voice.codec)
         files[f"{voice.folder}/readme.txt"] = b"not audio"
-        _deb(folder / f"{voice.package}_1.0-1_all.deb", files)
+        make_deb(folder / f"{voice.package}_1.0-1_all.deb", files)
     return folder
 
 
-def test_builder_groups_speakers_keeps_licences_and_writes_voxceleb_trials(tmp_path):
-    debs = _fixture_debs(tmp_path / "debs")
+def test_builder_groups_speakers_keeps_licences_and_writes_voxceleb_trials(tmp_path, make_deb):
+    debs = _fixture_debs(make_deb, tmp_path / "debs")
     root = real.build(debs, per_speaker=3, root=tmp_path / "set", voices=VOICES, progress=False)
     info = json.loads((root / "corpus.json").read_text())
     assert (info["speakers"], info["clips"]) == (2, 6)
@@ -84,8 +68,8 @@ def test_builder_groups_speakers_keeps_licences_and_writes_voxceleb_trials(tmp_p
     assert (again / "manifest.jsonl").read_bytes() == (root / "manifest.jsonl").read_bytes()
 
 
-def test_builder_refuses_too_few_prompts_and_bad_packages(tmp_path):
-    debs = _fixture_debs(tmp_path / "debs")
+def test_builder_refuses_too_few_prompts_and_bad_packages(tmp_path, make_deb):
+    debs = _fixture_debs(make_deb, tmp_path / "debs")
     with pytest.raises(ValueError, match="speaker bob: only 3 prompts in range, 4 asked for"):
         real.build(debs, per_speaker=4, root=tmp_path / "set", voices=VOICES, progress=False)
     assert not (tmp_path / "set").exists()  # nothing half-written under the final name

@@ -105,3 +105,18 @@ def test_probe_curves_draw_every_teacher_its_twin_and_the_mfcc_line():
     assert len(axes) == 2 and len(axes[0].lines) == 5  # 2 teachers x (model, twin) + MFCC
     assert axes[0].get_xlabel() and axes[0].get_ylabel() and "speaker" in axes[0].get_title()
     assert axes[0].lines[-1].get_ydata()[0] == 0.7
+
+
+def test_random_split_halves_each_speaker_or_the_speakers_by_seed():
+    from kdlib.probing import random_split
+
+    rows = [{"speaker": f"s{i % 4}", "label": "yes" if i % 2 else "no"} for i in range(24)]
+    labels, fit = random_split(rows, "speaker", "row", seed=0)
+    for s in range(4):
+        assert fit[[i for i in range(24) if i % 4 == s]].sum() == 3  # half of each speaker's 6 rows
+    assert labels.tolist() == [i % 4 for i in range(24)]
+    assert not np.array_equal(fit, random_split(rows, "speaker", "row", seed=1)[1])
+    assert np.array_equal(fit, random_split(rows, "speaker", "row", seed=0)[1])
+    _, by_speaker = random_split(rows, "label", "speaker", seed=0)
+    fit_speakers = {r["speaker"] for r, f in zip(rows, by_speaker) if f}
+    assert len(fit_speakers) == 2 and not fit_speakers & {r["speaker"] for r, f in zip(rows, by_speaker) if not f}

@@ -116,3 +116,18 @@ def test_shipped_ssl_teachers_clear_the_probe_bar(monkeypatch):
             assert max(teacher[task]) > max(twin[task]), (name, task)
         assert any(max(teacher[t]) >= mfcc[t][0] for t in ("speaker", "keyword")), name
         assert m["beats_random_twin"] and m["matches_mfcc"]
+
+
+def test_probe_spread_is_recorded_per_split_and_twin_seed(smoke_zoo, monkeypatch):
+    monkeypatch.setenv("KDLIB_ZOO", str(smoke_zoo))
+    assert zoo_main(["probe", "--teacher", "hubert-tiny", "--corpus", "smoke", "--splits", "2",
+                     "--twin-seeds", "2"]) == 0
+    spread = zoo.manifest()["hubert-tiny"]["metrics"]["probe_spread"]
+    for task in ("speaker", "keyword"):
+        assert len(spread["teacher"][task]["values"]) == 2 and len(spread["mfcc"][task]["values"]) == 2
+        assert len(spread["random_twin"][task]["values"]) == 4  # 2 splits x 2 twin seeds
+        assert all(0 <= v <= 1 for v in spread["random_twin"][task]["values"])
+        assert spread["teacher"][task]["std"] >= 0
+        assert isinstance(spread["clears"][task], bool)
+    assert zoo.verify("hubert-tiny")  # the entry was re-registered with its files' hashes
+    assert "metrics" in zoo.manifest()["ecapa"]  # other entries untouched

@@ -1,4 +1,5 @@
-"""``python -m kdlib.zoo build --teacher NAME`` and ``python -m kdlib.zoo verify``: see :mod:`kdlib.zoo`."""
+"""``python -m kdlib.zoo build --teacher NAME``, ``python -m kdlib.zoo probe`` and ``python -m kdlib.zoo verify``: see
+:mod:`kdlib.zoo`."""
 
 import argparse
 import json
@@ -22,6 +23,12 @@ def main(argv=None) -> int:
     b.add_argument("--out", default=None, help="zoo folder to write to (default: data/zoo or $KDLIB_ZOO)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an SSL recipe setting, e.g. --set steps=8000 (VALUE is read as JSON)")
+    p = sub.add_parser("probe", help="re-probe SSL teachers over several splits and random-twin seeds and record "
+                                     "the spread in the manifest")
+    p.add_argument("--teacher", action="append", default=None, help="which SSL teacher(s) (default: all shipped)")
+    p.add_argument("--splits", type=int, default=3)
+    p.add_argument("--twin-seeds", type=int, default=3)
+    p.add_argument("--corpus", default="default")
     v = sub.add_parser("verify", help="check every file of every teacher against the manifest")
     v.add_argument("--zoo", default=None, help="zoo folder (default: data/zoo or $KDLIB_ZOO)")
     args = parser.parse_args(argv)
@@ -30,7 +37,28 @@ def main(argv=None) -> int:
             zoo.verify(name, args.zoo)
             print(f"{name}: ok")
         return 0
+    if args.command == "probe":
+        return _probe(args)
     return _build(args)
+
+
+def _probe(args) -> int:
+    """Probe spread of each SSL teacher, written into its manifest entry as ``metrics.probe_spread``."""
+    from kdlib import corpus
+    from kdlib.probing import probe_spread
+
+    data = corpus.load(args.corpus)
+    shipped = zoo.manifest()
+    names = args.teacher or [n for n in shipped if not is_speaker_teacher(n)]
+    for name in names:
+        report = probe_spread(zoo.load(name), data, splits=args.splits, twin_seeds=args.twin_seeds)
+        entry = dict(shipped[name])
+        entry["metrics"] = {**entry["metrics"], "probe_spread": report}
+        zoo.register(name, zoo.zoo_dir() / name, entry)
+        line = {s: {t: f"{v['mean']:.3f} ± {v['std']:.3f}" for t, v in report[s].items()}
+                for s in ("teacher", "random_twin", "mfcc")}
+        print(name, json.dumps(line), "clears:", report["clears"])
+    return 0
 
 
 def _overrides(pairs: list[str]) -> dict:

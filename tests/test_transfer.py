@@ -1,0 +1,80 @@
+"""Distilling a real-speech speaker encoder into a synthetic-trained student (kdlib.transfer)."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch import nn
+
+from kdlib import transfer
+from kdlib.corpus import real
+from kdlib.models import speaker_model
+
+
+class _Teacher(nn.Module):
+    """A fixed random map of log-energy bands: a stand-in for GE2E."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(7)
+        self.proj = nn.Linear(40, 16)
+
+    def forward(self, x):
+        bands = x.unfold(1, 400, 400).pow(2).mean(-1).log1p()[:, :40]
+        return nn.functional.normalize(self.proj(nn.functional.pad(bands, (0, 40 - bands.shape[1]))), dim=1)
+
+
+def _loader(n=8, samples=16_000):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, samples, generator=g) * torch.linspace(0.05, 0.5, n)[:, None]
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.arange(n) % 4), batch_size=4)
+
+
+def _student():
+    torch.manual_seed(0)
+    return speaker_model("ecapa_tdnn", 4, channels=16, embed_dim=8)
+
+
+def test_student_learns_to_match_the_teacher_and_keeps_its_own_task():
+    student = _student()
+    hist = transfer.distil_real_teacher(student, _Teacher(), _loader(), steps=40, teacher_dim=16, lr=3e-3,
+                                        progress=False)
+    assert len(hist["kd"]) == 40
+    assert np.mean(hist["kd"][-5:]) < 0.8 * np.mean(hist["kd"][:5])  # measured: 0.99 -> 0.66
+    assert np.mean(hist["aam"][-5:]) < np.mean(hist["aam"][:5])
+    assert student.embed_dim == 8 and not any("project" in k for k in student.state_dict())  # P is not kept
+
+
+def test_real_crops_join_the_kd_term_and_runs_repeat():
+    waves = [np.sin(np.arange(12_000) / (5 + i)).astype(np.float32) * 0.3 for i in range(3)]
+    runs = []
+    for _ in range(2):
+        student = _student()
+        hist = transfer.distil_real_teacher(student, _Teacher(), _loader(), steps=4, teacher_dim=16,
+                                            real_waves=waves, real_seconds=0.5, progress=False, seed=3)
+        runs.append((hist["kd"], student.encoder.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, runs[1][1][k]) for k, a in runs[0][1].items())
+    crops = transfer._RealCrops(waves, 8000)(5)
+    assert crops.shape == (5, 8000)
+
+
+def test_unlabelled_real_speech_reads_the_packages(tmp_path, monkeypatch, make_deb):
+    def ogg(seconds):
+        buf = io.BytesIO()
+        sf.write(buf, 0.3 * np.sin(np.arange(int(seconds * 22050)) / 7.0), 22050, format="OGG", subtype="VORBIS")
+        return buf.getvalue()
+
+    (tmp_path / "debs").mkdir()
+    make_deb(tmp_path / "debs" / "kids-a_1_all.deb", {"usr/share/a/en/ball.ogg": ogg(0.8), "usr/share/a/en/x.ogg": ogg(0.2),
+                                                 "usr/share/a/en/pic.png": b"png"})
+    monkeypatch.setattr(transfer, "UNLABELLED", {"kids-a": {"prefix": "usr/share/a/", "licence": "GPL-2+",
+                                                            "what": "words"}})
+    waves = transfer.unlabelled_real_speech(tmp_path / "debs", progress=False)
+    assert len(waves) == 1 and abs(len(waves[0]) - 0.8 * 16_000) < 200  # resampled to 16 kHz; 0.2 s dropped
+    monkeypatch.setattr(real.shutil, "which", lambda _: None)
+    monkeypatch.setattr(transfer, "UNLABELLED", {"kids-b": {"prefix": "x/", "licence": "-", "what": "-"}})
+    with pytest.raises(RuntimeError, match="kids-b"):
+        transfer.unlabelled_real_speech(tmp_path / "debs", progress=False)
