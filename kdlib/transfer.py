@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdlib import train
+from kdlib import metrics, train
 from kdlib.audio import SAMPLE_RATE, crop
+from kdlib.datasets import _rng
 from kdlib.distill import embedding_cosine
 
 UNLABELLED = {
@@ -35,11 +36,6 @@ UNLABELLED = {
 def unlabelled_real_speech(debs=None, min_seconds: float = 0.4, progress: bool = True) -> list[np.ndarray]:
     """The waveforms (16 kHz) of every ``.ogg``/``.wav`` clip of at least ``min_seconds`` in the packages
     of :data:`UNLABELLED`, downloaded with ``apt-get download`` like the evaluation set's."""
-    import io
-
-    import soundfile as sf
-
-    from kdlib.audio import resample
     from kdlib.corpus import real
 
     found = real.fetch(sorted(UNLABELLED), real.debs_dir() if debs is None else debs)
@@ -50,11 +46,7 @@ def unlabelled_real_speech(debs=None, min_seconds: float = 0.4, progress: bool =
         for name in sorted(files):
             if not name.endswith((".ogg", ".wav")):
                 continue
-            try:
-                x, sr = sf.read(io.BytesIO(files[name]), dtype="float32")
-            except Exception as err:
-                raise ValueError(f"{found[package].name}:{name}: cannot decode ({err})") from err
-            x = resample(x if x.ndim == 1 else x.mean(1), sr, SAMPLE_RATE)
+            x = real.decode(files[name], f"{found[package].name}:{name}")
             if len(x) >= min_seconds * SAMPLE_RATE and np.abs(x).max() > 1e-3:
                 waves.append(x)
                 kept += 1
@@ -71,7 +63,7 @@ class _RealCrops:
 
     def __call__(self, n: int) -> torch.Tensor:
         idx = torch.randint(0, len(self.waves), (n,)).tolist()
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+        rng = _rng()
         return torch.stack([torch.from_numpy(np.ascontiguousarray(crop(self.waves[i], self.samples, rng)))
                             for i in idx])
 
@@ -101,7 +93,7 @@ class TeacherMatching(nn.Module):
             targets = torch.cat([teacher(xi) for xi in kd_inputs])
         kd = embedding_cosine(self.project(torch.cat(kd_student)), targets)
         terms["kd"] = kd
-        return aam + self.kd_weight * kd, {**terms, "accuracy": (logits.argmax(1) == label).float().mean()}
+        return aam + self.kd_weight * kd, {**terms, "accuracy": metrics.accuracy(logits, label)}
 
 
 def distil_real_teacher(student, teacher, loader, *, steps: int, teacher_dim: int = 256, kd_weight: float = 1.0,

@@ -392,8 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--config", default="default", choices=sorted(PRESETS))
     b.add_argument("--workers", type=int, default=None)
     v = sub.add_parser("verify", help="check every clip against the manifest's sha256")
-    sub.add_parser("real", help="the real-speech evaluation set (python -m kdlib.corpus real build)")
     v.add_argument("--config", default="default", choices=sorted(PRESETS))
+    sub.add_parser("real", help="the real-speech evaluation set (python -m kdlib.corpus real build)")
     args = parser.parse_args(argv)
     if args.command == "build":
         build(args.config, workers=args.workers)

@@ -48,6 +48,7 @@ import numpy as np
 
 from kdlib.audio import SAMPLE_RATE, resample, write_audio
 from kdlib.config import data_dir, provenance
+from kdlib.corpus import _trim
 from kdlib.sources import Source
 
 VERSION = 1
@@ -133,8 +134,9 @@ def deb_members(path: Path) -> dict[str, bytes]:
     return members
 
 
-def deb_files(path: Path, prefix: str) -> dict[str, bytes]:
-    """``{path inside the package: bytes}`` of the regular files under ``prefix`` in the package's data."""
+def deb_files(path: Path, prefix: str | tuple[str, ...]) -> dict[str, bytes]:
+    """``{path inside the package: bytes}`` of the regular files under ``prefix`` (or any of several) in the
+    package's data."""
     data = [v for k, v in deb_members(path).items() if k.startswith("data.tar")]
     if not data:
         raise ValueError(f"{path}: no data.tar member")
@@ -153,7 +155,10 @@ def package_version(path: Path) -> str:
 
 # ------------------------------------------------------------------------------------------- building
 
-def _decode(blob: bytes, codec: str, name: str) -> np.ndarray:
+def decode(blob: bytes, name: str, codec: str = "auto") -> np.ndarray:
+    """Mono 16 kHz audio from the bytes of one file in a package: ``codec="gsm"`` for headerless GSM 6.10 at
+    8 kHz, otherwise any format soundfile reads from its header (WAV, Ogg Vorbis, ...). ``name`` is named
+    in the error if the bytes cannot be decoded."""
     import soundfile as sf
 
     try:
@@ -165,13 +170,6 @@ def _decode(blob: bytes, codec: str, name: str) -> np.ndarray:
     except Exception as err:
         raise ValueError(f"{name}: cannot decode as {codec} ({err})") from err
     return resample(x if x.ndim == 1 else x.mean(1), sr, SAMPLE_RATE)
-
-
-def _trim(x: np.ndarray, threshold: float = 0.01) -> np.ndarray:
-    if x.size == 0:
-        return x
-    loud = np.flatnonzero(np.abs(x) > threshold * max(np.abs(x).max(), 1e-9))
-    return x[loud[0]:loud[-1] + 1] if loud.size else x
 
 
 def all_pair_trials(rows: list[dict]) -> list[tuple[int, str, str]]:
@@ -197,15 +195,15 @@ def build(debs: str | Path | None = None, per_speaker: int = 30, min_seconds: fl
     for voice in voices:
         deb = found[voice.package]
         copyright_path = f"usr/share/doc/{voice.package}/copyright"
-        files = deb_files(deb, voice.folder + "/")
-        licence = deb_files(deb, copyright_path)
-        if licence:
-            (tmp / "licences" / f"{voice.package}.copyright").write_bytes(licence[copyright_path])
+        files = deb_files(deb, (voice.folder + "/", copyright_path))  # one pass over the package
+        if copyright_path in files:
+            (tmp / "licences" / f"{voice.package}.copyright").write_bytes(files[copyright_path])
         kept = 0
         for name in sorted(files):
             if not name.endswith(f".{voice.codec}"):
                 continue
-            x = _trim(_decode(files[name], voice.codec, f"{deb.name}:{name}"))
+            x = decode(files[name], f"{deb.name}:{name}", voice.codec)
+            x = _trim(x) if x.size else x
             if min_seconds <= len(x) / SAMPLE_RATE <= max_seconds:
                 candidates.setdefault(voice.speaker, []).append((voice, name, x))
                 kept += 1
