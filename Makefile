@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make results   run every notebook in full mode on the embedded corpus, write results/
+#   make results   run every notebook in full mode on the embedded corpus, write results/ and the course book
 #   make test      kdlib's unit tests + every notebook in smoke mode (what CI runs)
 # Both create the virtual environment and build the corpus they need when it is absent; make results also
 # builds the real-speech evaluation set (python -m kdlib.corpus real build: Debian voice prompts).
@@ -27,6 +27,7 @@ corpus: setup
 results: corpus
 	$(BIN)/python -m kdlib.corpus real build || echo "real-speech set not built (needs apt-get and PyPI); notebook 00 skips its real-voice section"
 	$(BIN)/python -m kdlib.runner run
+	$(BIN)/python -m kdlib.book build
 
 test: setup
 	$(BIN)/python -m kdlib.corpus build --config smoke

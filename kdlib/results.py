@@ -93,6 +93,20 @@ def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list 
     return path
 
 
+def model_dir(notebook: str, name: str, out_dir: str | Path | None = None) -> Path:
+    """Where :func:`save_model` keeps a notebook's trained model: ``<results>/models/<notebook>/<name>/``."""
+    return (Path(out_dir) if out_dir else results_dir()) / "models" / notebook / name
+
+
+def save_model(notebook: str, name: str, model, architecture: str, kwargs: dict,
+               out_dir: str | Path | None = None) -> Path:
+    """Keep a trained speaker model (front end + encoder, fp32, with its config) for a later notebook, which
+    loads it with :func:`kdlib.models.load_speaker_model` (notebook 06 quantizes notebook 02's students)."""
+    from kdlib.models.checkpoint import save_speaker_model
+
+    return save_speaker_model(model, model_dir(notebook, name, out_dir), architecture, kwargs, half=False)
+
+
 def _fmt(value, pct: bool = False) -> str:
     if value is None:
         return "–"

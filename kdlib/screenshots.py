@@ -76,10 +76,15 @@ def pages(nb, page_height: int = PAGE_HEIGHT) -> list[list[int]]:
 
 
 def to_html(nb) -> str:
-    """The notebook as JupyterLab draws it (nbconvert's ``lab`` template, outputs as they were saved)."""
+    """The notebook as JupyterLab draws it (nbconvert's ``lab`` template, outputs as they were saved; equations
+    typeset by the installed MathJax, so that no network is needed)."""
     from nbconvert import HTMLExporter
 
-    return HTMLExporter(template_name="lab").from_notebook_node(nb)[0]
+    from kdlib.book import local_mathjax_url
+
+    mathjax = local_mathjax_url()
+    exporter = HTMLExporter(template_name="lab", **({"mathjax_url": mathjax} if mathjax else {}))
+    return exporter.from_notebook_node(nb)[0]
 
 
 def screenshot(html_path: Path, png_path: Path, height: int, browser: str | None = None) -> Path:

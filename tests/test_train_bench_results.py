@@ -175,3 +175,18 @@ def test_gpu_latency_needs_a_gpu_and_measures_one_when_there():
     else:
         with pytest.raises(RuntimeError, match="CUDA"):
             bench.cuda_latency_ms(model, torch.randn(1, 8))
+
+
+def test_save_model_keeps_fp32_weights_for_a_later_notebook(tmp_path):
+    from kdlib.models import load_speaker_model, speaker_model
+
+    torch.manual_seed(0)
+    model = speaker_model("ecapa_tdnn", channels=16, embed_dim=8).eval()
+    folder = results.save_model("02_iml_kd", "student_seed0", model, "ecapa_tdnn", {"channels": 16, "embed_dim": 8},
+                                out_dir=tmp_path)
+    assert folder == results.model_dir("02_iml_kd", "student_seed0", tmp_path)
+    assert folder == tmp_path / "models" / "02_iml_kd" / "student_seed0"
+    loaded = load_speaker_model(folder)
+    x = torch.randn(2, 8000)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))  # fp32 kept bit for bit (the zoo's fp16 would not be)

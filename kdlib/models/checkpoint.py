@@ -20,14 +20,17 @@ ARCHITECTURES = {"ecapa_tdnn": ECAPA_TDNN, "resnet34": ResNet34}
 _FRONTEND = "fbank."
 
 
-def save_speaker_model(model: SpeakerModel, folder: str | Path, architecture: str, kwargs: dict) -> Path:
-    """Write ``model``'s front end and encoder (fp16) and its config to ``folder``; return the folder."""
+def save_speaker_model(model: SpeakerModel, folder: str | Path, architecture: str, kwargs: dict,
+                       half: bool = True) -> Path:
+    """Write ``model``'s front end and encoder (fp16, or fp32 with ``half=False``) and its config to ``folder``;
+    return the folder."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {**{_FRONTEND + k: v for k, v in model.frontend.state_dict().items()}, **model.encoder.state_dict()}
-    state = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()}
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in state.items()}
     save_file(state, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps({"kdlib_architecture": architecture, "kwargs": kwargs}, indent=1))
     return folder

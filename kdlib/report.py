@@ -1,0 +1,320 @@
+"""The reproduction report: every notebook's ``results/<notebook>.json`` side by side.
+
+Notebook 06 draws from it (every model's error against its size and latency, every paper claim beside ours),
+and ``python -m kdlib.report readme`` rewrites the README's marked results section from a full run's results,
+so that the tables a reader sees are generated, never typed::
+
+    python -m kdlib.report promote                      # a checked full run in results/ becomes the reference
+    python -m kdlib.report readme                       # rewrite the section from results/reference/
+    python -m kdlib.report readme --check               # exit 1 when the README disagrees
+
+``results/reference/`` holds the results of the reference full run that the README shows; a test checks that
+the README's section is exactly what this module makes of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kdlib.config import REPO_ROOT
+
+NOTEBOOKS = {
+    "00_data_and_teachers": "00 · data, SV scoring and teachers",
+    "01_os_kdft": "01 · OS-KDFT (Heo et al., Interspeech 2023)",
+    "02_iml_kd": "02 · IML-KD (Yang et al., arXiv 2409.09389)",
+    "03_ensemble_kd": "03 · ensemble KD (Huang et al., arXiv 2302.12757)",
+    "04_joint_kd_multitask": "04 · KD + joint KWS/SV (Kerpicci et al., arXiv 2210.16611)",
+    "05_quantization": "05 · weight quantization (Li et al., arXiv 2210.17326)",
+}
+"""The notebooks whose results the report reads, in course order, with a short title."""
+
+PROTOCOLS = {
+    "00_data_and_teachers": "20,000 test trials, whole utterances",
+    "01_os_kdft": "20,000 test trials, whole utterances",
+    "02_iml_kd": "51,040 pairs of 3 s crops",
+    "03_ensemble_kd": "20,000 test trials, 1.5 s crops, frozen model + probe",
+    "04_joint_kd_multitask": "keyword-speaker trials and 12-class KWS",
+    "05_quantization": "28,680 pairs of 2 s crops",
+}
+"""How each notebook scores its models: EERs compare across notebooks only roughly."""
+
+HEADLINE = {
+    "00_data_and_teachers": {"mfcc_stats_cosine": "MFCC statistics + cosine",
+                             "ecapa_c256_aam": "ECAPA-TDNN C=256, AAM-softmax"},
+    "01_os_kdft": {"a_teacher_ecapa_L4": "(a) frozen teacher + ECAPA", "c_ft_no_kd_L2": "(c) student FT, no KD",
+                   "b_kd_then_ft_L2": "(b) KD, then FT", "e_oskdft_L2": "(e) OS-KDFT, 2 layers"},
+    "02_iml_kd": {"teacher_ecapa_c512": "teacher ECAPA C=512", "student_c128_alone": "student C=128 alone",
+                  "student_c128_multilevel_kd": "student + multi-level KD",
+                  "student_c128_iml_kd_a": "student + IML-KD (a)"},
+    "03_ensemble_kd": {"teacher_hubert_tiny": "teacher hubert-tiny", "single_hubert_tiny": "student, one teacher",
+                       "ensemble_average": "student, layerwise average",
+                       "ensemble_concat": "student, concatenation", "ensemble_multi_head": "student, multiple heads"},
+    "04_joint_kd_multitask": {"HuBERT_teacher_fine_tuned_kws_sv": "hubert-tiny, KWS + SV fine-tuned",
+                              "distilled_HuBERT_frozen_kws_sv": "distilled HuBERT, frozen",
+                              "distilled_HuBERT_fine_tuned_kws_sv": "distilled HuBERT, KWS + SV fine-tuned"},
+    "05_quantization": {"ecapa_fp32": "ECAPA-TDNN fp32", "ecapa_ptq-uniform_8b": "ECAPA-TDNN 8-bit PTQ",
+                        "ecapa_ptq-uniform_4b": "ECAPA-TDNN 4-bit PTQ", "ecapa_qat-uniform_2b": "ECAPA-TDNN 2-bit QAT",
+                        "resnet34_fp32": "ResNet-34 fp32", "resnet34_ptq-uniform_4b": "ResNet-34 4-bit PTQ"},
+}
+"""The models the README's table shows per notebook (key in the results file -> readable name)."""
+
+_LATENCY_NOTE = ("fake-quantized weights run in fp32, so the latency is the fp32 model's; the size is the packed "
+                 "weights'")
+REFERENCES = {
+    "00_data_and_teachers": {"": "ecapa_c256_aam"},
+    "01_os_kdft": {"": "a_teacher_ecapa_L4"},
+    "02_iml_kd": {"": "teacher_ecapa_c512"},
+    "03_ensemble_kd": {"": "teacher_hubert_tiny"},
+    "04_joint_kd_multitask": {"wav2vec_20": "wav2vec_20_teacher_fine_tuned_kws_sv",
+                              "distilled_wav2vec_20": "wav2vec_20_teacher_fine_tuned_kws_sv",
+                              "HuBERT": "HuBERT_teacher_fine_tuned_kws_sv",
+                              "distilled_HuBERT": "HuBERT_teacher_fine_tuned_kws_sv"},
+    "05_quantization": {"ecapa": "ecapa_fp32", "resnet34": "resnet34_fp32"},
+}
+"""What each model is compared with inside its notebook (the longest matching key prefix wins): the teacher or
+the uncompressed model, scored on the same trials."""
+
+
+def reference_of(notebook: str, key: str) -> str | None:
+    """The key of the model that ``key`` is compared with in its own notebook (:data:`REFERENCES`)."""
+    matches = [prefix for prefix in REFERENCES.get(notebook, {}) if key.startswith(prefix)]
+    return REFERENCES[notebook][max(matches, key=len)] if matches else None
+
+
+NAMES = {
+    "00_data_and_teachers": {"zoo_ecapa": "zoo ecapa (ECAPA-TDNN C=512)", "zoo_resnet34": "zoo resnet34",
+                             "ge2e_resemblyzer": "GE2E (trained on real speech)"},
+}
+"""Readable names of models outside :data:`HEADLINE` that no naming rule of :func:`name_of` covers."""
+
+_STUDENT_METHODS = {"alone": "student alone", "logit_kd": "student + logit KD",
+                    "embedding_kd": "student + embedding KD", "multilevel_kd": "student + multi-level KD",
+                    "iml_kd_a": "student + IML-KD (a)", "iml_kd_b": "student + IML-KD (b)"}
+_ARCHITECTURES = {"ecapa": "ECAPA-TDNN", "resnet34": "ResNet-34"}
+
+
+def name_of(notebook: str, key: str) -> str:
+    """A readable name for a model's key in a results file (``ecapa_ptq-pot_4b`` -> ``ECAPA-TDNN 4-bit PTQ,
+    powers of two``)."""
+    import re
+
+    known = {**HEADLINE.get(notebook, {}), **NAMES.get(notebook, {})}
+    if key in known:
+        return known[key]
+    if m := re.fullmatch(r"student_c(\d+)_(\w+?)(?:_seed\d+)?", key):
+        if m.group(2) in _STUDENT_METHODS:
+            return _STUDENT_METHODS[m.group(2)]
+    if m := re.fullmatch(r"(ecapa|resnet34)_(ptq|qat)-(uniform|pot)_(\d+)b", key):
+        scheme = "uniform" if m.group(3) == "uniform" else "powers of two"
+        return f"{_ARCHITECTURES[m.group(1)]} {m.group(4)}-bit {m.group(2).upper()}, {scheme}"
+    if m := re.fullmatch(r"(ecapa|resnet34)_(fp32|int8_torch_ao)", key):
+        return f"{_ARCHITECTURES[m.group(1)]} {'fp32' if m.group(2) == 'fp32' else 'int8 (torch.ao)'}"
+    return key.replace("_", " ")
+
+
+BEGIN, END = "<!-- results:begin (python -m kdlib.report readme) -->", "<!-- results:end -->"
+
+
+def reference_dir() -> Path:
+    """The committed results of the reference full run (what the README shows)."""
+    return REPO_ROOT / "results" / "reference"
+
+
+def load(results_dir: str | Path, notebooks=tuple(NOTEBOOKS), mode: str | None = "full") -> dict[str, dict]:
+    """Every notebook's results record from ``results_dir``, in course order. Refuses, naming the file and the
+    command that writes it, a missing or unreadable file and (unless ``mode`` is None) a run of another mode."""
+    results_dir = Path(results_dir)
+    records, missing = {}, []
+    for name in notebooks:
+        path = results_dir / f"{name}.json"
+        if not path.is_file():
+            missing.append(name)
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not a readable results file ({err}); rerun its notebook") from None
+        for key in ("notebook", "mode", "models", "claims", "wall_time_s"):
+            if key not in record:
+                raise ValueError(f"{path}: not a kdlib results file (no {key!r}); rerun its notebook")
+        if mode is not None and record["mode"] != mode:
+            raise ValueError(f"{path}: a {record['mode']} run, but this report needs a {mode} run; rerun with "
+                             f"python -m kdlib.runner run --notebooks notebooks/{name}.ipynb")
+        records[name] = record
+    if missing:
+        runs = " ".join(f"notebooks/{name}.ipynb" for name in missing)
+        raise FileNotFoundError(f"{results_dir}: no results of {', '.join(missing)}; produce them with "
+                                f"python -m kdlib.runner run --notebooks {runs}  (or make results for every notebook)")
+    return records
+
+
+def _kws_accuracy(m: dict):
+    return m.get("accuracy", m.get("clean_kws_acc"))
+
+
+def models_table(records: dict[str, dict]):
+    """One row per model of every notebook: size (params, MB as measured, e.g. packed for quantized weights),
+    CPU latency, EER and keyword-spotting accuracy in % (``accuracy``, or notebook 03's probe ``clean_kws_acc``),
+    the notebook's evaluation protocol, and size and relative EER change against the model's reference in its
+    notebook (:func:`reference_of`)."""
+    import pandas as pd
+
+    rows = []
+    for notebook, record in records.items():
+        for key, m in record["models"].items():
+            eer, acc = m.get("eer"), _kws_accuracy(m)
+            ref_key = reference_of(notebook, key)
+            ref = record["models"].get(ref_key) if ref_key else None
+            ref_eer = ref.get("eer") if ref else None
+            rows.append({"notebook": notebook, "model": key,
+                         "name": name_of(notebook, key),
+                         "params (M)": m["params"] / 1e6, "size (MB)": m["bytes"] / 1e6,
+                         "CPU latency (ms)": m["latency_ms"],
+                         "EER (%)": None if eer is None else 100 * eer,
+                         "KWS accuracy (%)": None if acc is None else 100 * acc,
+                         "protocol": PROTOCOLS.get(notebook, ""),
+                         "reference": name_of(notebook, ref_key) if ref else None,
+                         "size / reference": m["bytes"] / ref["bytes"] if ref else None,
+                         "EER vs reference (%)": (100 * (eer / ref_eer - 1) if ref_eer and eer is not None
+                                                  else None)})
+    return pd.DataFrame(rows)
+
+
+def claims_table(records: dict[str, dict]):
+    """Every paper claim of every notebook beside ours, with whether it holds."""
+    import pandas as pd
+
+    return pd.DataFrame([{"notebook": notebook, **c} for notebook, record in records.items()
+                         for c in record["claims"]], columns=["notebook", "claim", "paper", "ours", "holds"])
+
+
+def pareto_front(x, y) -> list[bool]:
+    """Which points (smaller is better on both axes) no other point beats on one axis while matching or
+    beating it on the other; missing values (None/NaN) are never on the front."""
+    import math
+
+    points = [(float(a), float(b)) if a is not None and b is not None else (math.nan, math.nan)
+              for a, b in zip(x, y)]
+    front = []
+    for i, (a, b) in enumerate(points):
+        if math.isnan(a) or math.isnan(b):
+            front.append(False)
+            continue
+        front.append(not any((c <= a and d <= b and (c < a or d < b)) for j, (c, d) in enumerate(points)
+                             if j != i and not (math.isnan(c) or math.isnan(d))))
+    return front
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.2f} %"
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e3:.1f} kB" if n_bytes < 100_000 else f"{n_bytes / 1e6:.2f} MB"
+
+
+def _params(n: int) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 10_000 else str(n)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def readme_section(records: dict[str, dict], source: str = "results/reference/") -> str:
+    """The README's generated results section: each run's time and hardware, its claims, its headline models;
+    ``source`` names the folder the records came from."""
+    runs = ["| notebook | wall time | hardware | device | claims that hold |", "|---|---|---|---|---|"]
+    models = ["| notebook | model | params | size | CPU latency | EER | KWS accuracy |", "|---|---|---|---|---|---|---|"]
+    for notebook, record in records.items():
+        title = NOTEBOOKS.get(notebook, notebook)
+        hardware = record.get("provenance", {}).get("hardware", "?")
+        held = sum(bool(c["holds"]) for c in record["claims"])
+        runs.append(f"| {title} | {_minutes(record['wall_time_s'])} | {hardware} | {record.get('device', '?')} | "
+                    f"{held} of {len(record['claims'])} |")
+        for key, name in HEADLINE.get(notebook, {}).items():
+            if key not in record["models"]:
+                raise KeyError(f"{notebook}: no model {key!r} in its results; update kdlib.report.HEADLINE")
+            m = record["models"][key]
+            mark = " †" if m.get("latency_note") and m.get("bits", 32) < 32 else ""
+            models.append(f"| {notebook[:2]} | {name} | {_params(m['params'])} | {_size(m['bytes'])} | "
+                          f"{m['latency_ms']:.1f} ms{mark} | {_pct(m.get('eer'))} | {_pct(_kws_accuracy(m))} |")
+    total = sum(r["wall_time_s"] for r in records.values())
+    lines = [BEGIN, "", f"Generated from `{source}` (a full run, {_minutes(total)} of notebooks in all)"
+             " by `python -m kdlib.report readme`; do not edit by hand.", "", *runs, "",
+             "Headline models (size as stored: fp32, or packed for quantized weights; CPU latency: one thread; "
+             "each notebook's EER on its own trials, see its section):", "", *models, "",
+             "† " + _LATENCY_NOTE, "", END]
+    return "\n".join(lines)
+
+
+def rewrite_readme(section: str, readme: str | Path = REPO_ROOT / "README.md") -> bool:
+    """Replace the README's marked section with ``section``; return whether it changed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise ValueError(f"{readme}: needs exactly one {BEGIN!r} and one {END!r} line to rewrite between")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    new = head + section + tail
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
+def readme_matches(section: str, readme: str | Path = REPO_ROOT / "README.md") -> bool:
+    """Whether the README's marked section is exactly ``section``."""
+    text = Path(readme).read_text()
+    return BEGIN in text and END in text and text[text.index(BEGIN):text.index(END) + len(END)] == section
+
+
+def promote(source: str | Path, reference: str | Path | None = None) -> list[Path]:
+    """Copy a full run's results files (every notebook of :data:`NOTEBOOKS`, checked by :func:`load`) into the
+    reference folder, replacing the reference's; return the files written."""
+    import shutil
+
+    load(source)
+    reference = Path(reference) if reference else reference_dir()
+    reference.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy2(Path(source) / f"{name}.json", reference / f"{name}.json")) for name in NOTEBOOKS]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdlib.report", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("readme", help="rewrite the README's results section from a full run's results")
+    r.add_argument("--results", default=None, help="results folder (default: results/reference/)")
+    r.add_argument("--readme", default=str(REPO_ROOT / "README.md"))
+    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README disagrees")
+    p = sub.add_parser("promote", help="make a full run's results (default: results/) the reference, then "
+                                       "rewrite the README's section from them")
+    p.add_argument("--results", default=None, help="results folder of a full run (default: results/)")
+    p.add_argument("--readme", default=str(REPO_ROOT / "README.md"))
+    args = parser.parse_args(argv)
+    from kdlib.config import results_dir
+
+    if args.command == "promote":
+        written = promote(args.results or results_dir())
+        print(f"reference results: {', '.join(p.name for p in written)} -> {reference_dir()}")
+        args.results, args.check = str(reference_dir()), False
+    folder = Path(args.results) if args.results else reference_dir()
+    try:
+        shown = folder.resolve().relative_to(REPO_ROOT).as_posix() + "/"
+    except ValueError:
+        shown = str(folder)
+    section = readme_section(load(folder), shown)
+    if args.check:
+        ok = readme_matches(section, args.readme)
+        print("README results section matches" if ok else f"{args.readme}: results section differs; run "
+              "python -m kdlib.report readme --results <folder>", file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
+    changed = rewrite_readme(section, args.readme)
+    print(f"{args.readme}: results section {'rewritten' if changed else 'already up to date'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""kdlib.report: reading every notebook's results, the Pareto front, and the README's generated section."""
+
+import json
+
+import pytest
+
+from kdlib import report
+from kdlib.config import REPO_ROOT
+
+
+def _record(notebook: str, mode: str = "full") -> dict:
+    models = {key: {"params": 1_000_000 * (i + 1), "bytes": 4_000_000 * (i + 1), "latency_ms": 10.0 * (i + 1),
+                    "eer": 0.1 / (i + 1), "accuracy": None}
+              for i, key in enumerate(report.HEADLINE[notebook])}
+    return {"notebook": notebook, "mode": mode, "seed": 0, "wall_time_s": 600.0, "device": "cpu",
+            "provenance": {"hardware": "test CPU"}, "models": models,
+            "claims": [{"claim": "c", "paper": "p", "ours": "o", "holds": True},
+                       {"claim": "d", "paper": "p", "ours": "o", "holds": False}]}
+
+
+@pytest.fixture
+def results(tmp_path):
+    for notebook in report.NOTEBOOKS:
+        (tmp_path / f"{notebook}.json").write_text(json.dumps(_record(notebook)))
+    return tmp_path
+
+
+def test_load_reads_every_notebook_in_course_order(results):
+    records = report.load(results)
+    assert list(records) == list(report.NOTEBOOKS)
+    table = report.models_table(records)
+    assert len(table) == sum(len(h) for h in report.HEADLINE.values())
+    assert table["EER (%)"].iloc[0] == pytest.approx(10.0) and table["KWS accuracy (%)"].isna().all()
+    claims = report.claims_table(records)
+    assert len(claims) == 2 * len(report.NOTEBOOKS) and claims.holds.sum() == len(report.NOTEBOOKS)
+
+
+def test_load_names_the_missing_notebook_and_the_command(results):
+    (results / "03_ensemble_kd.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"03_ensemble_kd.*python -m kdlib.runner run --notebooks "
+                                                r"notebooks/03_ensemble_kd.ipynb"):
+        report.load(results)
+
+
+def test_load_refuses_a_smoke_run_and_a_broken_file(results):
+    (results / "02_iml_kd.json").write_text(json.dumps(_record("02_iml_kd", mode="smoke")))
+    with pytest.raises(ValueError, match=r"02_iml_kd.json: a smoke run"):
+        report.load(results)
+    assert len(report.load(results, mode=None)) == len(report.NOTEBOOKS)
+    (results / "02_iml_kd.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"02_iml_kd.json: not a readable results file"):
+        report.load(results)
+    (results / "02_iml_kd.json").write_text(json.dumps({"notebook": "02_iml_kd"}))
+    with pytest.raises(ValueError, match=r"02_iml_kd.json: not a kdlib results file"):
+        report.load(results)
+
+
+def test_pareto_front_golden():
+    size = [1.0, 2.0, 2.0, 3.0, 0.5, None, 4.0]
+    eer = [10.0, 5.0, 6.0, 5.0, 20.0, 1.0, 1.0]
+    # (2, 6) loses to (2, 5); (3, 5) loses to (2, 5); None is never on the front
+    assert report.pareto_front(size, eer) == [True, True, False, False, True, False, True]
+    assert report.pareto_front([1.0, 1.0], [2.0, 2.0]) == [True, True]  # ties dominate neither
+
+
+def test_readme_section_and_rewrite(results, tmp_path):
+    records = report.load(results)
+    section = report.readme_section(records, "somewhere/")
+    assert section.startswith(report.BEGIN) and section.endswith(report.END)
+    assert "`somewhere/`" in section and "60.0 min of notebooks" in section
+    assert section.count("| 1 of 2 |") == len(report.NOTEBOOKS)
+    assert "| 01 | (e) OS-KDFT, 2 layers | 4.00 M | 16.00 MB | 40.0 ms | 2.50 % | – |" in section
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{report.BEGIN}\nold\n{report.END}\n\n## after\n")
+    assert not report.readme_matches(section, readme)
+    assert report.rewrite_readme(section, readme)
+    assert report.readme_matches(section, readme)
+    assert readme.read_text().startswith("# title\n\n") and readme.read_text().endswith("\n\n## after\n")
+    assert not report.rewrite_readme(section, readme)  # a second run changes nothing
+    (tmp_path / "bare.md").write_text("# no markers\n")
+    with pytest.raises(ValueError, match="bare.md: needs exactly one"):
+        report.rewrite_readme(section, tmp_path / "bare.md")
+    assert (tmp_path / "bare.md").read_text() == "# no markers\n"
+
+
+def test_readme_section_names_a_headline_model_the_results_lack(results):
+    record = _record("05_quantization")
+    del record["models"]["ecapa_fp32"]
+    (results / "05_quantization.json").write_text(json.dumps(record))
+    with pytest.raises(KeyError, match="05_quantization: no model 'ecapa_fp32'"):
+        report.readme_section(report.load(results))
+
+
+def test_readme_check_command(results, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.BEGIN}\n{report.END}\n")
+    assert report.main(["readme", "--results", str(results), "--readme", str(readme), "--check"]) == 1
+    assert report.main(["readme", "--results", str(results), "--readme", str(readme)]) == 0
+    assert report.main(["readme", "--results", str(results), "--readme", str(readme), "--check"]) == 0
+
+
+def test_the_readme_shows_the_committed_reference_results():
+    """The README's results tables are generated: they must equal what the committed reference run gives."""
+    section = report.readme_section(report.load(report.reference_dir()))
+    assert report.readme_matches(section), ("README.md's results section differs from results/reference/; run "
+                                            "python -m kdlib.report readme --results results/reference")
+
+
+def test_reference_results_are_full_runs_of_every_notebook():
+    records = report.load(report.reference_dir())  # refuses a smoke run or a missing notebook
+    assert report.reference_dir() == REPO_ROOT / "results" / "reference"
+    assert all(r["wall_time_s"] > 60 and r["claims"] and r["models"] for r in records.values())
+
+
+def test_promote_copies_a_complete_full_run_and_refuses_anything_less(results, tmp_path):
+    reference = tmp_path / "reference"
+    written = report.promote(results, reference)
+    assert sorted(p.name for p in written) == sorted(f"{n}.json" for n in report.NOTEBOOKS)
+    assert report.load(reference) == report.load(results)
+    before = {p.name: p.read_bytes() for p in reference.iterdir()}
+    (results / "04_joint_kd_multitask.json").unlink()
+    with pytest.raises(FileNotFoundError, match="04_joint_kd_multitask"):
+        report.promote(results, reference)
+    assert {p.name: p.read_bytes() for p in reference.iterdir()} == before  # nothing overwritten
+
+
+@pytest.mark.parametrize("notebook, key, name", [
+    ("05_quantization", "ecapa_ptq-pot_4b", "ECAPA-TDNN 4-bit PTQ, powers of two"),
+    ("05_quantization", "resnet34_int8_torch_ao", "ResNet-34 int8 (torch.ao)"),
+    ("02_iml_kd", "student_c32_iml_kd_b_seed0", "student + IML-KD (b)"),
+    ("02_iml_kd", "student_c128_multilevel_kd", "student + multi-level KD"),
+    ("01_os_kdft", "e_oskdft_L2", "(e) OS-KDFT, 2 layers"),
+    ("03_ensemble_kd", "random_twin_HubertModel", "random twin HubertModel"),
+])
+def test_models_get_readable_names(notebook, key, name):
+    assert report.name_of(notebook, key) == name
+
+
+def test_each_model_is_compared_with_its_own_reference():
+    assert report.reference_of("05_quantization", "resnet34_ptq-uniform_4b") == "resnet34_fp32"
+    assert report.reference_of("04_joint_kd_multitask", "distilled_HuBERT_frozen_kws_sv") == \
+        "HuBERT_teacher_fine_tuned_kws_sv"
+    assert report.reference_of("unknown", "x") is None
