@@ -124,8 +124,9 @@ def build(executed: str | Path | None = None, out: str | Path | None = None,
           chapters: list[str] | None = None) -> Path:
     """Write the book to ``out`` (default ``results/book``) from the executed notebooks in ``executed`` (default
     ``results/executed``); every chapter must be there. Returns the landing page's path."""
-    import nbformat
     from nbconvert import HTMLExporter
+
+    from kdlib.screenshots import read_executed
 
     executed = Path(executed) if executed else results_dir() / "executed"
     out = Path(out) if out else results_dir() / "book"
@@ -146,12 +147,7 @@ def build(executed: str | Path | None = None, out: str | Path | None = None,
     timings = {}
     for name in order:
         path = executed / f"{name}.ipynb"
-        try:
-            nb = nbformat.read(path, as_version=4)
-        except Exception as err:
-            raise ValueError(f"{path}: not a readable notebook ({err})") from err
-        if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
-            raise ValueError(f"{path}: has no outputs; the book is made of executed notebooks (results/executed/)")
+        nb = read_executed(path, "the book is made of")
         nb.metadata["title"] = f"{name[:2]} · {CHAPTERS[name][0]}"
         body, _ = exporter.from_notebook_node(nb)
         (out / f"{name}.html").write_text(_page(body, name, order), encoding="utf-8")

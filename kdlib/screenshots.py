@@ -99,8 +99,8 @@ def screenshot(html_path: Path, png_path: Path, height: int, browser: str | None
     return png_path
 
 
-def notebook_screenshots(notebook: Path, out_dir: Path, browser: str | None = None) -> list[Path]:
-    """PNG pages of one executed notebook: ``<out_dir>/<name>-<page>.png``."""
+def read_executed(notebook: Path, use: str):
+    """An executed notebook, refused with its path when unreadable or without outputs (``use``: what needs it)."""
     import nbformat
 
     try:
@@ -108,7 +108,15 @@ def notebook_screenshots(notebook: Path, out_dir: Path, browser: str | None = No
     except Exception as err:
         raise ValueError(f"{notebook}: not a readable notebook ({err})") from err
     if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
-        raise ValueError(f"{notebook}: has no outputs; screenshot an executed copy (results/executed/)")
+        raise ValueError(f"{notebook}: has no outputs; {use} an executed copy (results/executed/)")
+    return nb
+
+
+def notebook_screenshots(notebook: Path, out_dir: Path, browser: str | None = None) -> list[Path]:
+    """PNG pages of one executed notebook: ``<out_dir>/<name>-<page>.png``."""
+    import nbformat
+
+    nb = read_executed(notebook, "screenshot")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as tmp:

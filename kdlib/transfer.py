@@ -7,7 +7,9 @@ through a linear map ``P`` from its embedding size to the teacher's::
 
     L = L_AAM(e_S(x_syn), y) + λ · [1 − cos(P e_S(x), e_T(x))]   averaged over the crops x of the batch
 
-where ``x`` is the batch's synthetic crops and, optionally, crops of real speech without speaker labels.
+where ``x`` is the batch's synthetic crops and, optionally, crops of real speech without speaker labels; with
+labels for the real crops (:func:`language_voices`: one pseudo-speaker per language folder), a second
+AAM-softmax term ``L_AAM(e_S(x_real), y_real)`` joins the sum.
 The real clips come from packages whose voices are not in the real-speech evaluation set
 (:data:`UNLABELLED`): KDE's children's games ship words and letters recorded by volunteers in many languages.
 ``P`` is dropped after training; the shipped student scores with its own embedding.
@@ -33,13 +35,16 @@ UNLABELLED = {
 """Real speech without speaker labels, for distillation only (never for evaluation)."""
 
 
-def unlabelled_real_speech(debs=None, min_seconds: float = 0.4, progress: bool = True) -> list[np.ndarray]:
+def unlabelled_real_speech(debs=None, min_seconds: float = 0.4, progress: bool = True,
+                           with_languages: bool = False):
     """The waveforms (16 kHz) of every ``.ogg``/``.wav`` clip of at least ``min_seconds`` in the packages
-    of :data:`UNLABELLED`, downloaded with ``apt-get download`` like the evaluation set's."""
+    of :data:`UNLABELLED`, downloaded with ``apt-get download`` like the evaluation set's. With
+    ``with_languages``, also each clip's language folder (``fr``, ``en_GB``, ``sr`` for every Serbian script):
+    the closest thing to a speaker label these packages record (see :func:`language_voices`)."""
     from kdlib.corpus import real
 
     found = real.fetch(sorted(UNLABELLED), real.debs_dir() if debs is None else debs)
-    waves = []
+    waves, languages = [], []
     for package, spec in UNLABELLED.items():
         files = real.deb_files(found[package], spec["prefix"])
         kept = 0
@@ -49,23 +54,40 @@ def unlabelled_real_speech(debs=None, min_seconds: float = 0.4, progress: bool =
             x = real.decode(files[name], f"{found[package].name}:{name}")
             if len(x) >= min_seconds * SAMPLE_RATE and np.abs(x).max() > 1e-3:
                 waves.append(x)
+                languages.append(name[len(spec["prefix"]):].split("/")[0].split("@")[0])
                 kept += 1
         if progress:
             print(f"{package}: {kept} clips ({spec['what']}; {spec['licence']})")
-    return waves
+    return (waves, languages) if with_languages else waves
+
+
+def language_voices(waves: list[np.ndarray], languages: list[str], min_clips: int = 40):
+    """Pseudo-speaker labels for the KDE clips: one class per language folder with at least ``min_clips`` clips
+    (both packages' folders of a language merged). A guess: each language was read by one or a few volunteers,
+    and the packages do not say who. Returns ``(waves, labels, names)`` of the kept clips."""
+    counts = {lang: languages.count(lang) for lang in sorted(set(languages))}
+    names = [lang for lang, n in counts.items() if n >= min_clips]
+    index = {lang: i for i, lang in enumerate(names)}
+    kept = [(w, index[lang]) for w, lang in zip(waves, languages) if lang in index]
+    return [w for w, _ in kept], [label for _, label in kept], names
 
 
 class _RealCrops:
-    """Random ``samples``-long crops of unlabelled waveforms, drawn from torch's generator (seeded by fit)."""
+    """Random ``samples``-long crops of real waveforms, drawn from torch's generator (seeded by fit); with
+    ``labels``, ``labelled(n)`` also returns each crop's label."""
 
-    def __init__(self, waves: list[np.ndarray], samples: int):
-        self.waves, self.samples = waves, samples
+    def __init__(self, waves: list[np.ndarray], samples: int, labels: list[int] | None = None):
+        self.waves, self.samples, self.labels = waves, samples, labels
 
-    def __call__(self, n: int) -> torch.Tensor:
+    def labelled(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(0, len(self.waves), (n,)).tolist()
         rng = _rng()
-        return torch.stack([torch.from_numpy(np.ascontiguousarray(crop(self.waves[i], self.samples, rng)))
-                            for i in idx])
+        x = torch.stack([torch.from_numpy(np.ascontiguousarray(crop(self.waves[i], self.samples, rng)))
+                         for i in idx])
+        return x, (torch.tensor([self.labels[i] for i in idx]) if self.labels is not None else None)
+
+    def __call__(self, n: int) -> torch.Tensor:
+        return self.labelled(n)[0]
 
 
 class TeacherMatching(nn.Module):
@@ -77,6 +99,12 @@ class TeacherMatching(nn.Module):
         self.student, self.kd_weight, self.real_crops = student, kd_weight, real_crops
         self.project = nn.Linear(student.embed_dim, teacher_dim)
         self.teacher = [teacher.eval()]  # a list: not a submodule, so not trained or saved
+        self.real_head = None  # with labelled real crops: AAM-softmax over their classes, dropped after training
+        if real_crops is not None and real_crops.labels is not None:
+            from kdlib.models.heads import AAMSoftmax
+
+            self.real_head = AAMSoftmax(student.embed_dim, max(real_crops.labels) + 1, margin=student.head.margin,
+                                        scale=student.head.scale)
 
     def loss(self, batch) -> tuple[torch.Tensor, dict]:
         x, label = batch
@@ -85,25 +113,34 @@ class TeacherMatching(nn.Module):
         terms = {"aam": aam}
         kd_inputs, kd_student = [x], [emb]
         if self.real_crops is not None:
-            real_x = self.real_crops(len(x)).to(x.device)
+            real_x, real_y = self.real_crops.labelled(len(x))
+            real_x = real_x.to(x.device)
             kd_inputs.append(real_x)
             kd_student.append(self.student(real_x))
+            if self.real_head is not None:
+                terms["aam_real"] = self.real_head(kd_student[-1], real_y.to(x.device))[0]
         teacher = self.teacher[0].to(x.device)
         with torch.no_grad():
             targets = torch.cat([teacher(xi) for xi in kd_inputs])
         kd = embedding_cosine(self.project(torch.cat(kd_student)), targets)
         terms["kd"] = kd
-        return aam + self.kd_weight * kd, {**terms, "accuracy": metrics.accuracy(logits, label)}
+        total = aam + self.kd_weight * kd + terms.get("aam_real", 0.0)
+        return total, {**terms, "accuracy": metrics.accuracy(logits, label)}
 
 
 def distil_real_teacher(student, teacher, loader, *, steps: int, teacher_dim: int = 256, kd_weight: float = 1.0,
-                        real_waves: list[np.ndarray] | None = None, real_seconds: float = 1.0, lr: float = 5e-4,
+                        real_waves: list[np.ndarray] | None = None, real_labels: list[int] | None = None,
+                        real_seconds: float = 1.0, lr: float = 5e-4,
                         weight_decay: float = 2e-5, seed: int = 0, device: str | None = None,
                         progress: bool = True):
     """Train ``student`` (a :class:`kdlib.models.SpeakerModel` with its AAM head) for ``steps`` batches of
     ``loader`` (synthetic ``(crops, speaker)``) under the objective above; ``real_waves`` adds as many real
-    crops of ``real_seconds`` per step. Returns the loss history; the student is trained in place."""
-    real_crops = _RealCrops(real_waves, int(real_seconds * SAMPLE_RATE)) if real_waves else None
+    crops of ``real_seconds`` per step, and ``real_labels`` (e.g. :func:`language_voices`) an AAM-softmax term
+    over their classes: ``L + L_AAM(e_S(x_real), y_real)``. Returns the loss history; the student is trained
+    in place."""
+    if real_labels is not None and (not real_waves or len(real_labels) != len(real_waves)):
+        raise ValueError(f"real_labels: {len(real_labels)} labels for {len(real_waves or [])} real waveforms")
+    real_crops = _RealCrops(real_waves, int(real_seconds * SAMPLE_RATE), real_labels) if real_waves else None
     wrapper = TeacherMatching(student, teacher, teacher_dim, kd_weight, real_crops)
     epochs = max(1, -(-steps // len(loader)))
     return train.fit(wrapper, loader, wrapper.loss, epochs=epochs, lr=lr, weight_decay=weight_decay,

@@ -74,7 +74,32 @@ def test_unlabelled_real_speech_reads_the_packages(tmp_path, monkeypatch, make_d
                                                             "what": "words"}})
     waves = transfer.unlabelled_real_speech(tmp_path / "debs", progress=False)
     assert len(waves) == 1 and abs(len(waves[0]) - 0.8 * 16_000) < 200  # resampled to 16 kHz; 0.2 s dropped
+    waves, languages = transfer.unlabelled_real_speech(tmp_path / "debs", progress=False, with_languages=True)
+    assert languages == ["en"]
     monkeypatch.setattr(real.shutil, "which", lambda _: None)
     monkeypatch.setattr(transfer, "UNLABELLED", {"kids-b": {"prefix": "x/", "licence": "-", "what": "-"}})
     with pytest.raises(RuntimeError, match="kids-b"):
         transfer.unlabelled_real_speech(tmp_path / "debs", progress=False)
+
+
+def test_language_voices_keep_languages_with_enough_clips():
+    waves = [np.full(10, i, np.float32) for i in range(7)]
+    languages = ["fr", "sr", "fr", "sr", "de", "fr", "sr"]
+    kept, labels, names = transfer.language_voices(waves, languages, min_clips=3)
+    assert names == ["fr", "sr"] and labels == [0, 1, 0, 1, 0, 1]
+    assert [float(w[0]) for w in kept] == [0, 1, 2, 3, 5, 6]  # "de" (1 clip) dropped
+
+
+def test_labelled_real_crops_add_a_speaker_term_that_learns():
+    waves = [np.sin(np.arange(12_000) / (3 + 4 * (i % 2))).astype(np.float32) * (0.1 + 0.2 * (i % 2))
+             for i in range(6)]
+    labels = [i % 2 for i in range(6)]
+    student = _student()
+    hist = transfer.distil_real_teacher(student, _Teacher(), _loader(), steps=30, teacher_dim=16, lr=3e-3,
+                                        real_waves=waves, real_labels=labels, real_seconds=0.5, progress=False)
+    assert len(hist["aam_real"]) == 30
+    assert np.mean(hist["aam_real"][-5:]) < np.mean(hist["aam_real"][:5])
+    assert not any("real_head" in k for k in student.state_dict())  # the extra head is not shipped
+    with pytest.raises(ValueError, match="real_labels: 2 labels for 6 real waveforms"):
+        transfer.distil_real_teacher(_student(), _Teacher(), _loader(), steps=1, teacher_dim=16,
+                                     real_waves=waves, real_labels=[0, 1], progress=False)
