@@ -25,3 +25,23 @@ def test_notebook_is_clean(path):
     knobs = [c for c in code if "kdlib.config.SMOKE" in "".join(c["source"])]
     assert len(knobs) == 1, f"{path.name} needs exactly one knobs cell reading kdlib.config.SMOKE"
     assert "results.save(" in source, f"{path.name} does not write its results file"
+
+
+SOLUTIONS = sorted((REPO_ROOT / "notebooks" / "solutions").glob("*.ipynb"))
+
+
+def test_every_solutions_notebook_answers_a_notebook():
+    assert SOLUTIONS, "no solutions notebooks"
+    names = {p.name for p in NOTEBOOKS}
+    for path in SOLUTIONS:
+        assert path.name.replace("_solutions", "") in names, f"{path.name} answers no notebook"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_notebook_is_clean(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), f"{path.name} has outputs"
+    source = "\n".join("".join(c["source"]) for c in code)
+    assert not re.search(r"^\s*[!%]\s*pip\s+install", source, re.M), f"{path.name} installs packages"
+    assert sum("kdlib.config.SMOKE" in "".join(c["source"]) for c in code) == 1, f"{path.name}: one knobs cell"
