@@ -126,6 +126,7 @@ def build(executed: str | Path | None = None, out: str | Path | None = None,
     ``results/executed``); every chapter must be there. Returns the landing page's path."""
     from nbconvert import HTMLExporter
 
+    from kdlib.runner import rerun_command
     from kdlib.screenshots import read_executed
 
     executed = Path(executed) if executed else results_dir() / "executed"
@@ -136,9 +137,8 @@ def build(executed: str | Path | None = None, out: str | Path | None = None,
         raise ValueError(f"unknown chapters {unknown}; the book has {list(CHAPTERS)}")
     missing = [name for name in order if not (executed / f"{name}.ipynb").is_file()]
     if missing:
-        runs = " ".join(f"notebooks/{name}.ipynb" for name in missing)
         raise FileNotFoundError(f"{executed}: no executed copy of {', '.join(missing)}; make them with "
-                                f"python -m kdlib.runner run --notebooks {runs}")
+                                f"{rerun_command(missing)}")
     out.mkdir(parents=True, exist_ok=True)
     mathjax = out / "_static" / "mathjax"
     if not (mathjax / "MathJax.js").is_file():

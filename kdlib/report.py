@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from kdlib.config import REPO_ROOT
+from kdlib.runner import rerun_command
 
 NOTEBOOKS = {
     "00_data_and_teachers": "00 · data, SV scoring and teachers",
@@ -142,12 +143,11 @@ def load(results_dir: str | Path, notebooks=tuple(NOTEBOOKS), mode: str | None =
                 raise ValueError(f"{path}: not a kdlib results file (no {key!r}); rerun its notebook")
         if mode is not None and record["mode"] != mode:
             raise ValueError(f"{path}: a {record['mode']} run, but this report needs a {mode} run; rerun with "
-                             f"python -m kdlib.runner run --notebooks notebooks/{name}.ipynb")
+                             f"{rerun_command([name])}")
         records[name] = record
     if missing:
-        runs = " ".join(f"notebooks/{name}.ipynb" for name in missing)
         raise FileNotFoundError(f"{results_dir}: no results of {', '.join(missing)}; produce them with "
-                                f"python -m kdlib.runner run --notebooks {runs}  (or make results for every notebook)")
+                                f"{rerun_command(missing)}  (or make results for every notebook)")
     return records
 
 

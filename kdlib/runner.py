@@ -32,6 +32,12 @@ def set_numerics(numerics: str = "reference") -> dict:
     return {key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS")}
 
 
+def rerun_command(names) -> str:
+    """The command that runs the named notebooks (``"02_iml_kd"`` or a path) headlessly, as errors quote it."""
+    paths = [str(n) if str(n).endswith(".ipynb") else f"notebooks/{n}.ipynb" for n in names]
+    return "python -m kdlib.runner run --notebooks " + " ".join(paths)
+
+
 def _failure(path: Path, nb, cell_index: int | None, err: Exception, executed: Path) -> str:
     """What failed, where, and what to do: the notebook, the cell (its number and first line), the error."""
     lines = str(err).strip().splitlines()
@@ -44,7 +50,7 @@ def _failure(path: Path, nb, cell_index: int | None, err: Exception, executed: P
             f"open {path.name} in JupyterLab and run it from the top to see the error in place")
     return (f"FAILED: {path} at {where}: {type(err).__name__}: {lines[-1] if lines else ''}\n"
             f"    executed copy up to the failure: {executed}\n    what to do: {hint}; rerun it alone with\n"
-            f"    python -m kdlib.runner run --notebooks {path}")
+            f"    {rerun_command([path])}")
 
 
 def run(notebooks: list[Path], cell_timeout: int | None = None) -> list[tuple[str, float, str]]:

@@ -73,21 +73,18 @@ def language_voices(waves: list[np.ndarray], languages: list[str], min_clips: in
 
 
 class _RealCrops:
-    """Random ``samples``-long crops of real waveforms, drawn from torch's generator (seeded by fit); with
-    ``labels``, ``labelled(n)`` also returns each crop's label."""
+    """``n`` random ``samples``-long crops of real waveforms, drawn from torch's generator (seeded by fit), and
+    their labels (None without ``labels``)."""
 
     def __init__(self, waves: list[np.ndarray], samples: int, labels: list[int] | None = None):
         self.waves, self.samples, self.labels = waves, samples, labels
 
-    def labelled(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def __call__(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(0, len(self.waves), (n,)).tolist()
         rng = _rng()
         x = torch.stack([torch.from_numpy(np.ascontiguousarray(crop(self.waves[i], self.samples, rng)))
                          for i in idx])
         return x, (torch.tensor([self.labels[i] for i in idx]) if self.labels is not None else None)
-
-    def __call__(self, n: int) -> torch.Tensor:
-        return self.labelled(n)[0]
 
 
 class TeacherMatching(nn.Module):
@@ -113,7 +110,7 @@ class TeacherMatching(nn.Module):
         terms = {"aam": aam}
         kd_inputs, kd_student = [x], [emb]
         if self.real_crops is not None:
-            real_x, real_y = self.real_crops.labelled(len(x))
+            real_x, real_y = self.real_crops(len(x))
             real_x = real_x.to(x.device)
             kd_inputs.append(real_x)
             kd_student.append(self.student(real_x))

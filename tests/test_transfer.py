@@ -57,8 +57,8 @@ def test_real_crops_join_the_kd_term_and_runs_repeat():
         runs.append((hist["kd"], student.encoder.state_dict()))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, runs[1][1][k]) for k, a in runs[0][1].items())
-    crops = transfer._RealCrops(waves, 8000)(5)
-    assert crops.shape == (5, 8000)
+    crops, labels = transfer._RealCrops(waves, 8000)(5)
+    assert crops.shape == (5, 8000) and labels is None
 
 
 def test_unlabelled_real_speech_reads_the_packages(tmp_path, monkeypatch, make_deb):
