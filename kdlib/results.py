@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from kdlib.config import SMOKE, device, devices_used, provenance, results_dir
@@ -76,6 +77,16 @@ def claims_markdown(claims: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def parameters() -> dict:
+    """The knobs this run changed from the notebook's own values (``python -m kdlib.runner run -p KEY VALUE``
+    puts them in ``$KDLIB_PARAMETERS``); ``{}`` for a notebook run as committed."""
+    text = os.environ.get("KDLIB_PARAMETERS") or "{}"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"$KDLIB_PARAMETERS is not JSON ({err}): {text[:80]!r}") from None
+
+
 def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list | None = None,
          extra: dict | None = None, out_dir: str | Path | None = None) -> Path:
     """Write ``<results>/<notebook>.json`` and refresh ``SUMMARY.md``; return the JSON's path."""
@@ -86,7 +97,8 @@ def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list 
     used = devices_used()
     record = {"notebook": notebook, "mode": "smoke" if SMOKE else "full", "seed": seed,
               "wall_time_s": round(float(wall_time_s), 1), "device": ", ".join(used) if used else device(),
-              "provenance": provenance(), "models": models, "claims": claims, **({"extra": extra} if extra else {})}
+              "provenance": provenance(), "parameters": parameters(), "models": models, "claims": claims,
+              **({"extra": extra} if extra else {})}
     path = out / f"{notebook}.json"
     path.write_text(json.dumps(record, indent=1, default=float))
     write_summary(out)

@@ -1,5 +1,10 @@
 """``python -m kdlib.runner run``: execute notebooks headlessly, keep executed copies, summarise results.
 
+``-p KEY VALUE`` runs a notebook with other knobs, with papermill's semantics: each notebook's knobs cell is
+tagged ``parameters``; the runner inserts a cell tagged ``injected-parameters`` after it that sets the given
+values, and the results file records them (``provenance.parameters``). ``--results DIR`` writes the results,
+the executed copies and the kept models under ``DIR`` instead of ``results/``.
+
 Executed notebooks go to ``results/executed/`` (the committed notebooks stay clean); each notebook writes
 its own ``results/<notebook>.json``; ``results/SUMMARY.md`` aggregates them. A full run never fails for being
 slow: there is no per-cell time limit unless ``--cell-timeout`` asks for one (CI). By default the kernels
@@ -11,6 +16,8 @@ and the processor's own kernels instead (faster on a big machine; results then d
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import os
 import sys
 import time
@@ -38,6 +45,53 @@ def rerun_command(names) -> str:
     return "python -m kdlib.runner run --notebooks " + " ".join(paths)
 
 
+PARAMETERS_TAG, INJECTED_TAG = "parameters", "injected-parameters"
+
+
+def parse_value(text: str):
+    """A ``-p`` value as Python reads it (``3``, ``1e-4``, ``(0, 1)``, ``True``, ``None``, ``'x'``), else the
+    plain string (``-p TEACHER hubert-tiny``)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def knob_names(source: str) -> list[str]:
+    """The names a knobs cell assigns at top level (``A = ...``, ``A, B = ...``)."""
+    names = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        for target in targets:
+            elts = target.elts if isinstance(target, ast.Tuple) else [target]
+            names += [t.id for t in elts if isinstance(t, ast.Name)]
+    return names
+
+
+def inject_parameters(nb, parameters: dict, name: str = "notebook"):
+    """Insert, after the cell tagged ``parameters``, a cell tagged ``injected-parameters`` that assigns
+    ``parameters`` (papermill's semantics). Refuses a notebook without a knobs cell and a knob it does not
+    have, naming them, so that a renamed knob fails loudly instead of being ignored."""
+    import nbformat
+
+    found = [i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(found) != 1:
+        raise ValueError(f"{name}: needs exactly one cell tagged {PARAMETERS_TAG!r} (the knobs cell), "
+                         f"found {len(found)}")
+    known = knob_names(nb.cells[found[0]].source)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ValueError(f"{name}: no knob named {', '.join(unknown)}; its knobs are {', '.join(known)}")
+    lines = ["# Injected by python -m kdlib.runner -p"] + [f"{k} = {v!r}" for k, v in parameters.items()]
+    cell = nbformat.v4.new_code_cell("\n".join(lines))
+    cell.metadata["tags"] = [INJECTED_TAG]
+    cell.id = INJECTED_TAG
+    nb.cells.insert(found[0] + 1, cell)
+    nbformat.validator.normalize(nb)
+    return nb
+
+
 def _failure(path: Path, nb, cell_index: int | None, err: Exception, executed: Path) -> str:
     """What failed, where, and what to do: the notebook, the cell (its number and first line), the error."""
     lines = str(err).strip().splitlines()
@@ -53,11 +107,17 @@ def _failure(path: Path, nb, cell_index: int | None, err: Exception, executed: P
             f"    {rerun_command([path])}")
 
 
-def run(notebooks: list[Path], cell_timeout: int | None = None) -> list[tuple[str, float, str]]:
-    """Execute each notebook in a fresh kernel; return ``(name, seconds, "ok" or the failure)`` per notebook."""
+def run(notebooks: list[Path], cell_timeout: int | None = None,
+        parameters: dict | None = None) -> list[tuple[str, float, str]]:
+    """Execute each notebook in a fresh kernel, with ``parameters`` (knob values) injected after its knobs
+    cell; return ``(name, seconds, "ok" or the failure)`` per notebook."""
     import nbformat
     from nbclient import NotebookClient
 
+    parameters = parameters or {}
+    for path in notebooks if parameters else []:  # every notebook must have the knobs, before any runs
+        inject_parameters(nbformat.read(path, as_version=4), parameters, str(path))
+    os.environ["KDLIB_PARAMETERS"] = json.dumps(parameters, default=repr)  # the kernels record them
     out_dir = results_dir() / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     report = []
@@ -65,6 +125,8 @@ def run(notebooks: list[Path], cell_timeout: int | None = None) -> list[tuple[st
         start = time.time()
         print(f"running {path.name} ({'smoke' if SMOKE else 'full'} mode) ...", flush=True)
         nb = nbformat.read(path, as_version=4)
+        if parameters:
+            inject_parameters(nb, parameters, str(path))
         current: dict = {"index": None}
         client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}},
@@ -90,7 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--numerics", choices=("reference", "native"), default="reference",
                    help="reference: AVX2 kernels and 2 threads, bit-reproducible across x86 machines (default); "
                         "native: every core and the processor's own kernels")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="set a knob of the notebooks' knobs cell (papermill's -p); repeat for several")
+    r.add_argument("--results", default=None, metavar="DIR",
+                   help="write results, executed copies and models under DIR (default: results/)")
     args = parser.parse_args(argv)
+    if args.results:
+        os.environ["KDLIB_RESULTS"] = str(Path(args.results).resolve())
+    parameters = {key: parse_value(value) for key, value in args.parameter}
     in_force = set_numerics(args.numerics)
     os.environ["KDLIB_HEADLESS"] = "1"  # saved notebooks get one line per loop, not frozen widget bars
     print("numerics: " + ", ".join(f"{k}={v}" for k, v in in_force.items()), flush=True)
@@ -98,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         parser.error(f"no such notebook: {', '.join(missing)}")
-    report = run(paths, args.cell_timeout)
+    try:
+        report = run(paths, args.cell_timeout, parameters)
+    except ValueError as err:
+        parser.error(str(err))
     print("\nwall time per notebook:")
     for name, seconds, status in report:
         print(f"  {name:40s} {seconds:7.0f} s  {status.splitlines()[0]}")

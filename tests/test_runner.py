@@ -43,3 +43,54 @@ def test_reference_numerics_do_not_override_the_user(monkeypatch):
                         "OMP_NUM_THREADS": "2"}
     with pytest.raises(ValueError, match="numerics"):
         runner.set_numerics("fast")
+
+
+def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.delenv("KDLIB_PARAMETERS", raising=False)
+    path = _notebook(tmp_path, "import kdlib\nSMOKE = kdlib.config.SMOKE\nSTEPS, LR = 3, 0.1\nNAME = 'a'",
+                     "from kdlib import results\nassert (STEPS, LR, NAME) == (7, 0.1, 'b-c'), (STEPS, LR, NAME)\n"
+                     "results.save('99_t', seed=0, wall_time_s=0.0, models={})")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, path)
+    out = tmp_path / "elsewhere"
+    code = runner.main(["run", "--notebooks", str(path), "-p", "STEPS", "7", "-p", "NAME", "b-c",
+                        "--results", str(out)])
+    assert code == 0
+    import json
+
+    smoke = "smoke/" if runner.SMOKE else ""
+    record = json.loads((out / f"{smoke}99_t.json").read_text())
+    assert record["parameters"] == {"STEPS": 7, "NAME": "b-c"}
+    executed = nbformat.read(out / f"{smoke}executed" / "99_t.ipynb", as_version=4)
+    assert executed.cells[2].metadata["tags"] == ["injected-parameters"]
+    assert nbformat.read(path, as_version=4).cells[2].source.startswith("from kdlib")  # the original untouched
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_unknown_knob_or_a_missing_knobs_cell_is_refused_by_name(tmp_path):
+    path = _notebook(tmp_path, "STEPS = 3")
+    nb = nbformat.read(path, as_version=4)
+    with pytest.raises(ValueError, match="99_t.*exactly one cell tagged 'parameters'"):
+        runner.inject_parameters(nb, {"STEPS": 1}, "99_t")
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    with pytest.raises(ValueError, match="no knob named STEP; its knobs are STEPS"):
+        runner.inject_parameters(nb, {"STEP": 1}, "99_t")
+    with pytest.raises(SystemExit):  # the command line says so too, before anything runs
+        nbformat.write(nb, path)
+        runner.main(["run", "--notebooks", str(path), "-p", "STEP", "1"])
+
+
+def test_values_parse_as_python_else_stay_strings():
+    assert [runner.parse_value(v) for v in ("3", "1e-4", "(0, 1)", "True", "None", "hubert-tiny", "'x'")] == [
+        3, 1e-4, (0, 1), True, None, "hubert-tiny", "x"]
+    assert runner.knob_names("A = 1\nB, C = 2, 3\nD: int = 4\nif A:\n    E = 5\nprint(A)") == ["A", "B", "C", "D"]
+
+
+def test_every_notebook_has_a_parameters_cell_with_its_knobs():
+    from kdlib.config import REPO_ROOT
+
+    for path in sorted((REPO_ROOT / "notebooks").rglob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        runner.inject_parameters(nb, {"SMOKE": True}, path.name)  # raises if the cell or the knob is missing

@@ -1,0 +1,129 @@
+"""Run a notebook again with other knobs and set its results beside the notebook's own run.
+
+The solutions notebooks answer most exercises this way: "set ``KD_SCALE = 100``" becomes
+``variants.run("01_os_kdft", {"KD_SCALE": 100}, "kd_scale_100")``, which executes the notebook in a fresh
+process (``python -m kdlib.runner run -p KD_SCALE 100``), so the answer runs the notebook's own code and
+cannot drift from it. Each variant writes under ``<results>/variants/<notebook>/<name>/`` (its results file,
+its executed copy), never over the notebook's own results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from kdlib.config import REPO_ROOT, SMOKE, results_dir
+from kdlib.runner import inject_parameters, rerun_command
+
+
+def _root() -> Path:
+    return Path(os.environ.get("KDLIB_RESULTS") or REPO_ROOT / "results").resolve()
+
+
+def _notebook_path(notebook: str) -> Path:
+    """``"01_os_kdft"`` -> ``notebooks/01_os_kdft.ipynb``; a path to a notebook stays as it is."""
+    path = Path(notebook) if str(notebook).endswith(".ipynb") else REPO_ROOT / "notebooks" / f"{notebook}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such notebook")
+    return path
+
+
+def folder(notebook: str, name: str) -> Path:
+    """Where the variant ``name`` of ``notebook`` writes (its runner's ``--results``)."""
+    return _root() / "variants" / Path(notebook).stem / name
+
+
+def check(notebook: str, parameters: dict) -> None:
+    """Refuse, naming it, a knob the notebook does not have (without running anything)."""
+    import nbformat
+
+    path = _notebook_path(notebook)
+    inject_parameters(nbformat.read(path, as_version=4), parameters, path.name)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable results file ({err})") from None
+
+
+def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse: bool = True) -> dict | None:
+    """The results record of ``notebook`` run with ``parameters`` (knob -> value), in this mode (smoke or full).
+
+    ``reuse``: a record already written by the same variant, in the same mode and with the same knobs, is
+    read instead of running again (a full variant costs as much as the notebook). ``execute=False`` only
+    checks the knobs and returns None (the smoke tests check every variant this way and run one)."""
+    check(notebook, parameters)
+    if not execute:
+        return None
+    out = folder(notebook, name)
+    record_path = (out / "smoke" if SMOKE else out) / f"{Path(notebook).stem}.json"
+    wanted = json.loads(json.dumps(parameters, default=repr))
+    if reuse and record_path.is_file():
+        record = _read(record_path)
+        if record.get("parameters") == wanted and record.get("mode") == ("smoke" if SMOKE else "full"):
+            print(f"{notebook} {name}: reusing {record_path} ({record['provenance']['created']})")
+            return record
+    args = [sys.executable, "-m", "kdlib.runner", "run", "--notebooks", str(_notebook_path(notebook)),
+            "--results", str(out)]
+    for key, value in parameters.items():
+        args += ["-p", key, repr(value)]
+    knobs = ", ".join(f"{k}={v!r}" for k, v in parameters.items())
+    notebook = Path(notebook).stem
+    print(f"running {notebook} with {knobs} ({'smoke' if SMOKE else 'full'} mode) -> {out}", flush=True)
+    done = subprocess.run(args, capture_output=True, text=True, cwd=REPO_ROOT)
+    if done.returncode != 0 or not record_path.is_file():
+        tail = "\n".join((done.stdout.strip() or done.stderr.strip()).splitlines()[-12:])
+        raise RuntimeError(f"{notebook} with {knobs} failed; its executed copy is under {out}.\n{tail}")
+    return _read(record_path)
+
+
+def baseline(notebook: str) -> dict:
+    """The notebook's own run in this mode: ``<results>/<notebook>.json`` when it is there (smoke: the smoke
+    run's), else, in full mode, the committed reference run (``results/reference/``)."""
+    candidates = [results_dir() / f"{notebook}.json"]
+    if not SMOKE:
+        candidates.append(REPO_ROOT / "results" / "reference" / f"{notebook}.json")
+    for path in candidates:
+        if path.is_file():
+            record = _read(path)
+            if record.get("mode") == ("smoke" if SMOKE else "full") and not record.get("parameters"):
+                return record
+    raise FileNotFoundError(f"no {'smoke' if SMOKE else 'full'} run of {notebook} in {candidates[0].parent}; "
+                            f"produce it with {'KDLIB_SMOKE=1 ' if SMOKE else ''}{rerun_command([notebook])}")
+
+
+def table(records: dict, metrics=("eer",), models=None):
+    """One row per model, one column per (variant, metric): ``records`` maps a label to a results record
+    (None: a variant not run in this mode, left out). EER and minDCF are shown in percent."""
+    import pandas as pd
+
+    columns = {}
+    for label, record in records.items():
+        if record is None:
+            continue
+        for key, entry in record["models"].items():
+            if models is not None and key not in models:
+                continue
+            for metric in metrics:
+                value = entry.get(metric)
+                if value is not None and metric in ("eer", "eer_other_language", "accuracy"):
+                    value = 100 * value
+                columns.setdefault((label, metric), {})[key] = value
+    frame = pd.DataFrame(columns)
+    if models is not None:
+        frame = frame.reindex([m for m in models if m in frame.index])
+    return frame
+
+
+def claims(records: dict):
+    """Which of the notebook's claims hold under each variant (rows: claims, columns: variants)."""
+    import pandas as pd
+
+    return pd.DataFrame({label: {c["claim"][:90]: "holds" if c["holds"] else "does not hold"
+                                 for c in record["claims"]}
+                         for label, record in records.items() if record is not None})

@@ -1,0 +1,58 @@
+"""Variants: a notebook run again with other knobs, in its own folder, its results beside the notebook's own."""
+
+import json
+
+import nbformat
+import pytest
+
+from kdlib import variants
+
+SOURCE = ("import kdlib\nfrom kdlib import results\nSMOKE = kdlib.config.SMOKE\nSTEPS = 3\n",
+          "results.save('99_v', seed=0, wall_time_s=0.0, models={'m': results.entry(params=1, bytes=4, "
+          "latency_ms=1.0, eer=STEPS / 100)}, claims=[results.claim('few steps', 'p', str(STEPS), STEPS < 5)])")
+
+
+@pytest.fixture
+def notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SOURCE[0]), nbformat.v4.new_code_cell(SOURCE[1])])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "99_v.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_variant_runs_with_its_knobs_in_its_own_folder_and_is_reused(notebook, tmp_path):
+    record = variants.run(str(notebook), {"STEPS": 7}, "seven")
+    assert record["parameters"] == {"STEPS": 7}
+    assert record["models"]["m"]["eer"] == pytest.approx(0.07)
+    assert record["claims"][0]["holds"] is False
+    assert variants.folder(str(notebook), "seven") == tmp_path / "results" / "variants" / "99_v" / "seven"
+    assert not list((tmp_path / "results").glob("*.json"))  # the notebook's own results are not touched
+    again = variants.run(str(notebook), {"STEPS": 7}, "seven")  # read back, not run again
+    assert again["provenance"]["created"] == record["provenance"]["created"]
+    baseline = {**record, "models": {"m": {**record["models"]["m"], "eer": 0.03}}, "parameters": {}}
+    table = variants.table({"notebook": baseline, "STEPS = 7": record, "not run": None})
+    assert table.loc["m", ("notebook", "eer")] == pytest.approx(3.0)
+    assert table.loc["m", ("STEPS = 7", "eer")] == pytest.approx(7.0)
+    assert list(variants.claims({"STEPS = 7": record})["STEPS = 7"]) == ["does not hold"]
+
+
+def test_a_wrong_knob_is_refused_before_running_and_a_failure_names_the_folder(notebook):
+    with pytest.raises(ValueError, match="no knob named STEP; its knobs are SMOKE, STEPS"):
+        variants.run(str(notebook), {"STEP": 7}, "typo")
+    assert variants.run(str(notebook), {"STEPS": 7}, "checked", execute=False) is None
+    with pytest.raises(RuntimeError, match="99_v with STEPS='x' failed; its executed copy is under"):
+        variants.run(str(notebook), {"STEPS": "x"}, "bad")  # '/' on a string fails inside the notebook
+
+
+def test_the_baseline_must_be_a_run_of_this_mode_without_changed_knobs(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    with pytest.raises(FileNotFoundError, match="no (smoke|full) run of 99_v.*python -m kdlib.runner run"):
+        variants.baseline("99_v")
+    out = variants.results_dir()
+    out.mkdir(parents=True)
+    mode = "smoke" if variants.SMOKE else "full"
+    (out / "99_v.json").write_text(json.dumps({"mode": mode, "parameters": {}, "models": {}, "claims": []}))
+    assert variants.baseline("99_v")["mode"] == mode
