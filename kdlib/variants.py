@@ -54,8 +54,9 @@ def _read(path: Path) -> dict:
 def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse: bool = True) -> dict | None:
     """The results record of ``notebook`` run with ``parameters`` (knob -> value), in this mode (smoke or full).
 
-    ``reuse``: a record already written by the same variant, in the same mode and with the same knobs, is
-    read instead of running again (a full variant costs as much as the notebook). ``execute=False`` only
+    ``reuse``: a record already written by the same variant, in the same mode, numerics and knobs (in smoke
+    mode also the same commit), is read instead of running again (a full variant costs as much as the
+    notebook). ``execute=False`` only
     checks the knobs and returns None (the smoke tests check every variant this way and run one)."""
     check(notebook, parameters)
     if not execute:
@@ -65,7 +66,7 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     wanted = json.loads(json.dumps(parameters, default=repr))
     if reuse and record_path.is_file():
         record = _read(record_path)
-        if record.get("parameters") == wanted and record.get("mode") == ("smoke" if SMOKE else "full"):
+        if record.get("parameters") == wanted and _comparable({**record, "parameters": {}}, same_commit=SMOKE):
             print(f"{notebook} {name}: reusing {record_path} ({record['provenance']['created']})")
             return record
     args = [sys.executable, "-m", "kdlib.runner", "run", "--notebooks", str(_notebook_path(notebook)),
@@ -82,19 +83,55 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     return _read(record_path)
 
 
-def baseline(notebook: str) -> dict:
-    """The notebook's own run in this mode: ``<results>/<notebook>.json`` when it is there (smoke: the smoke
-    run's), else, in full mode, the committed reference run (``results/reference/``)."""
-    candidates = [results_dir() / f"{notebook}.json"]
+def _comparable(record: dict, same_commit: bool) -> bool:
+    """Whether a run of the notebook can stand beside its variants: the variants' numerics (the runner's
+    reference numerics: a run under other kernels differs within seed noise, which would pass for an effect),
+    no changed knobs, and with ``same_commit`` the code of this checkout."""
+    from kdlib.config import REFERENCE_NUMERICS, git_commit
+    from kdlib.runner import REFERENCE_THREADS
+
+    wanted = {k: os.environ.get(k, v) for k, v in {**REFERENCE_NUMERICS,
+                                                    "OMP_NUM_THREADS": str(REFERENCE_THREADS)}.items()}
+    ran = record.get("provenance", {}).get("numerics", {})
+    return (record.get("mode") == ("smoke" if SMOKE else "full") and not record.get("parameters")
+            and all(ran.get(k) == v for k, v in wanted.items())
+            and (not same_commit or record["provenance"].get("git_commit") == git_commit()))
+
+
+def baseline(notebook: str, run_missing: bool = False) -> dict:
+    """The notebook's own run to compare variants with: in full mode ``<results>/<notebook>.json``, else the
+    committed reference run (``results/reference/``); in smoke mode the smoke run of this very checkout. A run
+    under other numerics (e.g. by ``pytest --nbmake``) does not count. Without one, ``run_missing`` runs the
+    notebook as committed (the variant ``as-committed``); otherwise this raises, naming the command."""
+    stem = Path(notebook).stem
+    candidates = [results_dir() / f"{stem}.json"]
     if not SMOKE:
-        candidates.append(REPO_ROOT / "results" / "reference" / f"{notebook}.json")
+        candidates.append(REPO_ROOT / "results" / "reference" / f"{stem}.json")
     for path in candidates:
-        if path.is_file():
-            record = _read(path)
-            if record.get("mode") == ("smoke" if SMOKE else "full") and not record.get("parameters"):
-                return record
-    raise FileNotFoundError(f"no {'smoke' if SMOKE else 'full'} run of {notebook} in {candidates[0].parent}; "
-                            f"produce it with {'KDLIB_SMOKE=1 ' if SMOKE else ''}{rerun_command([notebook])}")
+        if path.is_file() and _comparable(_read(path), same_commit=SMOKE):
+            return _read(path)
+    if run_missing:
+        return run(notebook, {}, "as-committed")
+    raise FileNotFoundError(f"no comparable {'smoke' if SMOKE else 'full'} run of {stem} in "
+                            f"{candidates[0].parent}; produce it with {'KDLIB_SMOKE=1 ' if SMOKE else ''}"
+                            f"{rerun_command([stem])}")
+
+
+def figures(notebook: str, name: str, marker: str) -> list[bytes]:
+    """The PNG figures of the variant's executed copy, from the code cells whose source contains ``marker``
+    (e.g. a line of the plotting cell), to show a variant's curves beside the answer."""
+    import base64
+
+    import nbformat
+
+    out = folder(notebook, name)
+    path = (out / "smoke" if SMOKE else out) / "executed" / f"{Path(notebook).stem}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the variant {name!r} has not run in this mode")
+    nb = nbformat.read(path, as_version=4)
+    return [base64.b64decode(o["data"]["image/png"]) for c in nb.cells
+            if c.cell_type == "code" and marker in c.source
+            for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
 
 
 def table(records: dict, metrics=("eer",), models=None):

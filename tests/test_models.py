@@ -96,6 +96,22 @@ def test_centroid_head_scores_class_means():
         centroid_head(emb, torch.tensor([0, 0, 0, 0]), 2)
 
 
+def test_fitted_head_separates_its_classes_with_the_margin():
+    from kdlib.models import fitted_head
+
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 16, generator=gen)
+    labels = torch.arange(4).repeat(5)
+    emb = centres[labels] + 0.3 * torch.randn(20, 16, generator=gen)
+    head = fitted_head(emb, labels, 4, steps=200)
+    assert (head.logits(emb).argmax(-1) == labels).all()
+    assert head(emb, labels)[0].item() < 1.0  # the margin-penalised loss is small too: not just the argmax
+    assert not any(p.requires_grad for p in head.parameters())
+    assert torch.equal(fitted_head(emb, labels, 4, steps=20).weight, fitted_head(emb, labels, 4, steps=20).weight)
+    with pytest.raises(ValueError, match="no embeddings for classes"):
+        fitted_head(emb, torch.zeros(20, dtype=torch.long), 4)
+
+
 def test_speaker_model_parts_are_replaceable_without_surgery():
     torch.manual_seed(0)
     model = speaker_model("ecapa_tdnn", 5, channels=32, embed_dim=16).eval()

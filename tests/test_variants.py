@@ -37,6 +37,11 @@ def test_a_variant_runs_with_its_knobs_in_its_own_folder_and_is_reused(notebook,
     assert table.loc["m", ("notebook", "eer")] == pytest.approx(3.0)
     assert table.loc["m", ("STEPS = 7", "eer")] == pytest.approx(7.0)
     assert list(variants.claims({"STEPS = 7": record})["STEPS = 7"]) == ["does not hold"]
+    assert variants.figures(str(notebook), "seven", "results.save") == []  # that cell draws nothing
+    with pytest.raises(FileNotFoundError, match="'eight' has not run"):
+        variants.figures(str(notebook), "eight", "results.save")
+    as_committed = variants.baseline(str(notebook), run_missing=True)  # no own run yet: runs it as committed
+    assert as_committed["parameters"] == {} and as_committed["models"]["m"]["eer"] == pytest.approx(0.03)
 
 
 def test_a_wrong_knob_is_refused_before_running_and_a_failure_names_the_folder(notebook):
@@ -47,12 +52,24 @@ def test_a_wrong_knob_is_refused_before_running_and_a_failure_names_the_folder(n
         variants.run(str(notebook), {"STEPS": "x"}, "bad")  # '/' on a string fails inside the notebook
 
 
-def test_the_baseline_must_be_a_run_of_this_mode_without_changed_knobs(tmp_path, monkeypatch):
+def test_the_baseline_must_be_a_comparable_run_of_this_mode(tmp_path, monkeypatch):
+    from kdlib.config import REFERENCE_NUMERICS, git_commit
+
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
-    with pytest.raises(FileNotFoundError, match="no (smoke|full) run of 99_v.*python -m kdlib.runner run"):
+    for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(FileNotFoundError, match="no comparable (smoke|full) run of 99_v.*python -m kdlib.runner run"):
         variants.baseline("99_v")
     out = variants.results_dir()
     out.mkdir(parents=True)
     mode = "smoke" if variants.SMOKE else "full"
-    (out / "99_v.json").write_text(json.dumps({"mode": mode, "parameters": {}, "models": {}, "claims": []}))
+    numerics = {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"}
+    record = {"mode": mode, "parameters": {}, "models": {}, "claims": [],
+              "provenance": {"numerics": numerics, "git_commit": git_commit()}}
+    (out / "99_v.json").write_text(json.dumps(record))
     assert variants.baseline("99_v")["mode"] == mode
+    for spoiled in ({"parameters": {"STEPS": 7}}, {"provenance": {"numerics": {"MKL_CBWR": None},
+                                                                  "git_commit": git_commit()}}):
+        (out / "99_v.json").write_text(json.dumps({**record, **spoiled}))  # changed knobs; pytest --nbmake's kernels
+        with pytest.raises(FileNotFoundError, match="no comparable"):
+            variants.baseline("99_v")

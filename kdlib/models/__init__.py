@@ -3,9 +3,9 @@ SSL model wrappers live in ``kdlib.models.ssl``."""
 
 from kdlib.models.checkpoint import ARCHITECTURES, load_speaker_model, save_speaker_model
 from kdlib.models.ecapa import ECAPA_TDNN
-from kdlib.models.heads import AAMSoftmax, PredictionHeads, centroid_head, stats_pool
+from kdlib.models.heads import AAMSoftmax, PredictionHeads, centroid_head, fitted_head, stats_pool
 from kdlib.models.resnet import ResNet34, ResNetSV
 from kdlib.models.speaker import SpeakerModel, speaker_model
 
 __all__ = ["ARCHITECTURES", "AAMSoftmax", "ECAPA_TDNN", "PredictionHeads", "ResNet34", "ResNetSV", "SpeakerModel",
-           "centroid_head", "load_speaker_model", "save_speaker_model", "speaker_model", "stats_pool"]
+           "centroid_head", "fitted_head", "load_speaker_model", "save_speaker_model", "speaker_model", "stats_pool"]

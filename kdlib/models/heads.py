@@ -68,6 +68,25 @@ def centroid_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int
     return head.requires_grad_(False)
 
 
+def fitted_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int, scale: float = 30.0,
+                margin: float = 0.2, steps: int = 300, lr: float = 1e-2, seed: int = 0) -> AAMSoftmax:
+    """The other way to give a frozen embedding extractor a classifier: an AAM-softmax head trained on its
+    embeddings (full batch, Adam, ``steps`` steps, seeded), then frozen. :func:`centroid_head` needs no
+    training; this one learns class vectors that separate the classes with the margin."""
+    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"no embeddings for classes {missing[:5]}{'...' if len(missing) > 5 else ''}")
+    torch.manual_seed(seed)
+    head = AAMSoftmax(embeddings.shape[1], n_classes, margin=margin, scale=scale)
+    optimizer = torch.optim.Adam(head.parameters(), lr)
+    x, y = embeddings.detach().float(), labels.long()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        head(x, y)[0].backward()
+        optimizer.step()
+    return head.requires_grad_(False)
+
+
 class PredictionHeads(nn.Module):
     """DistilHuBERT's prediction heads (Chang, Yang and Lee, ICASSP 2022, arXiv 2110.01900): ``n_heads``
     separate ``Linear(dim, dim) → GELU → Linear(dim, out_dim)`` maps from the student's last hidden state, head
