@@ -31,11 +31,15 @@ def data_dir() -> Path:
     return Path(os.environ.get("KDLIB_DATA") or REPO_ROOT / "data").resolve()
 
 
+def results_root() -> Path:
+    """``$KDLIB_RESULTS`` or ``<repo>/results``, whatever the mode."""
+    return Path(os.environ.get("KDLIB_RESULTS") or REPO_ROOT / "results").resolve()
+
+
 def results_dir() -> Path:
-    """Where notebooks write their results: ``$KDLIB_RESULTS`` or ``<repo>/results``; smoke runs use its
-    ``smoke/`` subfolder so that CI never overwrites the results of a full run."""
-    root = Path(os.environ.get("KDLIB_RESULTS") or REPO_ROOT / "results").resolve()
-    return root / "smoke" if SMOKE else root
+    """Where notebooks write their results: :func:`results_root`; smoke runs use its ``smoke/`` subfolder so
+    that CI never overwrites the results of a full run."""
+    return results_root() / "smoke" if SMOKE else results_root()
 
 
 _DEVICE: str | None = None

@@ -15,12 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kdlib.config import REPO_ROOT, SMOKE, results_dir
+from kdlib.config import REPO_ROOT, SMOKE, results_dir, results_root
 from kdlib.runner import inject_parameters, rerun_command
-
-
-def _root() -> Path:
-    return Path(os.environ.get("KDLIB_RESULTS") or REPO_ROOT / "results").resolve()
 
 
 def _notebook_path(notebook: str) -> Path:
@@ -33,7 +29,7 @@ def _notebook_path(notebook: str) -> Path:
 
 def folder(notebook: str, name: str) -> Path:
     """Where the variant ``name`` of ``notebook`` writes (its runner's ``--results``)."""
-    return _root() / "variants" / Path(notebook).stem / name
+    return results_root() / "variants" / Path(notebook).stem / name
 
 
 def check(notebook: str, parameters: dict) -> None:
@@ -56,8 +52,8 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
 
     ``reuse``: a record already written by the same variant, in the same mode, numerics and knobs (in smoke
     mode also the same commit), is read instead of running again (a full variant costs as much as the
-    notebook). ``execute=False`` only
-    checks the knobs and returns None (the smoke tests check every variant this way and run one)."""
+    notebook). ``execute=False`` only checks the knobs and returns None (the smoke tests check every
+    variant this way)."""
     check(notebook, parameters)
     if not execute:
         return None
@@ -136,7 +132,8 @@ def figures(notebook: str, name: str, marker: str) -> list[bytes]:
 
 def table(records: dict, metrics=("eer",), models=None):
     """One row per model, one column per (variant, metric): ``records`` maps a label to a results record
-    (None: a variant not run in this mode, left out). EER and minDCF are shown in percent."""
+    (None: a variant not run in this mode, left out). EERs (``eer``, ``eer_std``, ...) and accuracies are
+    shown in percent, minDCF as it is."""
     import pandas as pd
 
     columns = {}
@@ -148,7 +145,7 @@ def table(records: dict, metrics=("eer",), models=None):
                 continue
             for metric in metrics:
                 value = entry.get(metric)
-                if value is not None and metric in ("eer", "eer_other_language", "accuracy"):
+                if value is not None and metric.startswith(("eer", "accuracy")):
                     value = 100 * value
                 columns.setdefault((label, metric), {})[key] = value
     frame = pd.DataFrame(columns)

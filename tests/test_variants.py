@@ -33,7 +33,9 @@ def test_a_variant_runs_with_its_knobs_in_its_own_folder_and_is_reused(notebook,
     again = variants.run(str(notebook), {"STEPS": 7}, "seven")  # read back, not run again
     assert again["provenance"]["created"] == record["provenance"]["created"]
     baseline = {**record, "models": {"m": {**record["models"]["m"], "eer": 0.03}}, "parameters": {}}
-    table = variants.table({"notebook": baseline, "STEPS = 7": record, "not run": None})
+    baseline["models"]["m"]["eer_std"] = 0.005
+    table = variants.table({"notebook": baseline, "STEPS = 7": record, "not run": None}, ("eer", "eer_std"))
+    assert table.loc["m", ("notebook", "eer_std")] == pytest.approx(0.5)  # in percent, like the EER
     assert table.loc["m", ("notebook", "eer")] == pytest.approx(3.0)
     assert table.loc["m", ("STEPS = 7", "eer")] == pytest.approx(7.0)
     assert list(variants.claims({"STEPS = 7": record})["STEPS = 7"]) == ["does not hold"]
