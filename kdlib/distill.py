@@ -90,20 +90,29 @@ def hidden_mse(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor):
     return F.mse_loss(student_hidden, teacher_hidden.detach().to(student_hidden.dtype))
 
 
-def distilhubert(predictions: torch.Tensor, targets: torch.Tensor, cos_weight: float = 1.0):
+def distilhubert(predictions: torch.Tensor, targets: torch.Tensor, cos_weight: float = 1.0, head_weights=None):
     r"""Layer-wise L1 + cosine distillation of DistilHuBERT (Chang, Yang and Lee, ICASSP 2022, arXiv
     2110.01900), as the later OS-KDFT code uses it. ``predictions`` and ``targets`` are ``(B, K, T, D)``:
     K prediction heads against K teacher layers. Per head k, averaged over the batch and time:
 
-    ``L_k = 1/T · Σ_t [ 1/D · ‖ĥ_kt − h_kt‖₁ − λ · log σ(cos(ĥ_kt, h_kt)) ]``,  ``L = Σ_k L_k``  (λ = ``cos_weight``).
+    ``L_k = 1/T · Σ_t [ 1/D · ‖ĥ_kt − h_kt‖₁ − λ · log σ(cos(ĥ_kt, h_kt)) ]``,  ``L = Σ_k L_k``  (λ = ``cos_weight``),
 
+    or ``L = Σ_k w_k L_k`` with ``head_weights`` (K numbers; 0 leaves a head untrained).
     (The OS-KDFT code sums the cosine term over time instead of averaging it, which weights it T times more;
     kdlib follows the DistilHuBERT paper.) Returns the total and the two parts (for logging)."""
     if predictions.shape != targets.shape:
         raise ValueError(f"prediction heads give {tuple(predictions.shape)}, teacher layers {tuple(targets.shape)}")
     targets = targets.detach().to(predictions.dtype)
-    l1 = (predictions - targets).abs().mean(dim=(0, 2, 3)).sum()
-    cos = F.logsigmoid(F.cosine_similarity(predictions, targets, dim=-1)).mean(dim=(0, 2)).sum()
+    l1 = (predictions - targets).abs().mean(dim=(0, 2, 3))
+    cos = F.logsigmoid(F.cosine_similarity(predictions, targets, dim=-1)).mean(dim=(0, 2))
+    if head_weights is None:
+        l1, cos = l1.sum(), cos.sum()
+    else:
+        w = torch.as_tensor(head_weights, dtype=l1.dtype, device=l1.device).flatten()
+        if w.shape != l1.shape or (w < 0).any():
+            raise ValueError(f"head_weights: {l1.numel()} non-negative numbers, one per head, got "
+                             f"{torch.as_tensor(head_weights).tolist()}")
+        l1, cos = (w * l1).sum(), (w * cos).sum()
     return l1 - cos_weight * cos, {"l1": l1, "cos": -cos}
 
 
@@ -116,15 +125,22 @@ def _check_teacher_targets(targets: torch.Tensor) -> None:
         raise ValueError(f"teacher targets must be (batch, teachers, layers, frames, dim), got {tuple(targets.shape)}")
 
 
-def aggregate_teachers(targets: torch.Tensor, mode: str) -> torch.Tensor:
+def aggregate_teachers(targets: torch.Tensor, mode: str, weights=None) -> torch.Tensor:
     r"""One distillation target per layer from K teachers of the same width and frame rate, for ensemble
     knowledge distillation (Huang, Feng et al., *Ensemble Knowledge Distillation of Self-Supervised Speech
     Models*, ICASSP 2023, arXiv 2302.12757). ``targets`` is ``(B, K, H, T, D)``: K teachers, H layers each.
 
-    - ``"average"`` (layerwise average): ``ȳ^ℓ = 1/K · Σ_k h_k^ℓ``, shape ``(B, H, T, D)``;
+    - ``"average"`` (layerwise average): ``ȳ^ℓ = 1/K · Σ_k h_k^ℓ``, shape ``(B, H, T, D)``; with ``weights``
+      (K non-negative numbers, not all 0) the weighted average ``ȳ^ℓ = Σ_k w_k h_k^ℓ / Σ_k w_k``;
     - ``"concat"`` (layerwise concatenation): ``ȳ^ℓ = [h_1^ℓ ; … ; h_K^ℓ]``, shape ``(B, H, T, K·D)``.
     """
     _check_teacher_targets(targets)
+    if weights is not None:
+        w = torch.as_tensor(weights, dtype=targets.dtype, device=targets.device)
+        if mode != "average" or w.shape != (targets.shape[1],) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"weights: {targets.shape[1]} non-negative numbers, not all 0, for the average of "
+                             f"{targets.shape[1]} teachers; got {list(weights)} with mode {mode!r}")
+        return (targets * (w / w.sum())[None, :, None, None, None]).sum(dim=1)
     if mode == "average":
         return targets.mean(dim=1)
     if mode == "concat":
@@ -133,11 +149,13 @@ def aggregate_teachers(targets: torch.Tensor, mode: str) -> torch.Tensor:
     raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {mode!r}")
 
 
-def multi_teacher(predictions: torch.Tensor, targets: torch.Tensor, cos_weight: float = 1.0):
+def multi_teacher(predictions: torch.Tensor, targets: torch.Tensor, cos_weight: float = 1.0, head_weights=None):
     r"""Multiple prediction heads (Huang, Feng et al., arXiv 2302.12757): one set of H heads per teacher,
     each set predicting its own teacher's layers, the DistilHuBERT loss (:func:`distilhubert`) summed over
     teachers, ``L = Σ_k Σ_ℓ L1+cos(ŷ_k^ℓ, h_k^ℓ)``. ``predictions`` is ``(B, K·H, T, D)`` (teacher-major: heads
-    0..H−1 for teacher 1, and so on) and ``targets`` ``(B, K, H, T, D)``. Returns the total and its parts."""
+    0..H−1 for teacher 1, and so on) and ``targets`` ``(B, K, H, T, D)``. ``head_weights``: ``(K, H)``, a
+    weight per teacher and layer (0: that layer of that teacher is not predicted). Returns the total and its
+    parts."""
     _check_teacher_targets(targets)
     b, k, h, t, d = targets.shape
-    return distilhubert(predictions, targets.reshape(b, k * h, t, d), cos_weight)
+    return distilhubert(predictions, targets.reshape(b, k * h, t, d), cos_weight, head_weights)

@@ -65,14 +65,16 @@ class WeightedLayerSum(nn.Module):
 
 class UtteranceDownstream(nn.Module):
     """Standardise each layer's pooled statistics (with the fitting set's mean and spread), mix the layers
-    with :class:`WeightedLayerSum`, then one linear map to ``out`` (class logits or an embedding)."""
+    with :class:`WeightedLayerSum`, then one linear map to ``out`` (class logits or an embedding), or with
+    ``hidden`` > 0 a small MLP (linear, ReLU, linear)."""
 
-    def __init__(self, n_layers: int, dim: int, out: int):
+    def __init__(self, n_layers: int, dim: int, out: int, hidden: int = 0):
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_layers, dim))
         self.register_buffer("std", torch.ones(n_layers, dim))
         self.mix = WeightedLayerSum(n_layers)
-        self.linear = nn.Linear(dim, out)
+        self.linear = (nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out)) if hidden
+                       else nn.Linear(dim, out))
 
     def standardise_with(self, x: torch.Tensor) -> "UtteranceDownstream":
         self.mean.copy_(x.mean(0))
@@ -85,8 +87,9 @@ class UtteranceDownstream(nn.Module):
 
 def fit_downstream(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, verification: bool = False,
                    embed_dim: int = 128, steps: int = 100, lr: float = 3e-2, weight_decay: float = 1e-3,
-                   seed: int = 0) -> UtteranceDownstream:
-    """Train a downstream model on statistics ``x`` ``(n, layers, dim)`` with labels ``y``, full batch, AdamW.
+                   seed: int = 0, hidden: int = 0) -> UtteranceDownstream:
+    """Train a downstream model on statistics ``x`` ``(n, layers, dim)`` with labels ``y``, full batch, AdamW
+    (``hidden``: see :class:`UtteranceDownstream`).
     Classification: cross-entropy over ``n_classes``. Verification: an ``embed_dim`` embedding trained with
     AAM-softmax (m = 0.2, s = 30) over ``n_classes`` speakers; the training head is dropped."""
     if x.dim() != 3 or len(x) != len(y):
@@ -96,7 +99,7 @@ def fit_downstream(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, verifica
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        model = UtteranceDownstream(x.shape[1], x.shape[2], embed_dim if verification else n_classes)
+        model = UtteranceDownstream(x.shape[1], x.shape[2], embed_dim if verification else n_classes, hidden)
         model.standardise_with(x)
         head = AAMSoftmax(embed_dim, n_classes) if verification else None
         params = list(model.parameters()) + (list(head.parameters()) if head else [])
@@ -193,8 +196,9 @@ def _labels(rows: list[dict], key: str, classes: list[str]) -> tuple[torch.Tenso
 
 
 def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100, lr: float = 3e-2,
-              seed: int = 0) -> dict:
-    """Fit the downstream model of each task on ``stats`` (from :meth:`Suite.statistics`) and score it:
+              seed: int = 0, hidden: int = 0) -> dict:
+    """Fit the downstream model of each task on ``stats`` (from :meth:`Suite.statistics`) and score it
+    (``hidden`` > 0: an MLP instead of the linear map, see :class:`UtteranceDownstream`):
     ``{"clean": {"sid", "kws", "words", "sv_eer", "sv_min_dcf"}, "harsh": {...}, "layer_weights": {task:
     [w_0, ...]}}`` (accuracies and EER as fractions)."""
     out: dict = {c: {} for c in CONDITIONS}
@@ -204,7 +208,8 @@ def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100,
     speakers = sorted({r["speaker"] for r in sent})
     y, fit = probe_split(sent, "speaker", "row", classes=speakers)
     y = torch.from_numpy(y)
-    model = fit_downstream(stats["sentences"][fit], y[fit], len(speakers), steps=steps, lr=lr, seed=seed)
+    model = fit_downstream(stats["sentences"][fit], y[fit], len(speakers), steps=steps, lr=lr, seed=seed,
+                           hidden=hidden)
     for cond, name in zip(CONDITIONS, ("sentences", "sentences_harsh")):
         out[cond]["sid"] = _accuracy(model, stats[name][~fit], y[~fit])
     weights["sid"] = model.mix.layer_weights()
@@ -212,7 +217,8 @@ def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100,
     for task, key, classes in (("kws", "label", list(KWS_LABELS)), ("words", "text", suite.vocabulary)):
         y_fit, keep_fit = _labels(suite.rows["words_train"], key, classes)
         y_test, keep_test = _labels(suite.rows["words"], key, classes)
-        model = fit_downstream(stats["words_train"][keep_fit], y_fit, len(classes), steps=steps, lr=lr, seed=seed)
+        model = fit_downstream(stats["words_train"][keep_fit], y_fit, len(classes), steps=steps, lr=lr,
+                               seed=seed, hidden=hidden)
         for cond, name in zip(CONDITIONS, ("words", "words_harsh")):
             out[cond][task] = _accuracy(model, stats[name][keep_test], y_test)
         weights[task] = model.mix.layer_weights()
@@ -220,7 +226,7 @@ def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100,
     train_speakers = sorted({r["speaker"] for r in suite.rows["sv_train"]})
     y_sv = torch.tensor([train_speakers.index(r["speaker"]) for r in suite.rows["sv_train"]])
     model = fit_downstream(stats["sv_train"], y_sv, len(train_speakers), verification=True, steps=steps,
-                           lr=lr, seed=seed)
+                           lr=lr, seed=seed, hidden=hidden)
     for cond, name in zip(CONDITIONS, ("sentences", "sentences_harsh")):
         with torch.no_grad():
             verified = score_trials(model(stats[name]), suite.trials)

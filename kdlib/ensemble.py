@@ -48,13 +48,20 @@ class EnsembleDistiller(nn.Module):
     ``student`` maps a batch's ``feats`` to an output with ``last_hidden_state`` ``(B, T, D)`` (a transformers
     SSL model, or the same reading cached inputs, :func:`kdlib.models.ssl.without_stem`); ``heads`` come from
     :func:`heads_for`. A batch is a dict with ``feats`` and ``targets``, the teachers' hidden states
-    ``(B, K, H, T, D)`` (K teachers, H target layers)."""
+    ``(B, K, H, T, D)`` (K teachers, H target layers). ``weights``: the teachers' weights in the layerwise
+    average (:func:`kdlib.distill.aggregate_teachers`; None: equal), or with multiple heads a ``(K, H)``
+    weight per teacher and layer (:func:`kdlib.distill.multi_teacher`; None: all 1)."""
 
-    def __init__(self, student: nn.Module, heads: PredictionHeads, mode: str = "average", cos_weight: float = 1.0):
+    def __init__(self, student: nn.Module, heads: PredictionHeads, mode: str = "average", cos_weight: float = 1.0,
+                 weights=None):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if weights is not None and mode == "concat":
+            raise ValueError("weights apply to the layerwise average (per teacher) or to multiple heads (per "
+                             "teacher and layer), not to the concatenation")
         self.student, self.heads, self.mode, self.cos_weight = student, heads, mode, cos_weight
+        self.weights = weights
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """The heads' predictions ``(B, heads, T, width)``."""
@@ -64,10 +71,10 @@ class EnsembleDistiller(nn.Module):
         targets = batch["targets"]
         predictions = self(batch["feats"])
         if self.mode == "multihead":
-            loss, parts = distill.multi_teacher(predictions, targets, self.cos_weight)
+            loss, parts = distill.multi_teacher(predictions, targets, self.cos_weight, self.weights)
         else:
-            loss, parts = distill.distilhubert(predictions, distill.aggregate_teachers(targets, self.mode),
-                                               self.cos_weight)
+            target = distill.aggregate_teachers(targets, self.mode, self.weights)
+            loss, parts = distill.distilhubert(predictions, target, self.cos_weight)
         return loss, parts
 
     def deployable(self) -> nn.Module:

@@ -37,21 +37,39 @@ TASKS = ("kws", "sv")
 
 
 class EncoderOutput(nn.Module):
-    """The frames ``(batch, frames, dim)`` the task heads read from an SSL model (a transformers model, or
+    """The frames ``(batch, frames, width)`` the task heads read from an SSL model (a transformers model, or
     one reading cached inputs, :func:`kdlib.models.ssl.without_stem`): its last hidden state, or, with
     DistilHuBERT ``heads`` kept after distillation, the prediction of head ``head`` (default the last one,
-    which predicts the teacher's last layer: the student's stand-in for what the teacher's task heads read).
-    Only that head runs; the others are kept (and counted) but get no gradient."""
+    which predicts the teacher's last layer: the student's stand-in for what the teacher's task heads read),
+    or of every head, averaged (``"mean"``) or side by side (``"concat"``: the width times the heads). With
+    one head read, the others are kept (and counted) but get no gradient."""
 
-    def __init__(self, model: nn.Module, heads: PredictionHeads | None = None, head: int = -1):
+    READINGS = ("mean", "concat")
+
+    def __init__(self, model: nn.Module, heads: PredictionHeads | None = None, head: int | str = -1):
         super().__init__()
-        if heads is not None and not -len(heads.heads) <= head < len(heads.heads):
+        if isinstance(head, str):
+            if head not in self.READINGS:
+                raise ValueError(f"head must be an index or one of {self.READINGS}, got {head!r}")
+        elif heads is not None and not -len(heads.heads) <= head < len(heads.heads):
             raise ValueError(f"no prediction head {head}: there are {len(heads.heads)}")
         self.model, self.heads, self.head = model, heads, head
 
+    def width(self, hidden: int) -> int:
+        """The frames' width, for a model whose hidden states are ``hidden`` wide."""
+        if self.heads is None:
+            return hidden
+        out = self.heads.heads[0][-1].out_features
+        return out * len(self.heads.heads) if self.head == "concat" else out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.model(x).last_hidden_state
-        return hidden if self.heads is None else self.heads.heads[self.head](hidden)
+        if self.heads is None:
+            return hidden
+        if isinstance(self.head, int):
+            return self.heads.heads[self.head](hidden)
+        every = [h(hidden) for h in self.heads.heads]
+        return torch.stack(every).mean(0) if self.head == "mean" else torch.cat(every, dim=-1)
 
 
 class JointModel(nn.Module):
@@ -125,16 +143,21 @@ def alternate(kws_batches: Iterable, sv_batches: Iterable, steps: int) -> "Alter
 
 class Alternating:
     """``steps`` batches from ``loaders`` (``{task: loader of (wave, label)}``, one task or both), the tasks
-    taking turns in the order of :data:`TASKS`; an iterable with a length (for :func:`kdlib.train.fit`)."""
+    taking turns in the order of :data:`TASKS`, ``turns[task]`` batches per turn (default one each: two KWS
+    batches per SV batch is ``{"kws": 2, "sv": 1}``); an iterable with a length (for :func:`kdlib.train.fit`)."""
 
-    def __init__(self, loaders: dict[str, Iterable], steps: int):
+    def __init__(self, loaders: dict[str, Iterable], steps: int, turns: dict[str, int] | None = None):
         if steps < 1:
             raise ValueError(f"steps must be positive, got {steps}")
         unknown = sorted(set(loaders) - set(TASKS))
         if unknown or not loaders:
             raise ValueError(f"loaders must be keyed by tasks among {TASKS}, got {sorted(loaders)}")
+        turns = {task: 1 for task in loaders} if turns is None else turns
+        if any(not isinstance(turns.get(task), int) or turns[task] < 1 for task in loaders):
+            raise ValueError(f"turns must give every task of {sorted(loaders)} a positive number of batches, "
+                             f"got {turns}")
         self.loaders, self.steps = loaders, steps
-        self.tasks = [task for task in TASKS if task in loaders]
+        self.tasks = [task for task in TASKS if task in loaders for _ in range(turns[task])]
 
     def __len__(self) -> int:
         return self.steps
@@ -168,9 +191,11 @@ class _Pairs:
 
 def fine_tune(model: JointModel, banks: dict[str, tuple[torch.Tensor, torch.Tensor]], *, steps_per_task: int,
               batch: int, encoder_lr: float, heads_lr: float, grad_clip: float | None = 5.0,
-              schedule: str = "cosine", seed: int = 0, progress: bool = False) -> train.History:
+              schedule: str = "cosine", seed: int = 0, progress: bool = False,
+              turns: dict[str, int] | None = None) -> train.History:
     """Train ``model`` on the tasks of ``banks`` (``{task: (inputs, labels)}``, one task or both):
-    ``steps_per_task`` batches of ``batch`` items per task, the tasks alternating batch by batch, each bank
+    ``steps_per_task`` × (number of tasks) batches of ``batch`` items, the tasks alternating batch by batch (or
+    ``turns[task]`` batches per turn, see :class:`Alternating`: the same budget, another mix), each bank
     shuffled anew every pass from ``seed``. Adam (as the paper), the encoder at ``encoder_lr`` (unless frozen)
     and the task heads at ``heads_lr``, ``schedule`` "cosine" (a decay over all the steps) or "constant",
     gradients clipped at norm ``grad_clip`` (None: not clipped)."""
@@ -185,7 +210,8 @@ def fine_tune(model: JointModel, banks: dict[str, tuple[torch.Tensor, torch.Tens
     if encoder and not model.frozen:
         groups.append({"params": encoder, "lr": encoder_lr})
     optimizer = torch.optim.Adam(groups)
-    return train.fit(model, Alternating(loaders, steps_per_task * len(loaders)), model.loss, epochs=1,
+    turns = None if turns is None else {task: turns[task] for task in loaders if task in turns}
+    return train.fit(model, Alternating(loaders, steps_per_task * len(loaders), turns), model.loss, epochs=1,
                      optimizer=optimizer, schedule=schedule, grad_clip=grad_clip, seed=seed, progress=progress,
                      desc=" + ".join(loaders))
 

@@ -117,7 +117,7 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
     parameters = parameters or {}
     for path in notebooks if parameters else []:  # every notebook must have the knobs, before any runs
         inject_parameters(nbformat.read(path, as_version=4), parameters, str(path))
-    os.environ["KDLIB_PARAMETERS"] = json.dumps(parameters, default=repr)  # the kernels record them
+    kernel_env = {**os.environ, "KDLIB_PARAMETERS": json.dumps(parameters, default=repr)}  # results record them
     out_dir = results_dir() / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     report = []
@@ -133,7 +133,7 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
                                 on_cell_start=lambda cell, cell_index: current.update(index=cell_index))
         status = "ok"
         try:
-            client.execute()
+            client.execute(env=kernel_env)
         except Exception as err:  # keep going: report every notebook, fail at the end
             status = _failure(path, nb, current["index"], err, out_dir / path.name)
         nbformat.write(nb, out_dir / path.name)

@@ -132,8 +132,8 @@ def figures(notebook: str, name: str, marker: str) -> list[bytes]:
 
 def table(records: dict, metrics=("eer",), models=None):
     """One row per model, one column per (variant, metric): ``records`` maps a label to a results record
-    (None: a variant not run in this mode, left out). EERs (``eer``, ``eer_std``, ...) and accuracies are
-    shown in percent, minDCF as it is."""
+    (None: a variant not run in this mode, left out). EERs and accuracies (any metric whose name holds
+    ``eer`` or ``acc``: ``eer_std``, ``clean_kws_acc``, ...) are shown in percent, minDCF as it is."""
     import pandas as pd
 
     columns = {}
@@ -145,7 +145,7 @@ def table(records: dict, metrics=("eer",), models=None):
                 continue
             for metric in metrics:
                 value = entry.get(metric)
-                if value is not None and metric.startswith(("eer", "accuracy")):
+                if value is not None and ("eer" in metric or "acc" in metric):
                     value = 100 * value
                 columns.setdefault((label, metric), {})[key] = value
     frame = pd.DataFrame(columns)

@@ -41,6 +41,17 @@ def test_fit_downstream_learns_the_informative_layer():
     assert weights[1] == max(weights) and weights[1] > 0.5
 
 
+def test_an_mlp_downstream_learns_what_a_linear_one_cannot():
+    x, y = _layered()
+    x = x[:, 1:2].clone()                                     # one layer
+    y = (x[:, 0, 0] > 0).long() ^ (x[:, 0, 1] > 0).long()   # XOR of two signs: no linear map separates it
+    linear = downstream.fit_downstream(x, y, 2, steps=300)
+    mlp = downstream.fit_downstream(x, y, 2, steps=300, hidden=32)
+    with torch.no_grad():
+        assert metrics.accuracy(mlp(x), y) > 0.9 > 0.7 > metrics.accuracy(linear(x), y)
+    assert isinstance(mlp.linear, torch.nn.Sequential) and isinstance(linear.linear, torch.nn.Linear)
+
+
 def test_fit_downstream_is_deterministic_and_leaves_the_global_generator_alone():
     x, y = _layered()
     torch.manual_seed(123)

@@ -37,6 +37,10 @@ def test_average_golden_value():
     targets[0, 0, 0, 0] = torch.tensor([1.0, 4.0])
     targets[0, 1, 0, 0] = torch.tensor([3.0, -2.0])
     assert distill.aggregate_teachers(targets, "average").flatten().tolist() == [2.0, 1.0]
+    # weights 1 and 3: (1·[1, 4] + 3·[3, −2]) / 4
+    assert distill.aggregate_teachers(targets, "average", (1.0, 3.0)).flatten().tolist() == [2.5, -0.5]
+    assert torch.equal(distill.aggregate_teachers(targets, "average", (2.0, 2.0)),
+                       distill.aggregate_teachers(targets, "average"))
 
 
 def test_concatenation_width_and_order():
@@ -52,6 +56,10 @@ def test_aggregation_rejects_bad_input():
         distill.aggregate_teachers(_targets(), "median")
     with pytest.raises(ValueError, match=r"\(batch, teachers, layers, frames, dim\)"):
         distill.aggregate_teachers(torch.zeros(2, 3, 5, 4), "average")
+    for weights, mode in (((1.0, 1.0), "average"), ((1.0, -1.0, 1.0), "average"), ((0.0, 0.0, 0.0), "average"),
+                          ((1.0, 1.0, 1.0), "concat")):
+        with pytest.raises(ValueError, match="non-negative numbers, not all 0"):
+            distill.aggregate_teachers(_targets(k=3), mode, weights)
 
 
 # --- losses ---
@@ -224,3 +232,37 @@ def test_distil_rejects_mismatched_inputs():
     batch = _batch(teacher, k=1)
     with pytest.raises(ValueError, match="one target per input, got 3 inputs and 2 targets"):
         ensemble.distil(model, batch["feats"], batch["targets"][:2], steps=2, batch=1, lr=1e-3, heads_lr=1e-3)
+
+
+def test_teacher_weights_move_the_average_target_and_only_the_average():
+    teacher, student, model = _distiller("average")
+    batch = _batch(teacher)
+    model.eval()
+    with torch.no_grad():
+        weighted = ensemble.EnsembleDistiller(model.student, model.heads, "average", weights=(1.0, 0.0, 0.0))
+        pred = model(batch["feats"])
+        expected = distill.distilhubert(pred, batch["targets"][:, 0])[0]   # all the weight on teacher 0
+        assert torch.allclose(weighted.loss(batch)[0], expected, rtol=1e-5)
+        assert not torch.allclose(model.loss(batch)[0], expected, rtol=1e-3)
+    with pytest.raises(ValueError, match="not to the concatenation"):
+        ensemble.EnsembleDistiller(model.student, model.heads, "concat", weights=(1.0, 1.0, 1.0))
+
+
+def test_multihead_weights_drop_the_heads_they_zero():
+    teacher, student, model = _distiller("multihead")
+    batch = _batch(teacher)
+    model.eval()
+    mask = torch.ones(3, 3)
+    mask[1, :2] = 0                                   # teacher 1: only its last layer is predicted
+    masked = ensemble.EnsembleDistiller(model.student, model.heads, "multihead", weights=mask)
+    with torch.no_grad():
+        pred = model(batch["feats"])
+        targets = batch["targets"].flatten(1, 2)
+        kept = [k for k in range(9) if k not in (3, 4)]
+        expected = distill.distilhubert(pred[:, kept], targets[:, kept])[0]
+        assert torch.allclose(masked.loss(batch)[0], expected, rtol=1e-5)
+        assert torch.allclose(ensemble.EnsembleDistiller(model.student, model.heads, "multihead",
+                                                         weights=torch.ones(3, 3)).loss(batch)[0],
+                              model.loss(batch)[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="one per head"):
+        distill.multi_teacher(pred, batch["targets"], head_weights=torch.ones(2, 3))

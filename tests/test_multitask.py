@@ -97,6 +97,13 @@ def test_encoder_output_is_the_last_hidden_state_or_the_chosen_head():
     assert torch.allclose(multitask.EncoderOutput(model, heads, head=0)(wave), heads(hidden)[:, 0])
     with pytest.raises(ValueError, match="no prediction head 3: there are 3"):
         multitask.EncoderOutput(model, heads, head=3)
+    every = heads(hidden)                                               # (batch, heads, frames, dim)
+    mean, concat = (multitask.EncoderOutput(model, heads, head=h) for h in ("mean", "concat"))
+    assert torch.allclose(mean(wave), every.mean(1), atol=1e-6)
+    assert torch.allclose(concat(wave), torch.cat([every[:, k] for k in range(3)], dim=-1))
+    assert (mean.width(8), concat.width(8), multitask.EncoderOutput(model).width(8)) == (8, 24, 8)
+    with pytest.raises(ValueError, match="an index or one of"):
+        multitask.EncoderOutput(model, heads, head="sum")
 
 
 # --- one task or both ---
@@ -110,6 +117,15 @@ def test_a_single_task_gets_every_step_and_unknown_tasks_are_refused():
         multitask.Alternating({"asr": kws}, steps=3)
     with pytest.raises(ValueError, match="keyed by tasks"):
         multitask.Alternating({}, steps=3)
+
+
+def test_turns_give_one_task_more_batches_in_the_same_budget():
+    kws = [(torch.zeros(2, 500), torch.zeros(2, dtype=torch.long))]
+    both = {"sv": kws, "kws": kws}
+    assert [b["task"] for b in multitask.Alternating(both, 6, {"kws": 2, "sv": 1})] == ["kws", "kws", "sv"] * 2
+    assert [b["task"] for b in multitask.Alternating(both, 4, {"kws": 1, "sv": 3})] == ["kws", "sv", "sv", "sv"]
+    with pytest.raises(ValueError, match="positive number of batches"):
+        multitask.Alternating(both, 4, {"kws": 2})
 
 
 @pytest.mark.parametrize("tasks", [("kws",), ("sv",), ("kws", "sv")])

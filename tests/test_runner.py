@@ -1,5 +1,8 @@
 """The headless runner: a failure names the notebook, the cell and what to do; no cell time limit by default."""
 
+import json
+import os
+
 import nbformat
 import pytest
 
@@ -46,8 +49,11 @@ def test_reference_numerics_do_not_override_the_user(monkeypatch):
 
 
 def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, monkeypatch):
+    from kdlib.config import REFERENCE_NUMERICS
+
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
-    monkeypatch.delenv("KDLIB_PARAMETERS", raising=False)
+    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
+        monkeypatch.delenv(key, raising=False)  # main() sets them for its kernels: restored after the test
     path = _notebook(tmp_path, "import kdlib\nSMOKE = kdlib.config.SMOKE\nSTEPS, LR = 3, 0.1\nNAME = 'a'",
                      "from kdlib import results\nassert (STEPS, LR, NAME) == (7, 0.1, 'b-c'), (STEPS, LR, NAME)\n"
                      "results.save('99_t', seed=0, wall_time_s=0.0, models={})")
@@ -58,8 +64,6 @@ def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, mon
     code = runner.main(["run", "--notebooks", str(path), "-p", "STEPS", "7", "-p", "NAME", "b-c",
                         "--results", str(out)])
     assert code == 0
-    import json
-
     smoke = "smoke/" if runner.SMOKE else ""
     record = json.loads((out / f"{smoke}99_t.json").read_text())
     assert record["parameters"] == {"STEPS": 7, "NAME": "b-c"}
@@ -67,6 +71,7 @@ def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, mon
     assert executed.cells[2].metadata["tags"] == ["injected-parameters"]
     assert nbformat.read(path, as_version=4).cells[2].source.startswith("from kdlib")  # the original untouched
     assert not (tmp_path / "results").exists()
+    assert "KDLIB_PARAMETERS" not in os.environ  # the kernel got the knobs; this process keeps none
 
 
 def test_an_unknown_knob_or_a_missing_knobs_cell_is_refused_by_name(tmp_path):

@@ -1,0 +1,29 @@
+"""The course book, built from this test session's executed notebooks (kept by ``conftest.py``): every chapter
+has its page, with every figure its executed notebook holds, and nothing is fetched from outside."""
+
+import re
+
+import nbformat
+
+from kdlib import book
+from kdlib.config import results_dir
+
+
+def test_the_book_of_this_smoke_run_has_every_chapter_and_its_figures(session_start):
+    executed = results_dir() / "executed"
+    copies = {name: executed / f"{name}.ipynb" for name in book.CHAPTERS}
+    stale = [name for name, path in copies.items()
+             if not path.is_file() or path.stat().st_mtime < session_start]
+    assert not stale, (f"{executed}: {stale} did not run in this session; run the notebooks with this test "
+                       "(make test, or pytest notebooks --nbmake)")
+    index = book.build(executed, results_dir() / "book")
+    landing = index.read_text()
+    for name in book.CHAPTERS:
+        nb = nbformat.read(copies[name], as_version=4)
+        figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+        page = (index.parent / f"{name}.html").read_text()
+        assert f"href='{name}.html'" in landing, name
+        assert figures > 0, f"{name}: the smoke run drew no figure"
+        assert page.count('src="data:image/png;base64,') == figures, name
+        assert not re.search(r'<script[^>]+src="https?://', page), f"{name} fetches a script from outside"
