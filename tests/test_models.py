@@ -108,6 +108,9 @@ def test_fitted_head_separates_its_classes_with_the_margin():
     assert head(emb, labels)[0].item() < 1.0  # the margin-penalised loss is small too: not just the argmax
     assert not any(p.requires_grad for p in head.parameters())
     assert torch.equal(fitted_head(emb, labels, 4, steps=20).weight, fitted_head(emb, labels, 4, steps=20).weight)
+    state = torch.random.get_rng_state()
+    fitted_head(emb, labels, 4, steps=2, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's generator is left alone
     with pytest.raises(ValueError, match="no embeddings for classes"):
         fitted_head(emb, torch.zeros(20, dtype=torch.long), 4)
 

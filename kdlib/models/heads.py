@@ -53,14 +53,18 @@ def stats_pool(x: torch.Tensor, dim: int = -1, unbiased: bool = False, floor: fl
     return torch.cat([x.mean(dim), torch.sqrt(var.clamp(min=floor) if floor else var)], dim=-1)
 
 
+def _check_every_class(labels: torch.Tensor, n_classes: int) -> None:
+    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"no embeddings for classes {missing[:5]}{'...' if len(missing) > 5 else ''}")
+
+
 @torch.no_grad()
 def centroid_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int, scale: float = 30.0,
                   margin: float = 0.2) -> AAMSoftmax:
     """A cosine classifier for a trained embedding extractor whose training head was not kept: each class
     vector is the mean of the class's unit-normalised embeddings, so ``logits(e) = s · cos(e, μ_c)``."""
-    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
-    if missing:
-        raise ValueError(f"no embeddings for classes {missing[:5]}{'...' if len(missing) > 5 else ''}")
+    _check_every_class(labels, n_classes)
     unit = F.normalize(embeddings.float(), dim=-1)
     sums = torch.zeros(n_classes, unit.shape[1]).index_add_(0, labels.long(), unit)
     head = AAMSoftmax(unit.shape[1], n_classes, margin=margin, scale=scale)
@@ -73,17 +77,17 @@ def fitted_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int, 
     """The other way to give a frozen embedding extractor a classifier: an AAM-softmax head trained on its
     embeddings (full batch, Adam, ``steps`` steps, seeded), then frozen. :func:`centroid_head` needs no
     training; this one learns class vectors that separate the classes with the margin."""
-    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
-    if missing:
-        raise ValueError(f"no embeddings for classes {missing[:5]}{'...' if len(missing) > 5 else ''}")
-    torch.manual_seed(seed)
-    head = AAMSoftmax(embeddings.shape[1], n_classes, margin=margin, scale=scale)
+    _check_every_class(labels, n_classes)
+    with torch.random.fork_rng():  # seeded here, the caller's generator left as it was
+        torch.manual_seed(seed)
+        head = AAMSoftmax(embeddings.shape[1], n_classes, margin=margin, scale=scale)
     optimizer = torch.optim.Adam(head.parameters(), lr)
     x, y = embeddings.detach().float(), labels.long()
-    for _ in range(steps):
-        optimizer.zero_grad()
-        head(x, y)[0].backward()
-        optimizer.step()
+    with torch.enable_grad():
+        for _ in range(steps):
+            optimizer.zero_grad()
+            head(x, y)[0].backward()
+            optimizer.step()
     return head.requires_grad_(False)
 
 
