@@ -99,3 +99,23 @@ def test_every_notebook_has_a_parameters_cell_with_its_knobs():
     for path in sorted((REPO_ROOT / "notebooks").rglob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         runner.inject_parameters(nb, {"SMOKE": True}, path.name)  # raises if the cell or the knob is missing
+
+
+def test_a_course_notebook_runs_with_a_teacher_checkpoint_made_here(tmp_path, monkeypatch):
+    """The path to other teachers: notebook 01 in smoke mode with its TEACHER knob set to a directory saved
+    by ``save_pretrained`` (the zoo's hubert-tiny, copied), the results file recording both."""
+    from kdlib import zoo
+    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
+
+    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("KDLIB_SMOKE", "1")  # the kernel runs the smoke mode, whatever this process runs
+    checkpoint = tmp_path / "my-hubert"
+    zoo.load("hubert-tiny").save_pretrained(checkpoint)
+    out = tmp_path / "results"
+    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / "01_os_kdft.ipynb"),
+                        "-p", "TEACHER", str(checkpoint), "--results", str(out)]) == 0
+    record = json.loads((out / "smoke" / "01_os_kdft.json").read_text())
+    assert record["parameters"] == {"TEACHER": str(checkpoint)}
+    assert record["extra"]["teacher"] == str(checkpoint) and record["mode"] == "smoke"
+    assert record["models"]["e_oskdft_L2"]["eer"] is not None
