@@ -2,7 +2,7 @@
 
 ``-p KEY VALUE`` runs a notebook with other knobs, with papermill's semantics: each notebook's knobs cell is
 tagged ``parameters``; the runner inserts a cell tagged ``injected-parameters`` after it that sets the given
-values, and the results file records them (``provenance.parameters``). ``--results DIR`` writes the results,
+values, and the results file records them (``parameters``). ``--results DIR`` writes the results,
 the executed copies and the kept models under ``DIR`` instead of ``results/``.
 
 Executed notebooks go to ``results/executed/`` (the committed notebooks stay clean); each notebook writes
@@ -28,12 +28,17 @@ from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT, SMOKE, results_dir
 REFERENCE_THREADS = 2
 
 
+def reference_environment() -> dict:
+    """The environment of kdlib's reference numerics: the kernel settings and the thread count."""
+    return {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": str(REFERENCE_THREADS)}
+
+
 def set_numerics(numerics: str = "reference") -> dict:
     """Put kdlib's reference numerics in this process's environment (inherited by the kernels it starts),
     unless the user already set a variable; return what is in force."""
     if numerics not in ("reference", "native"):
         raise ValueError(f"numerics must be 'reference' or 'native', got {numerics!r}")
-    wanted = {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": str(REFERENCE_THREADS)} if numerics == "reference" else {}
+    wanted = reference_environment() if numerics == "reference" else {}
     for key, value in wanted.items():
         os.environ.setdefault(key, value)
     return {key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS")}
@@ -115,18 +120,16 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
     from nbclient import NotebookClient
 
     parameters = parameters or {}
-    for path in notebooks if parameters else []:  # every notebook must have the knobs, before any runs
-        inject_parameters(nbformat.read(path, as_version=4), parameters, str(path))
+    prepared = [nbformat.read(path, as_version=4) for path in notebooks]
+    for path, nb in zip(notebooks, prepared) if parameters else ():  # every notebook has the knobs, before any runs
+        inject_parameters(nb, parameters, str(path))
     kernel_env = {**os.environ, "KDLIB_PARAMETERS": json.dumps(parameters, default=repr)}  # results record them
     out_dir = results_dir() / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     report = []
-    for path in notebooks:
+    for path, nb in zip(notebooks, prepared):
         start = time.time()
         print(f"running {path.name} ({'smoke' if SMOKE else 'full'} mode) ...", flush=True)
-        nb = nbformat.read(path, as_version=4)
-        if parameters:
-            inject_parameters(nb, parameters, str(path))
         current: dict = {"index": None}
         client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}},

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from kdlib.config import REPO_ROOT, SMOKE, results_dir, results_root
-from kdlib.runner import inject_parameters, rerun_command
+from kdlib.runner import inject_parameters, reference_environment, rerun_command
 
 
 def _notebook_path(notebook: str) -> Path:
@@ -62,7 +62,7 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     wanted = json.loads(json.dumps(parameters, default=repr))
     if reuse and record_path.is_file():
         record = _read(record_path)
-        if record.get("parameters") == wanted and _comparable({**record, "parameters": {}}, same_commit=SMOKE):
+        if record.get("parameters") == wanted and _same_conditions(record, same_commit=SMOKE):
             print(f"{notebook} {name}: reusing {record_path} ({record['provenance']['created']})")
             return record
     args = [sys.executable, "-m", "kdlib.runner", "run", "--notebooks", str(_notebook_path(notebook)),
@@ -79,17 +79,15 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     return _read(record_path)
 
 
-def _comparable(record: dict, same_commit: bool) -> bool:
-    """Whether a run of the notebook can stand beside its variants: the variants' numerics (the runner's
-    reference numerics: a run under other kernels differs within seed noise, which would pass for an effect),
-    no changed knobs, and with ``same_commit`` the code of this checkout."""
-    from kdlib.config import REFERENCE_NUMERICS, git_commit
-    from kdlib.runner import REFERENCE_THREADS
+def _same_conditions(record: dict, same_commit: bool) -> bool:
+    """Whether a run was made as the variants run now: this mode, the variants' numerics (the runner's
+    reference numerics: a run under other kernels differs within seed noise, which would pass for an effect)
+    and, with ``same_commit``, the code of this checkout."""
+    from kdlib.config import git_commit
 
-    wanted = {k: os.environ.get(k, v) for k, v in {**REFERENCE_NUMERICS,
-                                                    "OMP_NUM_THREADS": str(REFERENCE_THREADS)}.items()}
+    wanted = {k: os.environ.get(k, v) for k, v in reference_environment().items()}
     ran = record.get("provenance", {}).get("numerics", {})
-    return (record.get("mode") == ("smoke" if SMOKE else "full") and not record.get("parameters")
+    return (record.get("mode") == ("smoke" if SMOKE else "full")
             and all(ran.get(k) == v for k, v in wanted.items())
             and (not same_commit or record["provenance"].get("git_commit") == git_commit()))
 
@@ -104,8 +102,9 @@ def baseline(notebook: str, run_missing: bool = False) -> dict:
     if not SMOKE:
         candidates.append(REPO_ROOT / "results" / "reference" / f"{stem}.json")
     for path in candidates:
-        if path.is_file() and _comparable(_read(path), same_commit=SMOKE):
-            return _read(path)
+        record = _read(path) if path.is_file() else None
+        if record and not record.get("parameters") and _same_conditions(record, same_commit=SMOKE):
+            return record
     if run_missing:
         return run(notebook, {}, "as-committed")
     raise FileNotFoundError(f"no comparable {'smoke' if SMOKE else 'full'} run of {stem} in "
@@ -128,6 +127,15 @@ def figures(notebook: str, name: str, marker: str) -> list[bytes]:
     return [base64.b64decode(o["data"]["image/png"]) for c in nb.cells
             if c.cell_type == "code" and marker in c.source
             for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+
+
+def ran(records: dict) -> dict:
+    """The records of the variants that ran (``records`` maps a label to a results record, or to None for a
+    variant whose knobs were only checked); says which were not run."""
+    for label, record in records.items():
+        if record is None:
+            print(f"{label}: knobs checked; not run in this mode")
+    return {label: record for label, record in records.items() if record is not None}
 
 
 def table(records: dict, metrics=("eer",), models=None):

@@ -39,6 +39,7 @@ def test_a_variant_runs_with_its_knobs_in_its_own_folder_and_is_reused(notebook,
     assert table.loc["m", ("notebook", "eer")] == pytest.approx(3.0)
     assert table.loc["m", ("STEPS = 7", "eer")] == pytest.approx(7.0)
     assert list(variants.claims({"STEPS = 7": record})["STEPS = 7"]) == ["does not hold"]
+    assert variants.ran({"STEPS = 7": record, "not run": None}) == {"STEPS = 7": record}
     assert variants.figures(str(notebook), "seven", "results.save") == []  # that cell draws nothing
     with pytest.raises(FileNotFoundError, match="'eight' has not run"):
         variants.figures(str(notebook), "eight", "results.save")
