@@ -89,10 +89,15 @@ def parameters() -> dict:
 
 def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list | None = None,
          extra: dict | None = None, out_dir: str | Path | None = None) -> Path:
-    """Write ``<results>/<notebook>.json`` and refresh ``SUMMARY.md``; return the JSON's path."""
+    """Write ``<results>/<notebook>.json`` and refresh ``SUMMARY.md``; return the JSON's path. In a
+    data-parallel run only rank 0 writes (the others check the record and return the same path)."""
+    from kdlib.distributed import is_main
+
     claims = claims or []
     _check(models, claims)
     out = Path(out_dir) if out_dir else results_dir()
+    if not is_main():
+        return out / f"{notebook}.json"
     out.mkdir(parents=True, exist_ok=True)
     used = devices_used()
     record = {"notebook": notebook, "mode": "smoke" if SMOKE else "full", "seed": seed,
@@ -113,8 +118,13 @@ def model_dir(notebook: str, name: str, out_dir: str | Path | None = None) -> Pa
 def save_model(notebook: str, name: str, model, architecture: str, kwargs: dict,
                out_dir: str | Path | None = None) -> Path:
     """Keep a trained speaker model (front end + encoder, fp32, with its config) for a later notebook, which
-    loads it with :func:`kdlib.models.load_speaker_model` (notebook 06 quantizes notebook 02's students)."""
+    loads it with :func:`kdlib.models.load_speaker_model` (notebook 06 quantizes notebook 02's students).
+    In a data-parallel run only rank 0 writes."""
+    from kdlib.distributed import is_main
     from kdlib.models.checkpoint import save_speaker_model
+
+    if not is_main():
+        return model_dir(notebook, name, out_dir)
 
     return save_speaker_model(model, model_dir(notebook, name, out_dir), architecture, kwargs, half=False)
 

@@ -3,7 +3,8 @@ per-term loss history, and checkpoint save/resume.
 
 The notebook supplies ``loss_fn(batch) -> loss`` or ``(loss, {"term": value, ...})``; ``fit`` does the
 rest. Each epoch reseeds torch with ``seed + epoch``, so a run resumed from its checkpoint takes the same
-steps as an uninterrupted one (with ``num_workers=0`` loaders).
+steps as an uninterrupted one (with ``num_workers=0`` loaders). Started by ``torchrun`` or ``accelerate launch``
+on several processes, ``fit`` trains data-parallel with the same global batch (:mod:`kdlib.distributed`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ from typing import Callable, Iterable
 
 import torch
 from torch import nn
+
+
+class _Objective(nn.Module):
+    """The model with its loss as ``forward``, so that DistributedDataParallel sees the loss computed."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, batch):
+        return self.loss_fn(batch)
 
 
 class History(dict):
@@ -54,15 +66,28 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
     your own optimizer). ``schedule``: "cosine" (with linear warm-up) or "constant". With ``checkpoint``,
     the state is saved after every epoch and, if ``resume``, a run picks up where a previous one stopped.
     ``desc`` labels the progress bar and the epoch lines (what is being trained).
+
+    Under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1) each process trains on its slice of every
+    batch of ``loader``, which is the global batch; gradients are averaged by DDP, the history holds global
+    means, and only rank 0 shows progress and writes the checkpoint (:mod:`kdlib.distributed`).
     """
+    from kdlib import distributed
     from kdlib.config import resolve_device
     from kdlib.progress import bar as progress_bar
 
-    device = resolve_device(model, device)
+    parallel = distributed.init()
+    main = distributed.is_main()
+    progress = progress and main
+    device = resolve_device(model, device or (distributed.device() if parallel else None))
     label = f"{desc}: " if desc else ""
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    outside = []  # trained but not in the model (a loss head given through the optimizer)
+    if parallel:
+        in_model = {id(p) for p in model.parameters()}
+        outside = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad and id(p) not in in_model]
+        params = params + outside
     steps_per_epoch = min(len(loader), max_steps_per_epoch or math.inf)  # type: ignore[arg-type]
     total = max(1, int(epochs * steps_per_epoch))
 
@@ -87,6 +112,15 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
         if progress:
             print(f"resumed from {ckpt} after epoch {state['epoch'] + 1}/{epochs}")
 
+    objective = loss_fn
+    if parallel:
+        from torch.nn.parallel import DistributedDataParallel
+
+        loader = distributed.sharded(loader)
+        wrapped = _Objective(model, loss_fn)
+        objective = DistributedDataParallel(wrapped, device_ids=[device] if device.startswith("cuda") else None,
+                                            find_unused_parameters=True)
+
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(seed + epoch)
         model.train()
@@ -95,24 +129,37 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
         for step, batch in enumerate(loader):
             if step >= steps_per_epoch:
                 break
-            out = loss_fn(_to(batch, device))
+            out = objective(_to(batch, device))
             loss, terms = out if isinstance(out, tuple) else (out, {})
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}")
+            logged = {k: v for k, v in terms.items()}
+            if parallel:  # global means of the logged values; each rank's loss weighted by its share
+                items = distributed.batch_size(batch) or 1
+                keys = sorted(logged)
+                values = torch.stack([loss.detach().float()] + [torch.as_tensor(logged[k], dtype=torch.float32,
+                                                                                 device=loss.device) for k in keys])
+                means, global_items = distributed.global_means(values, items)
+                logged, global_loss = dict(zip(keys, means[1:].tolist())), means[0]
+                loss = loss * (items * distributed.world_size() / global_items)
+            else:
+                global_loss = loss
+            if not torch.isfinite(global_loss):
+                raise FloatingPointError(f"loss became {global_loss.item()} at epoch {epoch + 1}, step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(outside)
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
             optimizer.step()
             scheduler.step()
+            loss = global_loss
             history.log(epoch=epoch, loss=loss.item(), lr=optimizer.param_groups[0]["lr"],
-                        **{k: (v.item() if torch.is_tensor(v) else v) for k, v in terms.items()})
+                        **{k: (v.item() if torch.is_tensor(v) else v) for k, v in logged.items()})
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
         bar.close()
         if progress:
             print(f"{label}epoch {epoch + 1}/{epochs}: mean loss {history.epoch_means()[-1]:.4f}")
-        if ckpt:
+        if ckpt and main:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_name(ckpt.name + ".tmp")
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
