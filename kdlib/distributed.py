@@ -53,6 +53,9 @@ def init() -> bool:
         if backend == "nccl":
             torch.cuda.set_device(local_rank())
         dist.init_process_group(backend=backend, init_method="env://")
+        if is_main():
+            print(f"kdlib: data-parallel over {world_size()} processes ({backend}); each global batch is split "
+                  "between them", flush=True)
     return active()
 
 

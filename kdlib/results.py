@@ -3,7 +3,8 @@
 A results file holds ``notebook``, ``mode``, ``seed``, ``wall_time_s``, ``device`` (the devices the run
 actually used), ``provenance`` (versions, hardware, numerics, git commit: :func:`kdlib.config.provenance`),
 ``models`` (name -> ``params``, ``bytes``, ``latency_ms`` and task metrics: ``eer``/``min_dcf`` as
-fractions, ``accuracy``) and ``claims`` (``{claim, paper, ours, holds}``: a paper's finding beside ours).
+fractions, ``accuracy``) and ``claims`` (``{claim, paper, ours, holds}``: a paper's finding beside ours); a
+data-parallel run adds ``processes`` (how many trained together).
 A notebook states a model with :func:`entry` and a claim with :func:`claim`, one line each.
 """
 
@@ -91,7 +92,7 @@ def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list 
          extra: dict | None = None, out_dir: str | Path | None = None) -> Path:
     """Write ``<results>/<notebook>.json`` and refresh ``SUMMARY.md``; return the JSON's path. In a
     data-parallel run only rank 0 writes (the others check the record and return the same path)."""
-    from kdlib.distributed import is_main
+    from kdlib.distributed import is_main, world_size
 
     claims = claims or []
     _check(models, claims)
@@ -103,7 +104,7 @@ def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list 
     record = {"notebook": notebook, "mode": "smoke" if SMOKE else "full", "seed": seed,
               "wall_time_s": round(float(wall_time_s), 1), "device": ", ".join(used) if used else device(),
               "provenance": provenance(), "parameters": parameters(), "models": models, "claims": claims,
-              **({"extra": extra} if extra else {})}
+              **({"extra": extra} if extra else {}), **({"processes": world_size()} if world_size() > 1 else {})}
     path = out / f"{notebook}.json"
     path.write_text(json.dumps(record, indent=1, default=float))
     write_summary(out)

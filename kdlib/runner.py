@@ -5,6 +5,11 @@ tagged ``parameters``; the runner inserts a cell tagged ``injected-parameters`` 
 values, and the results file records them (``parameters``). ``--results DIR`` writes the results,
 the executed copies and the kept models under ``DIR`` instead of ``results/``.
 
+``python -m kdlib.runner script NOTEBOOK [-p KEY VALUE ...]`` writes the notebook, knobs injected, as a plain
+Python script (``results/scripts/<notebook>.py`` unless ``--out``) for a launcher: ``torchrun --nproc-per-node 4
+results/scripts/01_os_kdft.py`` trains data-parallel (:mod:`kdlib.distributed`); every rank runs the whole
+script, and only rank 0 writes results.
+
 Executed notebooks go to ``results/executed/`` (the committed notebooks stay clean); each notebook writes
 its own ``results/<notebook>.json``; ``results/SUMMARY.md`` aggregates them. A full run never fails for being
 slow: there is no per-cell time limit unless ``--cell-timeout`` asks for one (CI). By default the kernels
@@ -145,6 +150,33 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
     return report
 
 
+def to_script(path: Path, parameters: dict | None = None) -> str:
+    """The notebook's code cells, knobs injected, as one Python script that runs where the notebook runs (its
+    folder), headless, recording the knobs in its results like a ``run``. Markdown cells become comments."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    if parameters:
+        inject_parameters(nb, parameters, str(path))
+    prelude = [
+        f"# {path.name} as a script, made by python -m kdlib.runner script; launch it with python, torchrun or",
+        "# accelerate launch. Every process runs all of it; kdlib.train.fit trains data-parallel when there are",
+        "# several, and only rank 0 writes results.",
+        "import json, os",
+        "os.environ.setdefault('MPLBACKEND', 'Agg')",
+        "os.environ.setdefault('KDLIB_HEADLESS', '1')",
+        f"os.environ.setdefault('KDLIB_PARAMETERS', {json.dumps(json.dumps(parameters or {}, default=repr))})",
+        f"os.chdir({str(path.resolve().parent)!r})",
+    ]
+    parts = ["\n".join(prelude)]
+    for number, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            parts.append("\n".join("# " + line if line else "#" for line in cell.source.splitlines()))
+        elif cell.cell_type == "code" and cell.source.strip():
+            parts.append(f"# In[{number}]\n{cell.source}")
+    return "\n\n".join(parts) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdlib.runner", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,7 +191,26 @@ def main(argv: list[str] | None = None) -> int:
                    help="set a knob of the notebooks' knobs cell (papermill's -p); repeat for several")
     r.add_argument("--results", default=None, metavar="DIR",
                    help="write results, executed copies and models under DIR (default: results/)")
+    w = sub.add_parser("script", help="write a notebook as a Python script, e.g. for torchrun")
+    w.add_argument("notebook", help="the notebook to convert")
+    w.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="set a knob of its knobs cell (papermill's -p); repeat for several")
+    w.add_argument("--out", default=None, metavar="FILE",
+                   help="where to write the script (default: results/scripts/<notebook>.py)")
     args = parser.parse_args(argv)
+    if args.command == "script":
+        path = Path(args.notebook)
+        if not path.exists():
+            parser.error(f"no such notebook: {path}")
+        try:
+            text = to_script(path, {key: parse_value(value) for key, value in args.parameter})
+        except ValueError as err:
+            parser.error(str(err))
+        out = Path(args.out) if args.out else results_dir() / "scripts" / f"{path.stem}.py"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"{out}  (launch: torchrun --nproc-per-node N {out})")
+        return 0
     if args.results:
         os.environ["KDLIB_RESULTS"] = str(Path(args.results).resolve())
     parameters = {key: parse_value(value) for key, value in args.parameter}

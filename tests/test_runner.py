@@ -119,3 +119,39 @@ def test_a_course_notebook_runs_with_a_teacher_checkpoint_made_here(tmp_path, mo
     assert record["parameters"] == {"TEACHER": str(checkpoint)}
     assert record["extra"]["teacher"] == str(checkpoint) and record["mode"] == "smoke"
     assert record["models"]["e_oskdft_L2"]["eer"] is not None
+
+
+def test_a_notebook_trains_data_parallel_as_a_script_under_torchrun(tmp_path):
+    """The several-GPU path, on two CPU processes: notebook 04 written as a script (a knob injected) and
+    launched by torchrun; its trainings go through kdlib.train.fit, which joins the process group; rank 0
+    alone writes the results, which record the two processes and the knob."""
+    import subprocess
+    import sys
+
+    from kdlib.config import REPO_ROOT
+
+    script = tmp_path / "04.py"
+    assert runner.main(["script", str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"),
+                        "-p", "SEEDS", "(0,)", "--out", str(script)]) == 0
+    compile(script.read_text(), str(script), "exec")
+    drop = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "KDLIB_PARAMETERS", "KDLIB_RESULTS"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(KDLIB_SMOKE="1", KDLIB_RESULTS=str(tmp_path / "results"), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "--local-ranks-filter", "0", str(script)], env=env, capture_output=True, text=True,
+                          timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "data-parallel over 2 processes (gloo)" in done.stdout
+    record = json.loads((tmp_path / "results" / "smoke" / "04_joint_kd_multitask.json").read_text())
+    assert record["processes"] == 2 and record["parameters"] == {"SEEDS": [0]}
+    assert all(0 <= m["eer"] <= 1 for m in record["models"].values() if m.get("eer") is not None)
+
+
+def test_a_script_refuses_an_unknown_knob(tmp_path, capsys):
+    from kdlib.config import REPO_ROOT
+
+    with pytest.raises(SystemExit):
+        runner.main(["script", str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"), "-p", "SEEDZ", "1",
+                     "--out", str(tmp_path / "x.py")])
+    assert "no knob named SEEDZ" in capsys.readouterr().err
+    assert not (tmp_path / "x.py").exists()
