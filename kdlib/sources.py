@@ -9,8 +9,8 @@ one-line change in a knobs cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 """The ten command words of Google Speech Commands' 12-class task (Warden, arXiv 1804.03209)."""
@@ -19,14 +19,27 @@ KWS_LABELS = (*KEYWORDS, "_unknown_", "_silence_")
 """The 12 classes of the Speech Commands v1 task: 10 keywords, ``_unknown_`` and ``_silence_``."""
 
 
-@dataclass
 class Source:
-    """A folder of audio with its manifest rows and named trial lists (``name -> file``)."""
+    """A folder of audio with its manifest rows and named trial lists (``name -> file``).
 
-    root: Path
-    manifest: list[dict]
-    trial_files: dict[str, Path] = field(default_factory=dict)
-    name: str = "source"
+    ``manifest`` is a list of rows or a function that makes it: a large dataset is then scanned on first use
+    of :attr:`manifest` (training), not when it is opened (evaluation reads only its trial lists)."""
+
+    def __init__(self, root: str | Path, manifest: list[dict] | Callable[[], list[dict]],
+                 trial_files: dict[str, Path] | None = None, name: str = "source"):
+        self.root, self._manifest = Path(root), manifest
+        self.trial_files = dict(trial_files or {})
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, trial lists: {sorted(self.trial_files)})"
+
+    @property
+    def manifest(self) -> list[dict]:
+        """Every row of the source (scanned once, on first use, when the source was given a function)."""
+        if callable(self._manifest):
+            self._manifest = self._manifest()
+        return self._manifest
 
     def select(self, split: str | None = None, kind: str | tuple[str, ...] | None = None) -> list[dict]:
         """Manifest rows of one split and kind(s)."""
@@ -44,65 +57,128 @@ class Source:
     def path(self, rel: str) -> Path:
         return self.root / rel
 
-    def trials(self, which: str = "trials") -> list[tuple[int, str, str]]:
-        """The trial list ``which`` as ``(label, path1, path2)`` tuples."""
+    def _trial_file(self, which: str) -> Path:
         if which not in self.trial_files:
             raise KeyError(f"{self.name} has no trial list {which!r}; it has {sorted(self.trial_files)}")
-        return read_trials(self.trial_files[which])
+        return self.trial_files[which]
+
+    def trials(self, which: str = "trials") -> list[tuple[int, str, str]]:
+        """The trial list ``which`` as ``(label, path1, path2)`` tuples."""
+        return read_trials(self._trial_file(which))
+
+    def iter_trials(self, which: str = "trials") -> Iterator[tuple[int, str, str]]:
+        """The trial list ``which``, streamed line by line (VoxCeleb1-E and -H hold over half a million)."""
+        return iter_trials(self._trial_file(which))
 
 
-def read_trials(path: str | Path) -> list[tuple[int, str, str]]:
-    """Read a VoxCeleb1-style trial list (``label path1 path2`` per line, label 1 = same speaker)."""
+def iter_trials(path: str | Path) -> Iterator[tuple[int, str, str]]:
+    """Stream a VoxCeleb1-style trial list (``label path1 path2`` per line, label 1 = same speaker); a bad
+    line raises with the file and line number when it is reached."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: trial list not found")
-    trials = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 3 or parts[0] not in {"0", "1"}:
-            raise ValueError(f"{path}, line {number}: expected 'label path1 path2' with label 0 or 1, got {line!r}")
-        trials.append((int(parts[0]), parts[1], parts[2]))
-    if not trials:
+    any_trial = False
+    with path.open() as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 3 or parts[0] not in {"0", "1"}:
+                raise ValueError(f"{path}, line {number}: expected 'label path1 path2' with label 0 or 1, "
+                                 f"got {line.rstrip()!r}")
+            any_trial = True
+            yield int(parts[0]), parts[1], parts[2]
+    if not any_trial:
         raise ValueError(f"{path}: trial list is empty")
-    return trials
+
+
+def read_trials(path: str | Path) -> list[tuple[int, str, str]]:
+    """Read a whole VoxCeleb1-style trial list (``label path1 path2`` per line, label 1 = same speaker)."""
+    path = Path(path)
+    if not path.exists():  # raised here, not at the first next() of the stream
+        raise FileNotFoundError(f"{path}: trial list not found")
+    return list(iter_trials(path))
+
+
+VOXCELEB1_TRIALS = {
+    "O": "veri_test.txt", "O-cleaned": "veri_test2.txt",
+    "E": "list_test_all.txt", "E-cleaned": "list_test_all2.txt",
+    "H": "list_test_hard.txt", "H-cleaned": "list_test_hard2.txt",
+}
+"""VoxCeleb1's official trial lists by protocol (Nagrani et al. 2017; Chung et al. 2018): VoxCeleb1-O (40 test
+speakers, 37,720 trials; cleaned 37,611), -E (all 1,251 speakers, 581,480; cleaned 579,818) and -H (same
+nationality and gender, 552,536; cleaned 550,894). The cleaned lists drop trials with wrong identities."""
 
 
 def voxceleb1(root: str | Path, trial_list: str = "veri_test2.txt") -> Source:
-    """VoxCeleb1 in its published layout: ``root/wav/idXXXXX/<video>/<n>.wav`` and a trial list.
+    """VoxCeleb1 in its published layout: ``root/wav/idXXXXX/<video>/<n>.wav`` and its trial lists.
 
-    Trial paths are relative to ``wav/`` (``id10270/5r0dWxy17C8/00001.wav``). Speakers that appear in the
-    trial list form the ``test`` split, all others ``train`` (VoxCeleb1-O: id10270 to id10309).
+    Opening reads no audio and walks no folders: the trial lists are streamed when used, and the manifest
+    (for training) is scanned on first use. ``trial_list`` (default: VoxCeleb1-O cleaned) becomes the source's
+    ``"trials"``; every official list in ``root`` is also offered under its protocol name
+    (:data:`VOXCELEB1_TRIALS`: ``"O"``, ``"O-cleaned"``, ``"E"``, ...). Trial paths are relative to ``wav/``
+    (``id10270/5r0dWxy17C8/00001.wav``). Speakers of ``trial_list`` form the ``test`` split, all others
+    ``train`` (VoxCeleb1-O: id10270 to id10309; with -E or -H every speaker is a test speaker, so train on
+    VoxCeleb2).
     """
     root = Path(root)
     wav = root / "wav"
     if not wav.is_dir():
         raise FileNotFoundError(f"{wav}: not found; expected VoxCeleb1 as {root}/wav/idXXXXX/<video>/<n>.wav")
-    trial_path = root / trial_list
-    trials = read_trials(trial_path) if trial_path.exists() else []
-    test_speakers = {p.split("/")[0] for _, a, b in trials for p in (a, b)}
-    rows = []
-    for f in sorted(wav.glob("id*/*/*.wav")):
-        rel = f.relative_to(wav).as_posix()
-        speaker = rel.split("/")[0]
-        rows.append({"path": rel, "speaker": speaker, "split": "test" if speaker in test_speakers else "train",
-                     "kind": "sentence", "label": None, "language": "en"})
-    if not rows:
-        raise FileNotFoundError(f"{wav}: no idXXXXX/<video>/<n>.wav files found")
-    return Source(wav, rows, {"trials": trial_path} if trials else {}, name=f"VoxCeleb1 at {root}")
+    if not any(p.name.startswith("id") and p.is_dir() for p in wav.iterdir()):
+        raise FileNotFoundError(f"{wav}: no idXXXXX speaker folders found")
+    trial_files = {name: root / fname for name, fname in VOXCELEB1_TRIALS.items() if (root / fname).exists()}
+    if (root / trial_list).exists():
+        trial_files["trials"] = root / trial_list
+    elif trial_list != "veri_test2.txt":  # asked for by name; without the default list the source has none
+        raise FileNotFoundError(f"{root / trial_list}: trial list not found (the official lists are "
+                                f"{', '.join(VOXCELEB1_TRIALS.values())})")
+
+    def scan() -> list[dict]:
+        test_speakers = ({p.split("/")[0] for _, a, b in iter_trials(trial_files["trials"]) for p in (a, b)}
+                         if "trials" in trial_files else set())
+        rows = []
+        for f in sorted(wav.glob("id*/*/*.wav")):
+            rel = f.relative_to(wav).as_posix()
+            speaker = rel.split("/")[0]
+            rows.append({"path": rel, "speaker": speaker, "split": "test" if speaker in test_speakers else "train",
+                         "kind": "sentence", "label": None, "language": "en"})
+        if not rows:
+            raise FileNotFoundError(f"{wav}: no idXXXXX/<video>/<n>.wav files found")
+        return rows
+
+    return Source(wav, scan, trial_files, name=f"VoxCeleb1 at {root}")
+
+
+def _listed_clips(root: Path, list_file: Path) -> Iterator[str]:
+    """The clips a Speech Commands split list names (``<word>/<speaker>_nohash_<n>.wav`` per line), each
+    checked to exist; a malformed line or a missing clip raises with the list file and line number."""
+    with list_file.open() as lines:
+        for number, line in enumerate(lines, start=1):
+            rel = line.strip()
+            if not rel:
+                continue
+            parts = rel.split("/")
+            if len(parts) != 2 or not parts[1].endswith(".wav") or "_nohash_" not in parts[1]:
+                raise ValueError(f"{list_file}, line {number}: expected '<word>/<speaker>_nohash_<n>.wav', "
+                                 f"got {rel!r}")
+            if not (root / rel).is_file():
+                raise FileNotFoundError(f"{list_file}, line {number}: {rel} is listed but {root / rel} does not "
+                                        "exist (an incomplete download?)")
+            yield rel
 
 
 def speech_commands(root: str | Path) -> Source:
     """Google Speech Commands v1 or v2: ``root/<word>/<speaker>_nohash_<n>.wav`` with
-    ``validation_list.txt`` and ``testing_list.txt``; the 12-class task (10 keywords, ``_unknown_``, and
-    ``_silence_`` cut from ``_background_noise_`` at load time)."""
+    ``validation_list.txt`` and ``testing_list.txt``, which put each listed clip in the ``validation`` or
+    ``test`` split (every other clip is ``train``, as in Warden's split); the 12-class task (10 keywords,
+    ``_unknown_``, and ``_silence_`` cut from ``_background_noise_`` at load time)."""
     root = Path(root)
     lists = {}
     for split, fname in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
         if not (root / fname).exists():
             raise FileNotFoundError(f"{root / fname}: not found; is {root} a Speech Commands folder?")
-        lists.update({line.strip(): split for line in (root / fname).read_text().splitlines() if line.strip()})
+        lists.update({rel: split for rel in _listed_clips(root, root / fname)})
     rows = []
     for f in sorted(root.glob("*/*.wav")):
         word = f.parent.name

@@ -61,6 +61,39 @@ def test_speech_commands_reader_on_a_fake_tree(tmp_path):
 def test_speech_commands_reader_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="validation_list.txt"):
         sources.speech_commands(tmp_path)
+    _wav(tmp_path / "yes" / "aa11_nohash_0.wav", 0.5)
+    (tmp_path / "validation_list.txt").write_text("yes/aa11_nohash_0.wav\n")
+    (tmp_path / "testing_list.txt").write_text("\nyes/aa11_nohash_0.wav\nyes/zz99_nohash_0.wav\n")
+    with pytest.raises(FileNotFoundError, match=r"testing_list.txt, line 3: yes/zz99_nohash_0.wav is listed"):
+        sources.speech_commands(tmp_path)
+    (tmp_path / "testing_list.txt").write_text("yes aa11_nohash_0.wav\n")
+    with pytest.raises(ValueError, match=r"testing_list.txt, line 1: expected '<word>/<speaker>_nohash_<n>.wav'"):
+        sources.speech_commands(tmp_path)
+
+
+def test_voxceleb1_offers_the_official_lists_and_streams_them_without_scanning_the_audio(tmp_path):
+    (tmp_path / "wav" / "id10270").mkdir(parents=True)  # a speaker folder, no audio yet
+    pair = "id10270/v/00001.wav id10271/v/00001.wav"
+    (tmp_path / "veri_test.txt").write_text(f"1 {pair}\n0 {pair}\n")
+    (tmp_path / "veri_test2.txt").write_text(f"1 {pair}\n")
+    (tmp_path / "list_test_hard2.txt").write_text(f"0 {pair}\n1 {pair}\nnot a trial\n")
+    src = sources.voxceleb1(tmp_path)  # opens: reads no audio, walks no folders
+    assert set(src.trial_files) == {"trials", "O", "O-cleaned", "H-cleaned"}
+    assert src.trial_files["trials"] == src.trial_files["O-cleaned"]
+    assert len(src.trials("O")) == 2 and src.trials() == [(1, "id10270/v/00001.wav", "id10271/v/00001.wav")]
+    stream = src.iter_trials("H-cleaned")
+    assert next(stream)[0] == 0 and next(stream)[0] == 1  # read as it goes; the bad line is reached only now
+    with pytest.raises(ValueError, match=r"list_test_hard2.txt, line 3"):
+        next(stream)
+    with pytest.raises(FileNotFoundError, match="no idXXXXX/<video>/<n>.wav files"):
+        src.manifest  # the scan, on first use
+    _wav(tmp_path / "wav" / "id10270" / "v" / "00001.wav")
+    _wav(tmp_path / "wav" / "id10001" / "v" / "00001.wav")
+    assert {(r["speaker"], r["split"]) for r in src.manifest} == {("id10270", "test"), ("id10001", "train")}
+    hard = sources.voxceleb1(tmp_path, trial_list="veri_test.txt")
+    assert len(hard.trials()) == 2
+    with pytest.raises(FileNotFoundError, match="list_test_all2.txt: trial list not found"):
+        sources.voxceleb1(tmp_path, trial_list="list_test_all2.txt")
 
 
 def test_trial_list_errors_name_file_and_line(tmp_path):
