@@ -194,3 +194,19 @@ def speech_commands(root: str | Path) -> Source:
     if not any(r["kind"] == "keyword" for r in rows):
         raise FileNotFoundError(f"{root}: no keyword folders (yes, no, ...) with .wav files found")
     return Source(root, rows, name=f"Speech Commands at {root}")
+
+
+def open_folder(root: str | Path) -> Source:
+    """A real dataset by its folder, its layout telling which: VoxCeleb1 (``wav/idXXXXX/...``) or Speech
+    Commands (``validation_list.txt``). What a notebook's ``CORPUS`` knob does with a path, so that
+    ``python -m kdlib.runner run -p CORPUS /data/voxceleb1`` runs a notebook on it."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder (a dataset folder, or a built corpus's name)")
+    if (root / "wav").is_dir():
+        return voxceleb1(root)
+    if (root / "validation_list.txt").exists() or (root / "testing_list.txt").exists():
+        return speech_commands(root)
+    raise ValueError(f"{root}: not a dataset layout kdlib reads; expected VoxCeleb1 ({root}/wav/idXXXXX/<video>/"
+                     f"<n>.wav with veri_test2.txt) or Speech Commands ({root}/<word>/*.wav with "
+                     "validation_list.txt and testing_list.txt)")

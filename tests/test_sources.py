@@ -114,3 +114,20 @@ def test_by_speaker_groups_selected_rows_in_manifest_order(smoke_corpus):
     assert list(groups) == list(dict.fromkeys(r["speaker"] for r in rows))
     assert [r for g in groups.values() for r in g] == sorted(rows, key=lambda r: list(groups).index(r["speaker"]))
     assert all(r["speaker"] == s and r["kind"] == "sentence" for s, g in groups.items() for r in g)
+
+
+def test_a_dataset_folder_opens_by_its_layout_where_a_corpus_name_is_expected(tmp_path):
+    from kdlib import corpus
+
+    _wav(tmp_path / "vox" / "wav" / "id10270" / "v" / "00001.wav")
+    (tmp_path / "vox" / "veri_test2.txt").write_text("1 id10270/v/00001.wav id10270/v/00001.wav\n")
+    _wav(tmp_path / "sc" / "yes" / "aa11_nohash_0.wav")
+    (tmp_path / "sc" / "validation_list.txt").write_text("")
+    (tmp_path / "sc" / "testing_list.txt").write_text("yes/aa11_nohash_0.wav\n")
+    assert corpus.load(str(tmp_path / "vox")).name.startswith("VoxCeleb1 at")
+    assert corpus.load(str(tmp_path / "sc")).select("test")[0]["label"] == "yes"
+    (tmp_path / "other").mkdir()
+    with pytest.raises(ValueError, match="not a dataset layout kdlib reads"):
+        corpus.load(str(tmp_path / "other"))
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        corpus.load(str(tmp_path / "missing"))

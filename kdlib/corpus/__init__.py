@@ -41,7 +41,7 @@ from kdlib import augment
 from kdlib.audio import SAMPLE_RATE, resample, write_audio
 from kdlib.config import data_dir, provenance
 from kdlib.sentences import UNKNOWN_WORDS, sentence
-from kdlib.sources import KEYWORDS, Source
+from kdlib.sources import KEYWORDS, Source, open_folder
 
 VERSION = 1
 EN_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
@@ -361,8 +361,12 @@ class Corpus(Source):
                 f"{c['train_speakers']}/{c['test_speakers']}/{c['other_speakers']} train/test/other speakers)")
 
 
-def load(name: str = "default") -> Corpus:
-    """Open a built corpus; if it is missing, the error names the command that builds it."""
+def load(name: str = "default") -> Source:
+    """Open a built corpus by name; if it is missing, the error names the command that builds it. A path
+    (with a ``/``) opens a real dataset's folder instead (:func:`kdlib.sources.open_folder`: VoxCeleb1 or
+    Speech Commands)."""
+    if "/" in str(name) or os.sep in str(name):
+        return open_folder(name)
     root = corpus_root(name)
     if not _is_complete(root):
         raise FileNotFoundError(f"corpus '{name}' is not built at {root}. Build it with:\n"
