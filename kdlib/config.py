@@ -171,13 +171,14 @@ AVX, or with MKL in another mode, and identical weights run to run."""
 
 
 def numerics() -> dict:
-    """What decides a CPU run's floating-point results: threads and the kernel-library settings in force."""
+    """What decides a run's floating-point results: threads, the kernel-library settings in force and the
+    training precision (``KDLIB_PRECISION``, :func:`kdlib.train.fit`'s default; None: fp32)."""
     import sys
 
     torch = sys.modules.get("torch")  # the corpus builder never imports torch; don't make it
     return {"torch_threads": torch.get_num_threads() if torch else None,
             "cpu_capability": torch.backends.cpu.get_cpu_capability() if torch else None,
-            **{key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS")}}
+            **{key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS", "KDLIB_PRECISION")}}
 
 
 def git_commit() -> str | None:

@@ -18,6 +18,10 @@ import torch
 from torch import nn
 
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""What :func:`fit`'s ``precision`` accepts, and the dtype autocast computes in."""
+
+
 class _Objective(nn.Module):
     """The model with its loss as ``forward``, so that DistributedDataParallel sees the loss computed."""
 
@@ -57,7 +61,7 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
         weight_decay: float = 0.0, optimizer: torch.optim.Optimizer | None = None, schedule: str = "cosine",
         warmup_steps: int = 0, grad_clip: float | None = 5.0, device: str | None = None, seed: int = 0,
         checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True,
-        max_steps_per_epoch: int | None = None, desc: str = "") -> History:
+        max_steps_per_epoch: int | None = None, desc: str = "", precision: str | None = None) -> History:
     """Train ``model`` with ``loss_fn`` over ``loader`` for ``epochs``; return the loss history.
 
     ``loss_fn`` receives each batch already moved to ``device`` (kdlib's rule: the accelerator the model sits
@@ -65,7 +69,11 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
     trainable parameters of ``model`` (include a loss head's parameters by making it a submodule, or pass
     your own optimizer). ``schedule``: "cosine" (with linear warm-up) or "constant". With ``checkpoint``,
     the state is saved after every epoch and, if ``resume``, a run picks up where a previous one stopped.
-    ``desc`` labels the progress bar and the epoch lines (what is being trained).
+    ``desc`` labels the progress bar and the epoch lines (what is being trained). ``precision``: "fp32", or
+    mixed precision under ``torch.autocast``, "bf16" (GPUs since Ampere, recent CPUs) or "fp16" (GPUs; the loss
+    is scaled by a ``GradScaler`` so that small gradients do not flush to zero); None (default) reads
+    ``$KDLIB_PRECISION`` (unset: "fp32"), so that a whole notebook trains in bf16 with
+    ``KDLIB_PRECISION=bf16`` and no change to its code.
 
     Under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1) each process trains on its slice of every
     batch of ``loader``, which is the global batch; gradients are averaged by DDP, the history holds global
@@ -75,6 +83,9 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
     from kdlib.config import resolve_device
     from kdlib.progress import bar as progress_bar
 
+    precision = precision or os.environ.get("KDLIB_PRECISION") or "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r} (KDLIB_PRECISION?)")
     parallel = distributed.init()
     main = distributed.is_main()
     progress = progress and main
@@ -100,6 +111,11 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress_frac)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    device_type = torch.device(device).type
+    if precision == "fp16" and device_type != "cuda":
+        raise ValueError(f"precision 'fp16' needs a GPU (training on {device}); use 'bf16' or 'fp32'")
+    autocast = torch.autocast(device_type, dtype=PRECISIONS[precision], enabled=precision != "fp32")
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     history, start_epoch = History(), 0
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt and resume and ckpt.exists():
@@ -129,7 +145,8 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
         for step, batch in enumerate(loader):
             if step >= steps_per_epoch:
                 break
-            out = objective(_to(batch, device))
+            with autocast:
+                out = objective(_to(batch, device))
             loss, terms = out if isinstance(out, tuple) else (out, {})
             logged = {k: v for k, v in terms.items()}
             if parallel:  # global means of the logged values; each rank's loss weighted by its share
@@ -145,11 +162,13 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
             if not torch.isfinite(global_loss):
                 raise FloatingPointError(f"loss became {global_loss.item()} at epoch {epoch + 1}, step {step}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             distributed.average_gradients(outside)
+            scaler.unscale_(optimizer)
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             loss = global_loss
             history.log(epoch=epoch, loss=loss.item(), lr=optimizer.param_groups[0]["lr"],

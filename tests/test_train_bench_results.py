@@ -190,3 +190,39 @@ def test_save_model_keeps_fp32_weights_for_a_later_notebook(tmp_path):
     x = torch.randn(2, 8000)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))  # fp32 kept bit for bit (the zoo's fp16 would not be)
+
+
+def test_mixed_precision_trains_close_to_fp32_and_bad_settings_are_refused():
+    """bf16 autocast on the CPU: a net with matmuls learns as in fp32, within bf16's 8-bit mantissa."""
+    histories = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 1))
+        histories[precision] = train.fit(
+            model, _problem(), lambda b: nn.functional.mse_loss(model(b[0]).float(), b[1]), epochs=6, lr=0.02,
+            device="cpu", progress=False, precision=precision)["loss"]
+    assert histories["bf16"][-1] < 0.2 * histories["bf16"][0]
+    assert histories["bf16"][0] == pytest.approx(histories["fp32"][0], rel=2e-2)
+    assert np.mean(histories["bf16"][-8:]) == pytest.approx(np.mean(histories["fp32"][-8:]), rel=0.15)
+    assert histories["bf16"] != histories["fp32"]  # autocast did run in bf16
+    model = nn.Linear(4, 1)
+    with pytest.raises(ValueError, match="'fp16' needs a GPU"):
+        train.fit(model, _problem(), lambda b: model(b[0]).sum(), epochs=1, device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        train.fit(model, _problem(), lambda b: model(b[0]).sum(), epochs=1, device="cpu", precision="half")
+
+
+def test_the_precision_can_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("KDLIB_PRECISION", "bf16")
+    runs = []
+    for precision in (None, "bf16"):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 1))
+        runs.append(train.fit(model, _problem(), lambda b: nn.functional.mse_loss(model(b[0]).float(), b[1]),
+                              epochs=1, lr=0.02, device="cpu", progress=False, precision=precision)["loss"])
+    assert runs[0] == runs[1]
+    from kdlib.config import numerics
+    assert numerics()["KDLIB_PRECISION"] == "bf16"
+    monkeypatch.setenv("KDLIB_PRECISION", "float8")
+    with pytest.raises(ValueError, match="KDLIB_PRECISION"):
+        train.fit(model, _problem(), lambda b: model(b[0]).sum(), epochs=1, device="cpu")
