@@ -143,3 +143,125 @@ def distil_real_teacher(student, teacher, loader, *, steps: int, teacher_dim: in
     return train.fit(wrapper, loader, wrapper.loss, epochs=epochs, lr=lr, weight_decay=weight_decay,
                      warmup_steps=min(50, steps // 10), device=device, seed=seed,
                      max_steps_per_epoch=-(-steps // epochs), progress=progress, desc="distil real teacher")
+
+
+class EmbeddingRegression(nn.Module):
+    """A student that learns the teacher's embedding space alone, with no speaker labels at all:
+
+        L = 1 − cos(P e_S(x), e_T(x))   averaged over the crops x of the batch
+
+    with the teacher's embeddings ``e_T(x)`` computed once per crop (:func:`teacher_embeddings`), so a step
+    costs the student alone. Unlike :class:`TeacherMatching`, nothing ties the student to the synthetic
+    speakers' identities: whatever separates voices, it learns from the teacher."""
+
+    def __init__(self, student: nn.Module, teacher_dim: int):
+        super().__init__()
+        self.student, self.project = student, nn.Linear(student.embed_dim, teacher_dim)
+
+    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        kd = embedding_cosine(self.project(self.student(batch["wave"])), batch["target"])
+        return kd, {"kd": kd}
+
+
+def teacher_embeddings(teacher: nn.Module, waves: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """The teacher's embeddings of fixed crops ``(n, samples)``, once, on the CPU: ``(n, teacher_dim)``."""
+    from kdlib.evaluate import batched
+
+    with torch.no_grad():
+        return batched(teacher.eval(), waves, batch_size)
+
+
+def distil_cached(student: nn.Module, banks: dict[str, dict[str, torch.Tensor]], *, steps: int, batch: int = 32,
+                  lr: float = 2e-3, weight_decay: float = 2e-5, seed: int = 0, device: str | None = None,
+                  progress: bool = True) -> train.History:
+    """Train ``student`` under :class:`EmbeddingRegression` for ``steps`` batches of ``batch`` crops drawn
+    from ``banks`` (``{name: {"wave": (n, samples), "target": (n, teacher_dim)}}``, one crop length per bank,
+    each batch from one bank); AdamW, a linear warm-up over a tenth of the steps (at most 100), cosine decay.
+    Returns the loss history; the student is trained in place."""
+    from kdlib.datasets import BucketBatches
+
+    dims = {b["target"].shape[1] for b in banks.values()}
+    if len(dims) != 1:
+        raise ValueError(f"every bank needs targets of one width, got {sorted(dims)}")
+    batches = BucketBatches(banks, batch, seed=seed)
+    wrapper = EmbeddingRegression(student, dims.pop())
+    epochs = max(1, -(-steps // len(batches)))
+    return train.fit(wrapper, batches, wrapper.loss, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                     warmup_steps=min(100, steps // 10), device=device, seed=seed,
+                     max_steps_per_epoch=-(-steps // epochs), progress=progress, desc="regress real teacher")
+
+
+def same_language_trials(source) -> np.ndarray:
+    """Which trials of a real-speech set's ``"trials"`` pair two clips of one language (en, es, fr, ...)."""
+    lang = {r["path"]: r["language"][:2] for r in source.manifest}
+    return np.array([lang[a] == lang[b] for _, a, b in source.trials("trials")])
+
+
+def score(model: nn.Module, prompts, synthetic) -> dict:
+    """EER on the real prompts (all trials and same-language trials) and on a synthetic corpus's test trials."""
+    from kdlib import evaluate
+
+    real = evaluate.sv(model, prompts, trials="trials", progress=False)
+    keep = same_language_trials(prompts)
+    return {"eer_real": real["eer"], "eer_real_same_language": metrics.eer(real["scores"][keep], real["labels"][keep]),
+            "eer_synthetic": evaluate.sv(model, synthetic, trials="trials", progress=False)["eer"]}
+
+
+def scratch_attempt(steps: int = 1500, channels: int = 256, syn_crops: int = 2, real_crops: int = 2,
+                    batch: int = 32, lr: float = 2e-3, seed: int = 0, corpus_name: str = "default") -> dict:
+    """An ECAPA-TDNN trained from scratch on GE2E's embeddings alone (:func:`distil_cached`): ``syn_crops``
+    random 2 s crops of every synthetic training sentence and ``real_crops`` random 1 s crops of every KDE word
+    clip, GE2E's embedding of each computed once. Returns its EERs (:func:`score`) beside GE2E's and MFCC
+    statistics', and what it took."""
+    import time
+
+    from kdlib import corpus, features
+    from kdlib.corpus import real
+    from kdlib.datasets import AudioCache
+    from kdlib.models import speaker_model
+    from kdlib.models.ge2e import load_ge2e
+
+    start = time.time()
+    rng = np.random.default_rng(seed)
+    data, prompts, teacher = corpus.load(corpus_name), real.load(), load_ge2e()
+    audio = AudioCache(data)
+    sentences = data.select("train", "sentence")
+    syn = torch.stack([torch.from_numpy(crop(audio(r["path"]), 2 * SAMPLE_RATE, rng).copy())
+                       for r in sentences for _ in range(syn_crops)])
+    words = unlabelled_real_speech(progress=False)
+    real_x = torch.stack([torch.from_numpy(np.ascontiguousarray(crop(w, SAMPLE_RATE, rng), dtype=np.float32))
+                          for w in words for _ in range(real_crops)])
+    banks = {"synthetic 2 s": {"wave": syn, "target": teacher_embeddings(teacher, syn)},
+             "real words 1 s": {"wave": real_x, "target": teacher_embeddings(teacher, real_x)}}
+    prepared = time.time() - start
+    torch.manual_seed(seed)
+    student = speaker_model("ecapa_tdnn", channels=channels)
+    history = distil_cached(student, banks, steps=steps, batch=batch, lr=lr, seed=seed)
+    trained = time.time() - start - prepared
+    student.eval()
+    mfcc = features.mfcc_baseline(data)
+    return {"student": score(student, prompts, data), "ge2e": score(teacher, prompts, data),
+            "mfcc_stats": score(mfcc, prompts, data),
+            "setup": {"steps": steps, "channels": channels, "batch": batch, "lr": lr, "seed": seed,
+                      "synthetic_crops": len(syn), "real_crops": len(real_x), "final_kd": float(np.mean(history["kd"][-50:])),
+                      "first_kd": float(np.mean(history["kd"][:50])), "prepare_s": round(prepared),
+                      "train_s": round(trained), "total_s": round(time.time() - start)}}
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m kdlib.transfer",
+                                     description="scratch: an ECAPA-TDNN trained from scratch on GE2E's embeddings")
+    parser.add_argument("attempt", choices=["scratch"])
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--channels", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="write the result as JSON here")
+    args = parser.parse_args()
+    result = scratch_attempt(steps=args.steps, channels=args.channels, seed=args.seed)
+    print(json.dumps(result, indent=1, default=float))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1, default=float)

@@ -103,3 +103,20 @@ def test_labelled_real_crops_add_a_speaker_term_that_learns():
     with pytest.raises(ValueError, match="real_labels: 2 labels for 6 real waveforms"):
         transfer.distil_real_teacher(_student(), _Teacher(), _loader(), steps=1, teacher_dim=16,
                                      real_waves=waves, real_labels=[0, 1], progress=False)
+
+
+def test_a_student_regresses_cached_teacher_embeddings_without_labels():
+    g = torch.Generator().manual_seed(1)
+    long_x = torch.randn(8, 16_000, generator=g) * torch.linspace(0.05, 0.5, 8)[:, None]
+    short_x = torch.randn(8, 8_000, generator=g) * torch.linspace(0.5, 0.05, 8)[:, None]
+    teacher = _Teacher()
+    banks = {"1 s": {"wave": long_x, "target": transfer.teacher_embeddings(teacher, long_x)},
+             "0.5 s": {"wave": short_x, "target": transfer.teacher_embeddings(teacher, short_x, batch_size=3)}}
+    assert torch.allclose(banks["1 s"]["target"], teacher(long_x))  # cached once, the same embeddings
+    student = speaker_model("ecapa_tdnn", channels=16, embed_dim=8)  # no head: no labels anywhere
+    history = transfer.distil_cached(student, banks, steps=60, batch=4, lr=5e-3, progress=False)
+    assert len(history["kd"]) == 60
+    assert np.mean(history["kd"][-8:]) < 0.5 * np.mean(history["kd"][:8])
+    with pytest.raises(ValueError, match="targets of one width"):
+        transfer.distil_cached(student, {"a": banks["1 s"], "b": {"wave": short_x, "target": torch.zeros(8, 3)}},
+                               steps=1)
