@@ -8,10 +8,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"attribution", "audio", "augment", "bench", "config", "corpus", "datasets", "distill",
-               "downstream", "ensemble", "espeak", "evaluate", "features", "metrics", "models", "multitask",
-               "one_step", "plots", "pretraining", "probing", "progress", "quant", "results", "runner",
-               "screenshots", "sentences", "sources", "train", "zoo"}
+_SUBMODULES = {"attribution", "audio", "augment", "bench", "book", "config", "corpus", "datasets", "distill",
+               "distributed", "downstream", "ensemble", "espeak", "evaluate", "features", "metrics", "models",
+               "multitask", "one_step", "plots", "pretraining", "probing", "progress", "quant", "report", "results",
+               "runner", "screenshots", "sentences", "sources", "throughput", "train", "transfer", "variants", "zoo"}
 
 
 def __getattr__(name):
