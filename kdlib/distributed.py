@@ -209,3 +209,18 @@ def average_gradients(params) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad)
             p.grad /= dist.get_world_size()
+
+
+def gather(keys: list, rows: torch.Tensor | None) -> dict:
+    """Every rank's ``{key: row}`` merged, rows on the CPU (``rows``: one per key, or None for no keys);
+    the local pairs alone when not distributed. How evaluation split between processes comes together."""
+    local = (keys, rows.cpu() if rows is not None else None)
+    parts = [local]
+    if active():
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, local)
+    merged = {}
+    for part_keys, part_rows in parts:
+        if part_rows is not None:
+            merged.update(zip(part_keys, part_rows))
+    return merged

@@ -68,7 +68,25 @@ def embed(model: Callable[[torch.Tensor], torch.Tensor], source: Source, paths: 
     in the order of ``paths``. A model that is an ``nn.Module`` is put in eval mode on the device.
 
     ``inputs`` (``{path: (1, ...) tensor}``) replaces each clip's audio by a precomputed input, e.g. the
-    output of a frozen front end that many compared models share, computed once per clip."""
+    output of a frozen front end that many compared models share, computed once per clip.
+
+    In a data-parallel run (:mod:`kdlib.distributed`) each process embeds every ``world_size``-th clip and the
+    processes exchange their embeddings, so evaluation is split between them too."""
+    from kdlib import distributed
+
+    if distributed.active():
+        unique = sorted(set(paths))
+        mine = unique[distributed.rank()::distributed.world_size()]
+        rows = _embed_here(model, source, mine, seconds, batch_size, device, progress and distributed.is_main(),
+                           inputs) if mine else None
+        merged = distributed.gather(mine, rows)
+        return torch.stack([merged[p] for p in paths])
+    return _embed_here(model, source, paths, seconds, batch_size, device, progress, inputs)
+
+
+def _embed_here(model, source: Source, paths: list[str], seconds: float | None, batch_size: int, device: str | None,
+                progress: bool, inputs: dict | None) -> torch.Tensor:
+    """:func:`embed` in this process alone."""
     from kdlib.models.speaker import SpeakerModel
 
     device = _prepare(model, device)

@@ -49,6 +49,24 @@ def run(case: str, checkpoint: Path | None = None) -> tuple[dict, dict]:
     return dict(history), weights
 
 
+def embeddings() -> dict[str, torch.Tensor]:
+    """A small seeded ECAPA-TDNN's embeddings of 11 smoke-corpus sentences (one repeated), whole and cropped,
+    and how many whole clips this process embedded."""
+    from kdlib import corpus, evaluate
+    from kdlib.models import speaker_model
+
+    data = corpus.load("smoke")
+    paths = [r["path"] for r in data.select("test", "sentence")[:10]]
+    paths.append(paths[3])
+    torch.manual_seed(0)
+    model = speaker_model("ecapa_tdnn", channels=16, embed_dim=8)
+    clips = []  # the clips this process ran its front end on
+    model.frontend.register_forward_hook(lambda module, args, out: clips.append(args[0].shape[0]))
+    whole = evaluate.embed(model, data, paths, progress=False)
+    return {"whole": whole, "clips_here": torch.tensor(len(clips)),
+            "cropped": evaluate.embed(model, data, paths, seconds=1.0, progress=False)}
+
+
 if __name__ == "__main__":
     from kdlib import distributed
 
@@ -57,4 +75,5 @@ if __name__ == "__main__":
     rank = distributed.rank()
     saved = {case: run(case, out / f"checkpoint-rank{rank}-{case}.pt") for case in CASES}
     results.save("ddp_job", seed=5, wall_time_s=0.0, models={}, out_dir=out / f"results-rank{rank}")
-    torch.save({"world_size": distributed.world_size(), "cases": saved}, out / f"rank{rank}.pt")
+    torch.save({"world_size": distributed.world_size(), "cases": saved, "embeddings": embeddings()},
+               out / f"rank{rank}.pt")

@@ -48,6 +48,16 @@ def test_two_gloo_processes_train_like_one_on_the_same_global_batch(two_processe
     assert history["loss"][-1] < 0.7 * history["loss"][0]
 
 
+def test_evaluation_is_split_between_the_processes_and_comes_together(two_processes):
+    _, ranks = two_processes
+    alone = ddp_job.embeddings()
+    for r in ranks:
+        for how in ("whole", "cropped"):
+            torch.testing.assert_close(r["embeddings"][how], alone[how], atol=1e-5, rtol=0)
+    assert torch.equal(ranks[0]["embeddings"]["whole"][10], ranks[0]["embeddings"]["whole"][3])
+    assert alone["clips_here"] == 10 and [int(r["embeddings"]["clips_here"]) for r in ranks] == [5, 5]
+
+
 def test_only_rank_zero_writes_checkpoints_and_results(two_processes):
     out, _ = two_processes
     for case in ddp_job.CASES:
