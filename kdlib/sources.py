@@ -94,9 +94,6 @@ def iter_trials(path: str | Path) -> Iterator[tuple[int, str, str]]:
 
 def read_trials(path: str | Path) -> list[tuple[int, str, str]]:
     """Read a whole VoxCeleb1-style trial list (``label path1 path2`` per line, label 1 = same speaker)."""
-    path = Path(path)
-    if not path.exists():  # raised here, not at the first next() of the stream
-        raise FileNotFoundError(f"{path}: trial list not found")
     return list(iter_trials(path))
 
 

@@ -148,7 +148,7 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
             with autocast:
                 out = objective(_to(batch, device))
             loss, terms = out if isinstance(out, tuple) else (out, {})
-            logged = {k: v for k, v in terms.items()}
+            logged = dict(terms)
             if parallel:  # global means of the logged values; each rank's loss weighted by its share
                 items = distributed.batch_size(batch) or 1
                 keys = sorted(logged)
