@@ -30,6 +30,7 @@ class Source:
         self.root, self._manifest = Path(root), manifest
         self.trial_files = dict(trial_files or {})
         self.name = name
+        self.info = {"name": name}  # what results record of the data; a built corpus adds its build record
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, trial lists: {sorted(self.trial_files)})"
