@@ -155,3 +155,38 @@ def test_a_script_refuses_an_unknown_knob(tmp_path, capsys):
                      "--out", str(tmp_path / "x.py")])
     assert "no knob named SEEDZ" in capsys.readouterr().err
     assert not (tmp_path / "x.py").exists()
+
+
+def test_a_notebook_runs_on_a_dataset_folder_in_voxceleb_layout(tmp_path, monkeypatch):
+    """The full-scale data path: the smoke corpus's sentences rewritten as a VoxCeleb1 tree (wav/idXXXXX/<video>/
+    <n>.wav and veri_test2.txt), given to notebook 02 in smoke mode as a folder path (-p CORPUS)."""
+    import itertools
+
+    import soundfile as sf
+
+    from kdlib import corpus
+    from kdlib.audio import read_audio
+    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
+
+    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
+        monkeypatch.delenv(key, raising=False)  # restored after the runner sets them
+    monkeypatch.setenv("KDLIB_SMOKE", "1")
+
+    smoke = corpus.load("smoke")
+    tree, test_clips = tmp_path / "voxceleb1", []
+    for split, first in (("train", 10001), ("test", 10270)):
+        for k, (_, rows) in enumerate(sorted(smoke.by_speaker(split, "sentence").items())):
+            for j, row in enumerate(rows):
+                rel = f"id{first + k}/vid{j % 2}/{j:05d}.wav"
+                (tree / "wav" / rel).parent.mkdir(parents=True, exist_ok=True)
+                sf.write(tree / "wav" / rel, read_audio(smoke.path(row["path"])), 16_000)
+                if split == "test":
+                    test_clips.append(rel)
+    (tree / "veri_test2.txt").write_text("".join(f"{int(a[:7] == b[:7])} {a} {b}\n"
+                                                 for a, b in itertools.combinations(test_clips, 2)))
+    out = tmp_path / "results"
+    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / "02_iml_kd.ipynb"),
+                        "-p", "CORPUS", str(tree), "--results", str(out)]) == 0
+    record = json.loads((out / "smoke" / "02_iml_kd.json").read_text())
+    assert record["parameters"] == {"CORPUS": str(tree)}
+    assert all(0 <= m["eer"] <= 1 for m in record["models"].values() if m.get("eer") is not None)
