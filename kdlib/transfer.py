@@ -243,9 +243,9 @@ def scratch_attempt(steps: int = 1500, channels: int = 256, syn_crops: int = 2, 
     return {"student": score(student, prompts, data), "ge2e": score(teacher, prompts, data),
             "mfcc_stats": score(mfcc, prompts, data),
             "setup": {"steps": steps, "channels": channels, "batch": batch, "lr": lr, "seed": seed,
-                      "synthetic_crops": len(syn), "real_crops": len(real_x), "final_kd": float(np.mean(history["kd"][-50:])),
-                      "first_kd": float(np.mean(history["kd"][:50])), "prepare_s": round(prepared),
-                      "train_s": round(trained), "total_s": round(time.time() - start)}}
+                      "synthetic_crops": len(syn), "real_crops": len(real_x),
+                      "final_kd": float(np.mean(history["kd"][-50:])), "first_kd": float(np.mean(history["kd"][:50])),
+                      "prepare_s": round(prepared), "train_s": round(trained), "total_s": round(time.time() - start)}}
 
 
 class LabelledWaves(torch.utils.data.Dataset):

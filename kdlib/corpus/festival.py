@@ -100,7 +100,8 @@ def synthesize(per_voice: int = 80, seed: int = 0, stretch: tuple[float, float] 
     work.mkdir(parents=True, exist_ok=True)
     waves, names = [], []
     for voice in voices or tuple(VOICES):
-        jobs = [(sentence(text_rng), float(rng.uniform(*stretch)), work / f"{voice}-{i:03d}.wav") for i in range(per_voice)]
+        jobs = [(sentence(text_rng), float(rng.uniform(*stretch)), work / f"{voice}-{i:03d}.wav")
+                for i in range(per_voice)]
         for _, _, path in jobs:
             path.unlink(missing_ok=True)
         _say(tree, voice, jobs)
