@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from kdlib.config import REPO_ROOT
-from kdlib.runner import rerun_command
+from kdlib.runner import TIMES_FILE, rerun_command
 
 NOTEBOOKS = {
     "00_data_and_teachers": "00 · data, SV scoring and teachers",
@@ -224,9 +224,38 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def readme_section(records: dict[str, dict], source: str = "results/reference/") -> str:
-    """The README's generated results section: each run's time and hardware, its claims, its headline models;
-    ``source`` names the folder the records came from."""
+def load_times(results_dir: str | Path) -> dict | None:
+    """The runner's ``run_times.json`` of a results folder (each notebook's wall time and seconds per section),
+    or None when the folder has none. Refuses a file that is not one, naming it."""
+    path = Path(results_dir) / TIMES_FILE
+    if not path.is_file():
+        return None
+    try:
+        times = json.loads(path.read_text())
+        for name, entry in times["notebooks"].items():
+            float(entry["seconds"]), [float(s["seconds"]) for s in entry["sections"]]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a run-times file written by python -m kdlib.runner run ({err!r})") from None
+    return times
+
+
+def time_table(times: dict, top: int = 3) -> list[str]:
+    """Markdown lines: every notebook's wall time as the runner measured it, and its ``top`` longest sections."""
+    rows = ["| notebook | wall time | where it goes (the longest sections) |", "|---|---|---|"]
+    for name, entry in times["notebooks"].items():
+        longest = sorted(entry["sections"], key=lambda s: -s["seconds"])[:top]
+        parts = "; ".join(f"{s['section']} {s['seconds']:.0f} s" for s in longest)
+        rows.append(f"| {name} | {_minutes(entry['seconds'])} | {parts} |")
+    total = sum(e["seconds"] for e in times["notebooks"].values())
+    return [f"The runner's wall time, all {len(times['notebooks'])} notebooks: **{_minutes(total)}** "
+            f"(kernel start-up included; `{TIMES_FILE}`).", "", *rows]
+
+
+def readme_section(records: dict[str, dict], source: str = "results/reference/",
+                   times: dict | None = None) -> str:
+    """The README's generated results section: each run's time and hardware, its claims, its headline models,
+    and (given the runner's ``times``) where each notebook's time went; ``source`` names the folder the
+    records came from."""
     runs = ["| notebook | wall time | hardware | device | claims that hold |", "|---|---|---|---|---|"]
     models = ["| notebook | model | params | size | CPU latency | EER | KWS accuracy |", "|---|---|---|---|---|---|---|"]
     for notebook, record in records.items():
@@ -247,7 +276,7 @@ def readme_section(records: dict[str, dict], source: str = "results/reference/")
              " by `python -m kdlib.report readme`; do not edit by hand.", "", *runs, "",
              "Headline models (size as stored: fp32, or packed for quantized weights; CPU latency: one thread; "
              "each notebook's EER on its own trials, see its section):", "", *models, "",
-             "† " + _LATENCY_NOTE, "", END]
+             "† " + _LATENCY_NOTE, "", *([*time_table(times), ""] if times else []), END]
     return "\n".join(lines)
 
 
@@ -279,7 +308,15 @@ def promote(source: str | Path, reference: str | Path | None = None) -> list[Pat
     load(source)
     reference = Path(reference) if reference else reference_dir()
     reference.mkdir(parents=True, exist_ok=True)
-    return [Path(shutil.copy2(Path(source) / f"{name}.json", reference / f"{name}.json")) for name in NOTEBOOKS]
+    written = [Path(shutil.copy2(Path(source) / f"{name}.json", reference / f"{name}.json")) for name in NOTEBOOKS]
+    times = load_times(source)
+    if times is not None:
+        lacking = [n for n in (*NOTEBOOKS, "06_compare") if times["notebooks"].get(n, {}).get("mode") != "full"]
+        if lacking:
+            raise ValueError(f"{Path(source) / TIMES_FILE}: no full-mode time of {', '.join(lacking)}; rerun with "
+                             f"{rerun_command(lacking)}")
+        written.append(Path(shutil.copy2(Path(source) / TIMES_FILE, reference / TIMES_FILE)))
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = folder.resolve().relative_to(REPO_ROOT).as_posix() + "/"
     except ValueError:
         shown = str(folder)
-    section = readme_section(load(folder), shown)
+    section = readme_section(load(folder), shown, load_times(folder))
     if args.check:
         ok = readme_matches(section, args.readme)
         print("README results section matches" if ok else f"{args.readme}: results section differs; run "

@@ -11,7 +11,8 @@ results/scripts/01_os_kdft.py`` trains data-parallel (:mod:`kdlib.distributed`);
 script, and only rank 0 writes results.
 
 Executed notebooks go to ``results/executed/`` (the committed notebooks stay clean); each notebook writes
-its own ``results/<notebook>.json``; ``results/SUMMARY.md`` aggregates them. A full run never fails for being
+its own ``results/<notebook>.json``; ``results/SUMMARY.md`` aggregates them, and ``results/run_times.json``
+records each notebook's wall time and its seconds per section. A full run never fails for being
 slow: there is no per-cell time limit unless ``--cell-timeout`` asks for one (CI). By default the kernels
 run with kdlib's reference numerics (:data:`kdlib.config.REFERENCE_NUMERICS` and 2 threads), so that a run
 on another x86 machine reproduces the reference results bit for bit; ``--numerics native`` uses every core
@@ -117,6 +118,45 @@ def _failure(path: Path, nb, cell_index: int | None, err: Exception, executed: P
             f"    {rerun_command([path])}")
 
 
+TIMES_FILE = "run_times.json"
+"""Written by :func:`run` in the results folder: each notebook's wall time and where it went."""
+
+
+def section_seconds(nb) -> list[dict]:
+    """Where an executed notebook's time went: seconds per section (the cells under each markdown heading),
+    from the timestamps nbclient records in each cell's metadata, in notebook order."""
+    from datetime import datetime
+
+    sections, heading = {}, "(before the first heading)"
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            titles = [line.lstrip("#").strip() for line in cell.source.splitlines() if line.startswith("#")]
+            heading = titles[0] if titles else heading
+            continue
+        stamps = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+            start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            sections[heading] = sections.get(heading, 0.0) + (end - start).total_seconds()
+    return [{"section": name, "seconds": round(seconds, 1)} for name, seconds in sections.items()]
+
+
+def record_times(report: list[tuple[str, float, str]], executed: dict[str, object]) -> Path:
+    """Merge this run's notebooks into ``results/run_times.json`` (a notebook run later replaces its entry):
+    wall time, status, mode, hardware and seconds per section."""
+    from kdlib.config import hardware
+
+    path = results_dir() / TIMES_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {"notebooks": {}}
+    for name, seconds, status in report:
+        record["notebooks"][Path(name).stem] = {
+            "seconds": round(seconds, 1), "status": status.splitlines()[0], "mode": "smoke" if SMOKE else "full",
+            "hardware": hardware(), "sections": section_seconds(executed[name])}
+    record["notebooks"] = dict(sorted(record["notebooks"].items()))
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
 def run(notebooks: list[Path], cell_timeout: int | None = None,
         parameters: dict | None = None) -> list[tuple[str, float, str]]:
     """Execute each notebook in a fresh kernel, with ``parameters`` (knob values) injected after its knobs
@@ -146,6 +186,7 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
             status = _failure(path, nb, current["index"], err, out_dir / path.name)
         nbformat.write(nb, out_dir / path.name)
         report.append((path.name, time.time() - start, status))
+        record_times(report[-1:], {path.name: nb})
         print(f"  {status} in {time.time() - start:.0f} s -> {out_dir / path.name}", flush=True)
     return report
 

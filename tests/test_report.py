@@ -101,7 +101,8 @@ def test_readme_check_command(results, tmp_path, capsys):
 
 def test_the_readme_shows_the_committed_reference_results():
     """The README's results tables are generated: they must equal what the committed reference run gives."""
-    section = report.readme_section(report.load(report.reference_dir()))
+    reference = report.reference_dir()
+    section = report.readme_section(report.load(reference), times=report.load_times(reference))
     assert report.readme_matches(section), ("README.md's results section differs from results/reference/; run "
                                             "python -m kdlib.report readme --results results/reference")
 
@@ -141,3 +142,35 @@ def test_each_model_is_compared_with_its_own_reference():
     assert report.reference_of("04_joint_kd_multitask", "distilled_HuBERT_frozen_kws_sv") == \
         "HuBERT_teacher_fine_tuned_kws_sv"
     assert report.reference_of("unknown", "x") is None
+
+
+def _times(notebooks, mode="full"):
+    return {"notebooks": {n: {"seconds": 600.0 + i, "status": "ok", "mode": mode, "hardware": "test CPU",
+                              "sections": [{"section": "1. Data", "seconds": 20.0},
+                                           {"section": "2. Training", "seconds": 500.0 + i},
+                                           {"section": "3. Evaluation", "seconds": 60.0},
+                                           {"section": "4. Results", "seconds": 1.0}]}
+                          for i, n in enumerate(notebooks)}}
+
+
+def test_the_section_says_where_each_notebooks_time_goes(results):
+    (results / report.TIMES_FILE).write_text(json.dumps(_times([*report.NOTEBOOKS, "06_compare"])))
+    times = report.load_times(results)
+    section = report.readme_section(report.load(results), "somewhere/", times)
+    assert "all 7 notebooks: **70.3 min**" in section  # (7 × 600 + 0 + 1 + ... + 6) s = 4,221 s
+    assert "| 06_compare | 10.1 min | 2. Training 506 s; 3. Evaluation 60 s; 1. Data 20 s |" in section
+    assert "4. Results" not in section  # only the three longest sections
+    assert report.load_times(results / "nowhere") is None
+    (results / report.TIMES_FILE).write_text('{"notebooks": {"00": {"seconds": "x"}}}')
+    with pytest.raises(ValueError, match="run_times.json: not a run-times file"):
+        report.load_times(results)
+
+
+def test_promote_copies_the_run_times_only_when_every_notebook_ran_in_full(results, tmp_path):
+    (results / report.TIMES_FILE).write_text(json.dumps(_times(report.NOTEBOOKS)))  # 06 lacking
+    with pytest.raises(ValueError, match="no full-mode time of 06_compare"):
+        report.promote(results, tmp_path / "reference")
+    (results / report.TIMES_FILE).write_text(json.dumps(_times([*report.NOTEBOOKS, "06_compare"])))
+    written = report.promote(results, tmp_path / "reference")
+    assert report.load_times(tmp_path / "reference") == report.load_times(results)
+    assert len(written) == len(report.NOTEBOOKS) + 1

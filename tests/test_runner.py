@@ -36,6 +36,25 @@ def test_cell_timeout_only_when_asked(tmp_path, monkeypatch):
     assert "CellTimeoutError" in status and "--cell-timeout" in status
 
 
+def test_the_run_times_record_each_notebooks_seconds_per_section(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    path = _notebook(tmp_path, "import time\ntime.sleep(1.5)", "x = 1")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell("Some text\n## 2. Quick part"))
+    nbformat.write(nb, path)
+    runner.run([path])
+    other = path.with_name("98_u.ipynb")
+    other.write_text(path.read_text())
+    runner.run([other])
+    record = json.loads((runner.results_dir() / runner.TIMES_FILE).read_text())
+    assert list(record["notebooks"]) == ["98_u", "99_t"]  # a later run merges in, in course order
+    entry = record["notebooks"]["99_t"]
+    assert entry["status"] == "ok" and entry["mode"] == ("smoke" if runner.SMOKE else "full")
+    (first, slow), (second, quick) = [(s["section"], s["seconds"]) for s in entry["sections"]]
+    assert (first, second) == ("t", "2. Quick part")
+    assert 1.5 <= slow < entry["seconds"] and quick < 1.0
+
+
 def test_reference_numerics_do_not_override_the_user(monkeypatch):
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
