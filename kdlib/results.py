@@ -141,7 +141,8 @@ def _fmt(value, pct: bool = False) -> str:
 
 
 def write_summary(out_dir: str | Path | None = None) -> Path:
-    """Aggregate every results JSON in ``out_dir`` into one Markdown table (``SUMMARY.md``)."""
+    """Aggregate every results JSON in ``out_dir`` into one Markdown table (``SUMMARY.md``); other JSON files
+    there (the runner's ``run_times.json``) are not results records and are left out."""
     out = Path(out_dir) if out_dir else results_dir()
     lines = ["# Results", "", "| notebook | mode | model | params | MB | CPU ms | EER | minDCF | accuracy |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -149,6 +150,8 @@ def write_summary(out_dir: str | Path | None = None) -> Path:
                    "|---|---|---|---|---|"]
     for path in sorted(out.glob("*.json")):
         rec = json.loads(path.read_text())
+        if "notebook" not in rec:
+            continue
         for name, m in rec.get("models", {}).items():
             lines.append(f"| {rec['notebook']} | {rec['mode']} | {name} | {_fmt(m.get('params'))} | "
                          f"{m['bytes'] / 1e6:.2f} | {m['latency_ms']:.1f} | {_fmt(m.get('eer'), True)} | "

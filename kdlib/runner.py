@@ -187,7 +187,7 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
         nbformat.write(nb, out_dir / path.name)
         report.append((path.name, time.time() - start, status))
         record_times(report[-1:], {path.name: nb})
-        print(f"  {status} in {time.time() - start:.0f} s -> {out_dir / path.name}", flush=True)
+        print(f"  {status} in {report[-1][1]:.0f} s -> {out_dir / path.name}", flush=True)
     return report
 
 

@@ -95,6 +95,7 @@ def test_bench_measures():
 
 def test_results_file_and_summary(tmp_path):
     entry = {"params": 10, "bytes": 40, "latency_ms": 1.5, "eer": 0.05, "min_dcf": 0.3}
+    (tmp_path / "run_times.json").write_text('{"notebooks": {}}')  # the runner's record lies beside: skipped
     path = results.save("99_test", seed=[0, 1], wall_time_s=12.3, models={"tiny": entry},
                         claims=[{"claim": "x beats y", "paper": "-5 %", "ours": "-3 %", "holds": False}],
                         out_dir=tmp_path)
