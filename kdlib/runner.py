@@ -123,14 +123,16 @@ TIMES_FILE = "run_times.json"
 
 
 def section_seconds(nb) -> list[dict]:
-    """Where an executed notebook's time went: seconds per section (the cells under each markdown heading),
-    from the timestamps nbclient records in each cell's metadata, in notebook order."""
+    """Where an executed notebook's time went: seconds per section (the cells under each markdown heading of
+    level 1 or 2; subsections count to their section), from the timestamps nbclient records in each cell's
+    metadata, in notebook order."""
     from datetime import datetime
 
     sections, heading = {}, "(before the first heading)"
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            titles = [line.lstrip("#").strip() for line in cell.source.splitlines() if line.startswith("#")]
+            titles = [line.lstrip("#").strip() for line in cell.source.splitlines()
+                      if line.startswith(("# ", "## "))]
             heading = titles[0] if titles else heading
             continue
         stamps = cell.get("metadata", {}).get("execution", {})

@@ -41,6 +41,8 @@ def test_the_run_times_record_each_notebooks_seconds_per_section(tmp_path, monke
     path = _notebook(tmp_path, "import time\ntime.sleep(1.5)", "x = 1")
     nb = nbformat.read(path, as_version=4)
     nb.cells.insert(2, nbformat.v4.new_markdown_cell("Some text\n## 2. Quick part"))
+    nb.cells.insert(4, nbformat.v4.new_markdown_cell("### a subsection: counts to its section"))
+    nb.cells.append(nbformat.v4.new_code_cell("y = 2"))
     nbformat.write(nb, path)
     runner.run([path])
     other = path.with_name("98_u.ipynb")
