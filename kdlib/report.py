@@ -232,8 +232,8 @@ def load_times(results_dir: str | Path) -> dict | None:
         return None
     try:
         times = json.loads(path.read_text())
-        for name, entry in times["notebooks"].items():
-            float(entry["seconds"]), [float(s["seconds"]) for s in entry["sections"]]
+        for entry in times["notebooks"].values():  # every time a number, or the file is not one of ours
+            [float(entry["seconds"]), *(float(s["seconds"]) for s in entry["sections"])]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a run-times file written by python -m kdlib.runner run ({err!r})") from None
     return times
