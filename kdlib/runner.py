@@ -143,17 +143,16 @@ def section_seconds(nb) -> list[dict]:
     return [{"section": name, "seconds": round(seconds, 1)} for name, seconds in sections.items()]
 
 
-def record_times(report: list[tuple[str, float, str]], executed: dict[str, object]) -> Path:
-    """Merge this run's notebooks into ``results/run_times.json`` (a notebook run later replaces its entry):
+def record_times(name: str, seconds: float, status: str, executed) -> Path:
+    """Merge one executed notebook into ``results/run_times.json`` (a notebook run later replaces its entry):
     wall time, status, mode, hardware and seconds per section."""
     from kdlib.config import hardware
 
     path = results_dir() / TIMES_FILE
     record = json.loads(path.read_text()) if path.is_file() else {"notebooks": {}}
-    for name, seconds, status in report:
-        record["notebooks"][Path(name).stem] = {
-            "seconds": round(seconds, 1), "status": status.splitlines()[0], "mode": "smoke" if SMOKE else "full",
-            "hardware": hardware(), "sections": section_seconds(executed[name])}
+    record["notebooks"][Path(name).stem] = {
+        "seconds": round(seconds, 1), "status": status.splitlines()[0], "mode": "smoke" if SMOKE else "full",
+        "hardware": hardware(), "sections": section_seconds(executed)}
     record["notebooks"] = dict(sorted(record["notebooks"].items()))
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
@@ -188,7 +187,7 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
             status = _failure(path, nb, current["index"], err, out_dir / path.name)
         nbformat.write(nb, out_dir / path.name)
         report.append((path.name, time.time() - start, status))
-        record_times(report[-1:], {path.name: nb})
+        record_times(*report[-1], nb)
         print(f"  {status} in {report[-1][1]:.0f} s -> {out_dir / path.name}", flush=True)
     return report
 
