@@ -145,6 +145,28 @@ def hardware() -> str:
     return text
 
 
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+"""Instruction-set extensions that decide which kernels the libraries may pick (recorded, not required)."""
+
+
+def cpu() -> dict:
+    """The processor beyond its name: vendor family, model and stepping, and which of :data:`CPU_FEATURES` it
+    has. Two machines sold under one name ("AMD EPYC") can be different generations with different kernels."""
+    info: dict = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key in ("cpu family", "model", "stepping") and key not in info:
+                info[key] = value
+            elif key == "flags":
+                flags = set(value.split())
+                info["features"] = [f for f in CPU_FEATURES if f in flags]
+                break
+    except OSError:
+        pass
+    return info
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages a result depends on, for the results file."""
     from importlib import metadata
@@ -159,15 +181,20 @@ def versions() -> dict[str, str]:
     return out
 
 
-REFERENCE_NUMERICS = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
-"""Environment for bit-reproducible CPU runs across x86 machines. Matrix, convolution and PyTorch's own
-vectorised kernels (MKL, oneDNN, ATen) pick their code path, and so their rounding, by the processor's
-instruction set; capping all three at AVX2 (MKL in its conditional-numerical-reproducibility mode:
-deterministic reductions, static scheduling) is meant to make an AVX-512 machine compute what an AVX2 one
-does. The thread count matters too (reductions are split per thread), so reference runs also fix it
-(``python -m kdlib.runner run --numerics reference``: 2 threads). Measured on the 2-core reference machine:
-40 training steps of a small ECAPA-TDNN give different weights with 1 or 2 threads, with oneDNN capped at
-AVX, or with MKL in another mode, and identical weights run to run."""
+REFERENCE_NUMERICS = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+                      "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"}
+"""Environment for bit-reproducible CPU runs across x86 machines. Every numerical library picks its code path,
+and so its rounding, by the processor's instruction set; capping each at AVX2 makes an AVX-512 machine compute
+what an AVX2 one does: MKL (in its conditional-numerical-reproducibility mode: deterministic reductions, static
+scheduling), oneDNN and PyTorch's own vectorised kernels (ATen) for torch; NumPy's SIMD dispatch (its AVX-512
+targets disabled: its float64 ``exp`` and ``power`` round differently there) and OpenBLAS (NumPy's and SciPy's
+BLAS, Haswell kernels, which its Zen kernels equal) for the rest. The thread count matters too (reductions are
+split per thread), so reference runs also fix it (``python -m kdlib.runner run --numerics reference``: 2 threads).
+Measured on 2-core machines: 40 training steps of a small ECAPA-TDNN give different weights with 1 or 2 threads,
+with oneDNN capped at AVX, or with MKL in another mode, and identical weights run to run; with the torch
+settings alone, an AVX-512 machine (AMD Zen 4) and an AVX2 one gave notebook 01 different results through
+NumPy's ``exp`` in the reverberation of the distorted crops (8 samples of 76.8 million differed by one float32
+step), and the same results once NumPy was capped as well."""
 
 
 def numerics() -> dict:
@@ -199,9 +226,10 @@ def git_commit() -> str | None:
 
 def provenance() -> dict:
     """One record of where and with what a result, a teacher or a corpus was made: package versions,
-    hardware, numerics, git commit and the time (UTC). Results files, the zoo manifest and corpus.json
+    hardware (with the processor's generation and extensions), numerics, git commit and the time (UTC). Results files, the zoo manifest and corpus.json
     all carry it."""
     import datetime
 
-    return {"versions": versions(), "hardware": hardware(), "numerics": numerics(), "git_commit": git_commit(),
+    return {"versions": versions(), "hardware": hardware(), "cpu": cpu(), "numerics": numerics(),
+            "git_commit": git_commit(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT, SMOKE, results_dir
+from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT, SMOKE, cpu, hardware, results_dir
 
 REFERENCE_THREADS = 2
 
@@ -146,13 +146,11 @@ def section_seconds(nb) -> list[dict]:
 def record_times(name: str, seconds: float, status: str, executed) -> Path:
     """Merge one executed notebook into ``results/run_times.json`` (a notebook run later replaces its entry):
     wall time, status, mode, hardware and seconds per section."""
-    from kdlib.config import hardware
-
     path = results_dir() / TIMES_FILE
     record = json.loads(path.read_text()) if path.is_file() else {"notebooks": {}}
     record["notebooks"][Path(name).stem] = {
         "seconds": round(seconds, 1), "status": status.splitlines()[0], "mode": "smoke" if SMOKE else "full",
-        "hardware": hardware(), "sections": section_seconds(executed)}
+        "hardware": hardware(), "cpu": cpu(), "sections": section_seconds(executed)}
     record["notebooks"] = dict(sorted(record["notebooks"].items()))
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
@@ -259,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     in_force = set_numerics(args.numerics)
     os.environ["KDLIB_HEADLESS"] = "1"  # saved notebooks get one line per loop, not frozen widget bars
     print("numerics: " + ", ".join(f"{k}={v}" for k, v in in_force.items()), flush=True)
+    print(f"processor: {hardware()}, {cpu()}", flush=True)  # the same name can hide different generations
     paths = [Path(p) for p in args.notebooks or []] or sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb"))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:

@@ -65,7 +65,7 @@ class Source:
 
     def trials(self, which: str = "trials") -> list[tuple[int, str, str]]:
         """The trial list ``which`` as ``(label, path1, path2)`` tuples."""
-        return read_trials(self._trial_file(which))
+        return list(self.iter_trials(which))
 
     def iter_trials(self, which: str = "trials") -> Iterator[tuple[int, str, str]]:
         """The trial list ``which``, streamed line by line (VoxCeleb1-E and -H hold over half a million)."""
@@ -194,17 +194,187 @@ def speech_commands(root: str | Path) -> Source:
     return Source(root, rows, name=f"Speech Commands at {root}")
 
 
+class CNCelebSource(Source):
+    """CN-Celeb's evaluation part (Fan et al. 2020, arXiv 1911.01799; Li et al. 2022, arXiv 2012.12468):
+    ``eval/enroll/<speaker>-enroll.<ext>``, ``eval/test/<speaker>-<genre>-<session>-<n>.<ext>`` and the lists
+    in ``eval/lists``. Its ``trials.lst`` pairs an enrolment id with a test clip (``id00800-enroll
+    test/id00800-singing-01-001.wav 1``); this source streams it as ``(label, eval/enroll/...,
+    eval/test/...)``, each path mapped to the audio on disk (the FLAC release keeps ``.wav`` in its lists)."""
+
+    def __init__(self, root: Path, split: str, trial_name: str, language: str):
+        self.eval_dir, self.lists = root / "eval", root / "eval" / "lists"
+        self.split, self.language = split, language
+        self._enroll: dict[str, str] | None = None
+        self._suffix: str | None = None
+        super().__init__(root, self._scan, {trial_name: self.lists / "trials.lst"}, name=f"CN-Celeb at {root}")
+
+    def _on_disk(self, rel: str) -> str:
+        """``rel`` (relative to ``eval/``) with the suffix the audio files have."""
+        if self._suffix is None:
+            found = next((f for f in (self.eval_dir / "test").glob("*.*") if f.suffix in (".flac", ".wav")), None)
+            if found is None:
+                raise FileNotFoundError(f"{self.eval_dir / 'test'}: no .flac or .wav files found")
+            self._suffix = found.suffix
+        return f"eval/{Path(rel).with_suffix(self._suffix).as_posix()}"
+
+    def _enrolment(self) -> dict[str, str]:
+        """Enrolment id -> its audio's path, from ``enroll.lst`` (``id00800-enroll enroll/id00800-enroll.wav``)
+        or, without one, ``enroll/<id>``."""
+        if self._enroll is None:
+            listed = self.lists / "enroll.lst"
+            self._enroll = {}
+            if listed.exists():
+                for number, line in enumerate(listed.read_text().splitlines(), start=1):
+                    parts = line.split()
+                    if parts and len(parts) != 2:
+                        raise ValueError(f"{listed}, line {number}: expected '<enroll id> <path>', got {line!r}")
+                    if parts:
+                        self._enroll[parts[0]] = self._on_disk(parts[1])
+        return self._enroll
+
+    def iter_trials(self, which: str = "trials") -> Iterator[tuple[int, str, str]]:
+        path = self._trial_file(which)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: trial list not found")
+        enroll = self._enrolment()
+        with path.open() as lines:
+            for number, line in enumerate(lines, start=1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) != 3 or parts[2] not in {"0", "1"}:
+                    raise ValueError(f"{path}, line {number}: expected '<enroll id> <test path> <0 or 1>', "
+                                     f"got {line.rstrip()!r}")
+                first = enroll.get(parts[0]) or self._on_disk(f"enroll/{parts[0]}")
+                yield int(parts[2]), first, self._on_disk(parts[1])
+
+    def _scan(self) -> list[dict]:
+        """One row per enrolment and test clip of the trial list, each checked to exist; the speaker is the
+        file name's first field (``id00800``)."""
+        which = next(iter(self.trial_files))
+        paths = sorted({p for _, a, b in self.iter_trials(which) for p in (a, b)})
+        missing = [p for p in paths if not (self.root / p).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{self.trial_files[which]} names {len(missing)} clips that are not under "
+                                    f"{self.root}, e.g. {missing[0]} (an incomplete download?)")
+        return [{"path": p, "speaker": Path(p).name.split("-")[0], "split": self.split, "kind": "sentence",
+                 "label": None, "language": self.language} for p in paths]
+
+
+def cnceleb(root: str | Path, split: str = "test", trial_name: str = "trials",
+            language: str = "zh") -> CNCelebSource:
+    """CN-Celeb1's evaluation set (``root/eval/{enroll,test,lists}``) as a source: its rows (split ``split``,
+    by default ``test``) and its official trial list under ``trial_name``. Joined to VoxCeleb1 for notebook 05's
+    language mismatch, it is ``split="other"``, ``trial_name="trials_other"`` (what ``open_folder`` does with
+    ``/data/voxceleb1+/data/CN-Celeb``). Opening reads nothing; the trial list is streamed when used and the
+    rows are made (and every clip checked to exist) on first use. The development speakers (``data/``, ``dev/dev.lst``) are not read: kdlib trains on VoxCeleb."""
+    root = Path(root)
+    if not (root / "eval" / "lists" / "trials.lst").exists():
+        raise FileNotFoundError(f"{root / 'eval' / 'lists' / 'trials.lst'}: not found; expected CN-Celeb as "
+                                f"{root}/eval/{{enroll,test,lists}}")
+    return CNCelebSource(root, split, trial_name, language)
+
+
+class JoinedSource(Source):
+    """Sources read as one, each row's path prefixed by its part's name (``sv/id10270/...``,
+    ``kws/yes/...``): what notebooks 03 to 05 need at full scale, speakers and SV trials from one dataset and
+    keywords or another language's speakers from others. Trial lists of every part are offered with prefixed
+    paths (``trials`` and the protocol names from the SV part, ``trials_other`` from CN-Celeb); ``trials_keywords`` (SV trials on the keyword part's test keywords, half
+    same-speaker) is drawn on first use, deterministically in ``seed``."""
+
+    def __init__(self, parts: dict[str, Source], keyword_trials: int = 10_000, seed: int = 0):
+        if len(parts) < 2 or any("/" in name or not name for name in parts):
+            raise ValueError(f"a joined source needs two or more parts named without '/', got {list(parts)}")
+        self.parts, self.n_keyword_trials, self.seed = dict(parts), keyword_trials, seed
+        self._keyword_trials: list[tuple[int, str, str]] | None = None
+        self._origin: dict[str, str] = {}
+        for name, part in self.parts.items():
+            for which in part.trial_files:
+                if which in self._origin:
+                    raise ValueError(f"trial list {which!r} is offered by both {self._origin[which]!r} and "
+                                     f"{name!r}; join sources whose trial lists have distinct names")
+                self._origin[which] = name
+        trial_files = {which: self.parts[name].trial_files[which] for which, name in self._origin.items()}
+        super().__init__(Path("/"), self._joined_rows, trial_files,
+                         name=" + ".join(f"{name}: {part.name}" for name, part in self.parts.items()))
+        self.info = {"name": self.name, "parts": {name: part.info for name, part in self.parts.items()}}
+
+    def _joined_rows(self) -> list[dict]:
+        return [{**row, "path": f"{name}/{row['path']}"} for name, part in self.parts.items()
+                for row in part.manifest]
+
+    def path(self, rel: str) -> Path:
+        name, _, inner = rel.partition("/")
+        if name not in self.parts:
+            raise KeyError(f"{rel}: not a path of {self.name} (it starts with none of {sorted(self.parts)})")
+        return self.parts[name].path(inner)
+
+    def iter_trials(self, which: str = "trials") -> Iterator[tuple[int, str, str]]:
+        if which == "trials_keywords" and which not in self._origin:
+            return iter(self._keywords())
+        name = self._origin.get(which)
+        if name is None:
+            raise KeyError(f"{self.name} has no trial list {which!r}; it has "
+                           f"{sorted([*self._origin, 'trials_keywords'])}")
+        return ((label, f"{name}/{a}", f"{name}/{b}") for label, a, b in self.parts[name].iter_trials(which))
+
+    def _keywords(self) -> list[tuple[int, str, str]]:
+        if self._keyword_trials is None:
+            from kdlib.corpus import make_trials  # the embedded corpus's own trial maker
+
+            rows = self.select("test", "keyword")
+            if len({r["speaker"] for r in rows}) < 2:
+                raise ValueError(f"{self.name}: keyword trials need test keywords of two or more speakers; "
+                                 f"found {len(rows)} clips")
+            same = sum(n * (n - 1) // 2 for n in map(len, self.by_speaker("test", "keyword").values()))
+            self._keyword_trials = make_trials(rows, min(self.n_keyword_trials, 2 * same), self.seed)
+        return self._keyword_trials
+
+
+def joined(sv: Source, kws: Source, keyword_trials: int = 10_000, seed: int = 0) -> JoinedSource:
+    """VoxCeleb (speakers, SV trials) and Speech Commands (keywords) as one source for the multi-task
+    notebooks: rows under ``sv/`` and ``kws/``, the SV part's trial lists, and ``trials_keywords`` drawn from
+    the keyword part's test split (Speech Commands names each clip's speaker: ``<speaker>_nohash_<n>.wav``)."""
+    return JoinedSource({"sv": sv, "kws": kws}, keyword_trials=keyword_trials, seed=seed)
+
+
 def open_folder(root: str | Path) -> Source:
     """A real dataset by its folder, its layout telling which: VoxCeleb1 (``wav/idXXXXX/...``) or Speech
-    Commands (``validation_list.txt``). What a notebook's ``CORPUS`` knob does with a path, so that
+    Commands (``validation_list.txt``) or CN-Celeb (``eval/lists/trials.lst``); folders joined by ``+``
+    (VoxCeleb1 with Speech Commands and/or CN-Celeb, in any order) open as one :class:`JoinedSource`. What a notebook's ``CORPUS`` knob does with a path, so that
     ``python -m kdlib.runner run -p CORPUS /data/voxceleb1`` runs a notebook on it."""
+    if "+" in str(root) and not Path(root).expanduser().exists():  # "/data/voxceleb1+/data/speech_commands"
+        return _join_folders(str(root))
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder (a dataset folder, or a built corpus's name)")
     if (root / "wav").is_dir():
         return voxceleb1(root)
+    if (root / "eval" / "lists" / "trials.lst").exists():
+        return cnceleb(root)
     if (root / "validation_list.txt").exists() or (root / "testing_list.txt").exists():
         return speech_commands(root)
     raise ValueError(f"{root}: not a dataset layout kdlib reads; expected VoxCeleb1 ({root}/wav/idXXXXX/<video>/"
-                     f"<n>.wav with veri_test2.txt) or Speech Commands ({root}/<word>/*.wav with "
-                     "validation_list.txt and testing_list.txt)")
+                     f"<n>.wav with veri_test2.txt), Speech Commands ({root}/<word>/*.wav with "
+                     f"validation_list.txt and testing_list.txt) or CN-Celeb ({root}/eval/lists/trials.lst)")
+
+
+def _join_folders(spec: str) -> JoinedSource:
+    """``A+B[+C]``: a VoxCeleb1 folder (part ``sv``) joined with a Speech Commands folder (``kws``) and/or a
+    CN-Celeb folder (``other``: its speakers in the ``other`` split, its trials as ``trials_other``)."""
+    parts: dict[str, Source] = {}
+    for folder in spec.split("+"):
+        path = Path(folder).expanduser()
+        if (path / "eval" / "lists" / "trials.lst").exists():
+            name, source = "other", cnceleb(path, split="other", trial_name="trials_other")
+        else:
+            source = open_folder(path)
+            name = "sv" if "trials" in source.trial_files else "kws"
+        if name in parts:
+            raise ValueError(f"{spec}: two {name!r} folders ({parts[name].name}; {source.name})")
+        parts[name] = source
+    if "sv" not in parts or len(parts) < 2:
+        raise ValueError(f"{spec}: joins a folder with speakers and a trial list (VoxCeleb1) with Speech Commands "
+                         "and/or CN-Celeb, as '/data/voxceleb1+/data/speech_commands' or "
+                         "'/data/voxceleb1+/data/CN-Celeb'")
+    return JoinedSource({name: parts[name] for name in ("sv", "kws", "other") if name in parts})

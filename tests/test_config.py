@@ -1,4 +1,5 @@
 import importlib
+from pathlib import Path
 
 import kdlib.config as config
 
@@ -53,6 +54,9 @@ def test_one_device_rule(monkeypatch):
 
 def test_provenance_names_versions_hardware_numerics_and_commit():
     record = config.provenance()
-    assert {"versions", "hardware", "numerics", "git_commit", "created"} <= set(record)
+    assert {"versions", "hardware", "cpu", "numerics", "git_commit", "created"} <= set(record)
     assert record["versions"]["torch"] and "cores" in record["hardware"]
+    if Path("/proc/cpuinfo").exists():  # Linux: the generation and the extensions the kernels dispatch on
+        assert {"cpu family", "model", "features"} <= set(record["cpu"])
+        assert set(record["cpu"]["features"]) <= set(config.CPU_FEATURES)
     assert set(config.REFERENCE_NUMERICS) <= set(record["numerics"])

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import nbformat
 import pytest
@@ -62,11 +63,36 @@ def test_reference_numerics_do_not_override_the_user(monkeypatch):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    for key in ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE"):
+        monkeypatch.delenv(key, raising=False)
     in_force = runner.set_numerics("reference")
     assert in_force == {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+                        "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell",
                         "OMP_NUM_THREADS": "2"}
     with pytest.raises(ValueError, match="numerics"):
         runner.set_numerics("fast")
+
+
+EXP_BITS, MATMUL_BITS = "af895c6a34af10a4", "7857c6704d977c59"  # AVX2 path, 2 threads (OpenBLAS splits by thread)
+
+
+def test_reference_numerics_give_numpy_and_openblas_the_avx2_results_on_any_x86_machine():
+    """Golden bits, computed on an AVX2 machine (and on an AVX-512 one under these settings): NumPy's float64
+    exp and an OpenBLAS matrix product in a process started with the reference environment. Without the caps an
+    AVX-512 machine gives other last bits for both (NumPy's AVX-512 exp, OpenBLAS's SkylakeX kernels)."""
+    import platform
+    import subprocess
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the reference numerics are defined for x86 processors with AVX2")
+    code = ("import hashlib, numpy as np\n"
+            "x = np.random.default_rng(0).standard_normal((300, 257))\n"
+            "t = np.arange(8000) / 16000\n"
+            "print(hashlib.sha256(np.exp(-6.9078 * t / 0.3).tobytes()).hexdigest()[:16])\n"
+            "print(hashlib.sha256((x @ x[:190].T).tobytes()).hexdigest()[:16])\n")
+    env = {**os.environ, **runner.reference_environment()}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [EXP_BITS, MATMUL_BITS], out.stderr
 
 
 def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, monkeypatch):
@@ -178,23 +204,15 @@ def test_a_script_refuses_an_unknown_knob(tmp_path, capsys):
     assert not (tmp_path / "x.py").exists()
 
 
-def test_a_notebook_runs_on_a_dataset_folder_in_voxceleb_layout(tmp_path, monkeypatch):
-    """The full-scale data path: the smoke corpus's sentences rewritten as a VoxCeleb1 tree (wav/idXXXXX/<video>/
-    <n>.wav and veri_test2.txt), given to notebook 02 in smoke mode as a folder path (-p CORPUS)."""
+def _voxceleb1_tree_from(smoke, tree):
+    """The smoke corpus's sentences rewritten as a VoxCeleb1 tree (wav/idXXXXX/<video>/<n>.wav, veri_test2.txt)."""
     import itertools
 
     import soundfile as sf
 
-    from kdlib import corpus
     from kdlib.audio import read_audio
-    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
 
-    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
-        monkeypatch.delenv(key, raising=False)  # restored after the runner sets them
-    monkeypatch.setenv("KDLIB_SMOKE", "1")
-
-    smoke = corpus.load("smoke")
-    tree, test_clips = tmp_path / "voxceleb1", []
+    test_clips = []
     for split, first in (("train", 10001), ("test", 10270)):
         for k, (_, rows) in enumerate(sorted(smoke.by_speaker(split, "sentence").items())):
             for j, row in enumerate(rows):
@@ -205,9 +223,69 @@ def test_a_notebook_runs_on_a_dataset_folder_in_voxceleb_layout(tmp_path, monkey
                     test_clips.append(rel)
     (tree / "veri_test2.txt").write_text("".join(f"{int(a[:7] == b[:7])} {a} {b}\n"
                                                  for a, b in itertools.combinations(test_clips, 2)))
+    return tree
+
+
+def _speech_commands_tree_from(smoke, tree):
+    """The smoke corpus's keywords, other words and silence as a Speech Commands tree: <word>/<speaker>_nohash_<n>
+    .wav, the test speakers' clips in testing_list.txt, the silence clips under _background_noise_."""
+    import soundfile as sf
+
+    from kdlib.audio import read_audio
+
+    speakers = sorted({r["speaker"] for r in smoke.manifest})
+    testing = []
+    for n, row in enumerate(r for r in smoke.manifest if r["kind"] in ("keyword", "unknown", "silence")):
+        if row["kind"] == "silence":
+            rel = f"_background_noise_/noise_{n:03d}.wav"
+        else:
+            rel = f"{row['text']}/{speakers.index(row['speaker']):08x}_nohash_{n}.wav"
+            if row["split"] == "test":
+                testing.append(rel)
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tree / rel, read_audio(smoke.path(row["path"])), 16_000)
+    (tree / "validation_list.txt").write_text("")
+    (tree / "testing_list.txt").write_text("".join(f"{rel}\n" for rel in testing))
+    return tree
+
+
+def test_a_notebook_runs_on_a_dataset_folder_in_voxceleb_layout(tmp_path, monkeypatch):
+    """The full-scale data path: the smoke corpus's sentences rewritten as a VoxCeleb1 tree, given to notebook 02
+    in smoke mode as a folder path (-p CORPUS)."""
+    from kdlib import corpus
+    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
+
+    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
+        monkeypatch.delenv(key, raising=False)  # restored after the runner sets them
+    monkeypatch.setenv("KDLIB_SMOKE", "1")
+
+    tree = _voxceleb1_tree_from(corpus.load("smoke"), tmp_path / "voxceleb1")
     out = tmp_path / "results"
     assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / "02_iml_kd.ipynb"),
                         "-p", "CORPUS", str(tree), "--results", str(out)]) == 0
     record = json.loads((out / "smoke" / "02_iml_kd.json").read_text())
     assert record["parameters"] == {"CORPUS": str(tree)}
     assert all(0 <= m["eer"] <= 1 for m in record["models"].values() if m.get("eer") is not None)
+
+
+def test_the_multitask_notebook_runs_on_voxceleb_joined_with_speech_commands(tmp_path, monkeypatch):
+    """Notebook 04 at full scale reads speakers from VoxCeleb1 and keywords from Speech Commands: both trees made
+    from the smoke corpus, joined by -p CORPUS 'vox+sc', run in smoke mode."""
+    from kdlib import corpus
+    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
+
+    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("KDLIB_SMOKE", "1")
+    smoke = corpus.load("smoke")
+    spec = (f"{_voxceleb1_tree_from(smoke, tmp_path / 'voxceleb1')}+"
+            f"{_speech_commands_tree_from(smoke, tmp_path / 'speech_commands')}")
+    out = tmp_path / "results"
+    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"),
+                        "-p", "CORPUS", spec, "--results", str(out)]) == 0
+    record = json.loads((out / "smoke" / "04_joint_kd_multitask.json").read_text())
+    assert record["parameters"] == {"CORPUS": spec}
+    models = record["models"].values()
+    assert any(m["accuracy"] is not None for m in models) and any(m["eer"] is not None for m in models)
+    assert all(0 <= m["accuracy"] <= 1 for m in models if m["accuracy"] is not None)
+    assert all(0 <= m[key] <= 1 for m in models for key in ("eer", "keyword_sv_eer") if m[key] is not None)

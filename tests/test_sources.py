@@ -131,3 +131,124 @@ def test_a_dataset_folder_opens_by_its_layout_where_a_corpus_name_is_expected(tm
         corpus.load(str(tmp_path / "other"))
     with pytest.raises(FileNotFoundError, match="no such folder"):
         corpus.load(str(tmp_path / "missing"))
+
+
+def _speech_commands_tree(root, test_speakers=("cc33", "ff66")):
+    layout = {"yes": ["aa11_nohash_0", "cc33_nohash_0", "cc33_nohash_1", "ff66_nohash_0", "ff66_nohash_1"],
+              "no": ["aa11_nohash_0", "cc33_nohash_0", "ff66_nohash_0"], "marvin": ["dd44_nohash_0"]}
+    for word, names in layout.items():
+        for name in names:
+            _wav(root / word / f"{name}.wav", 0.8)
+    (root / "validation_list.txt").write_text("")
+    (root / "testing_list.txt").write_text("".join(f"{w}/{n}.wav\n" for w, names in layout.items() for n in names
+                                                   if n.split("_")[0] in test_speakers))
+
+
+def _voxceleb1_tree(root):
+    for spk in ("id10001", "id10270", "id10271"):
+        _wav(root / "wav" / spk / "vid" / "00001.wav", 1.2)
+    (root / "veri_test2.txt").write_text("0 id10270/vid/00001.wav id10271/vid/00001.wav\n")
+
+
+def test_a_joined_source_reads_speakers_from_voxceleb_and_keywords_from_speech_commands(tmp_path):
+    _voxceleb1_tree(tmp_path / "vox")
+    _speech_commands_tree(tmp_path / "sc")
+    src = sources.joined(sources.voxceleb1(tmp_path / "vox"), sources.speech_commands(tmp_path / "sc"),
+                         keyword_trials=6, seed=3)
+    assert {r["path"] for r in src.select("train", "sentence")} == {"sv/id10001/vid/00001.wav"}
+    assert src.path("sv/id10270/vid/00001.wav") == tmp_path / "vox" / "wav" / "id10270" / "vid" / "00001.wav"
+    assert src.path("kws/yes/aa11_nohash_0.wav") == tmp_path / "sc" / "yes" / "aa11_nohash_0.wav"
+    assert src.trials() == [(0, "sv/id10270/vid/00001.wav", "sv/id10271/vid/00001.wav")]
+    assert src.trials("O-cleaned") == src.trials()
+    keyword_trials = src.trials("trials_keywords")
+    test_keywords = {r["path"] for r in src.select("test", "keyword")}
+    assert len(test_keywords) == 6 and all(p.startswith("kws/") for p in test_keywords)
+    assert sorted(t[0] for t in keyword_trials) == [0, 0, 0, 1, 1, 1]
+    assert all({a, b} <= test_keywords and (a.split("/")[2][:4] == b.split("/")[2][:4]) == bool(label)
+               for label, a, b in keyword_trials)
+    again = sources.joined(sources.voxceleb1(tmp_path / "vox"), sources.speech_commands(tmp_path / "sc"),
+                           keyword_trials=6, seed=3)
+    assert again.trials("trials_keywords") == keyword_trials  # deterministic in the seed
+    crops = datasets.KWSItems(src, "test")
+    assert len(crops) == 6 and crops[0][0].shape == (16000,)  # audio resolved through the prefix
+    assert src.info["parts"]["sv"]["name"].startswith("VoxCeleb1 at")
+
+
+def test_a_joined_source_opens_from_two_folders_and_names_what_is_wrong(tmp_path):
+    from kdlib import corpus
+
+    _voxceleb1_tree(tmp_path / "vox")
+    _speech_commands_tree(tmp_path / "sc")
+    for spec in (f"{tmp_path / 'vox'}+{tmp_path / 'sc'}", f"{tmp_path / 'sc'}+{tmp_path / 'vox'}"):
+        src = corpus.load(spec)  # what -p CORPUS /data/voxceleb1+/data/speech_commands does, in either order
+        assert isinstance(src, sources.JoinedSource) and list(src.parts) == ["sv", "kws"]
+    with pytest.raises(KeyError, match="starts with none of"):
+        src.path("other/x.wav")
+    with pytest.raises(KeyError, match="no trial list 'E'"):
+        src.trials("E")
+    with pytest.raises(ValueError, match="two 'kws' folders"):
+        corpus.load(f"{tmp_path / 'vox'}+{tmp_path / 'sc'}+{tmp_path / 'sc'}")
+    _cnceleb_tree(tmp_path / "cnc")
+    with pytest.raises(ValueError, match="joins a folder with speakers and a trial list"):
+        corpus.load(f"{tmp_path / 'sc'}+{tmp_path / 'cnc'}")
+    with pytest.raises(FileNotFoundError, match="missing: no such folder"):
+        corpus.load(f"{tmp_path / 'vox'}+{tmp_path / 'missing'}")
+    _speech_commands_tree(tmp_path / "sc1", test_speakers=("cc33",))
+    one_speaker = corpus.load(f"{tmp_path / 'vox'}+{tmp_path / 'sc1'}")
+    with pytest.raises(ValueError, match="two or more speakers; found 3 clips"):
+        one_speaker.trials("trials_keywords")
+
+
+def _cnceleb_tree(root, suffix=".flac"):
+    """CN-Celeb1's evaluation part: enrolment and test clips, its lists naming .wav as the FLAC release does."""
+    for name in ("id00800-enroll", "id00801-enroll"):
+        _wav((root / "eval" / "enroll" / name).with_suffix(suffix), 1.5)
+    tests = ("id00800-singing-01-001", "id00800-speech-02-003", "id00801-vlog-01-002")
+    for name in tests:
+        _wav((root / "eval" / "test" / name).with_suffix(suffix), 1.0)
+    lists = root / "eval" / "lists"
+    lists.mkdir(parents=True)
+    (lists / "enroll.lst").write_text("id00800-enroll enroll/id00800-enroll.wav\n"
+                                      "id00801-enroll enroll/id00801-enroll.wav\n")
+    (lists / "trials.lst").write_text("".join(f"{e}-enroll test/{t}.wav {int(t[:7] == e)}\n"
+                                              for e in ("id00800", "id00801") for t in tests))
+
+
+def test_cnceleb_reader_maps_enrolment_ids_and_listed_paths_to_the_audio(tmp_path):
+    _cnceleb_tree(tmp_path)
+    src = sources.open_folder(tmp_path)
+    assert isinstance(src, sources.CNCelebSource) and src.name.startswith("CN-Celeb at")
+    trials = src.trials()
+    assert len(trials) == 6 and sum(t[0] for t in trials) == 3
+    assert trials[0] == (1, "eval/enroll/id00800-enroll.flac", "eval/test/id00800-singing-01-001.flac")
+    assert all(src.path(p).is_file() for _, a, b in trials for p in (a, b))
+    assert {r["speaker"] for r in src.select("test", "sentence")} == {"id00800", "id00801"}
+    assert len(src.manifest) == 5 and {r["language"] for r in src.manifest} == {"zh"}
+    wav = tmp_path / "wav-release"
+    _cnceleb_tree(wav, suffix=".wav")
+    (wav / "eval" / "lists" / "enroll.lst").unlink()  # without enroll.lst: enroll/<id>
+    assert sources.cnceleb(wav).trials()[0] == (1, "eval/enroll/id00800-enroll.wav",
+                                                "eval/test/id00800-singing-01-001.wav")
+
+
+def test_cnceleb_joined_with_voxceleb_is_the_other_language_and_errors_name_the_file(tmp_path):
+    from kdlib import corpus
+
+    _voxceleb1_tree(tmp_path / "vox")
+    _cnceleb_tree(tmp_path / "cnc")
+    src = corpus.load(f"{tmp_path / 'cnc'}+{tmp_path / 'vox'}")
+    assert list(src.parts) == ["sv", "other"]
+    assert {r["speaker"] for r in src.select("other", "sentence")} == {"id00800", "id00801"}
+    assert src.trials("trials_other")[0] == (1, "other/eval/enroll/id00800-enroll.flac",
+                                             "other/eval/test/id00800-singing-01-001.flac")
+    assert src.trials()[0][1] == "sv/id10270/vid/00001.wav"
+    with pytest.raises(FileNotFoundError, match="eval/lists/trials.lst: not found"):
+        sources.cnceleb(tmp_path / "vox")
+    lists = tmp_path / "cnc" / "eval" / "lists"
+    (lists / "trials.lst").write_text("id00800-enroll test/id00800-singing-01-001.wav 1\n"
+                                      "id00800-enroll test/id00801-vlog-01-002.wav\n")
+    with pytest.raises(ValueError, match=r"trials.lst, line 2: expected '<enroll id> <test path> <0 or 1>'"):
+        sources.cnceleb(tmp_path / "cnc").trials()
+    (lists / "trials.lst").write_text("id00800-enroll test/id00899-singing-01-001.wav 0\n")
+    with pytest.raises(FileNotFoundError, match="names 1 clips that are not under.*id00899"):
+        sources.cnceleb(tmp_path / "cnc").manifest
