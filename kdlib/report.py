@@ -251,6 +251,18 @@ def time_table(times: dict, top: int = 3) -> list[str]:
             f"(kernel start-up included; `{TIMES_FILE}`).", "", *rows]
 
 
+def processor(provenance: dict) -> str:
+    """The machine a run was made on, as the results table shows it: the CPU's name and cores, and (from
+    ``provenance["cpu"]``) its generation and widest vector extension, since one name covers several."""
+    text = provenance.get("hardware", "?")
+    cpu = provenance.get("cpu") or {}
+    if "cpu family" in cpu:
+        features = cpu.get("features", [])
+        widest = "AVX-512" if "avx512f" in features else "AVX2" if "avx2" in features else "no AVX2"
+        text += f" (family {cpu['cpu family']}, model {cpu.get('model', '?')}, {widest})"
+    return text
+
+
 def readme_section(records: dict[str, dict], source: str = "results/reference/",
                    times: dict | None = None) -> str:
     """The README's generated results section: each run's time and hardware, its claims, its headline models,
@@ -260,7 +272,7 @@ def readme_section(records: dict[str, dict], source: str = "results/reference/",
     models = ["| notebook | model | params | size | CPU latency | EER | KWS accuracy |", "|---|---|---|---|---|---|---|"]
     for notebook, record in records.items():
         title = NOTEBOOKS.get(notebook, notebook)
-        hardware = record.get("provenance", {}).get("hardware", "?")
+        hardware = processor(record.get("provenance", {}))
         held = sum(bool(c["holds"]) for c in record["claims"])
         runs.append(f"| {title} | {_minutes(record['wall_time_s'])} | {hardware} | {record.get('device', '?')} | "
                     f"{held} of {len(record['claims'])} |")

@@ -83,6 +83,16 @@ def test_readme_section_and_rewrite(results, tmp_path):
     assert (tmp_path / "bare.md").read_text() == "# no markers\n"
 
 
+def test_the_processor_column_names_the_generation_behind_the_name():
+    cpu = {"cpu family": "25", "model": "17", "stepping": "1", "features": ["avx2", "fma", "avx512f"]}
+    assert report.processor({"hardware": "AMD EPYC, 2 cores", "cpu": cpu}) == \
+        "AMD EPYC, 2 cores (family 25, model 17, AVX-512)"
+    assert report.processor({"hardware": "AMD EPYC, 2 cores", "cpu": {**cpu, "features": ["avx2"]}}).endswith(
+        "model 17, AVX2)")
+    assert report.processor({"hardware": "test CPU"}) == "test CPU"  # records made before kdlib recorded it
+    assert report.processor({}) == "?"
+
+
 def test_readme_section_names_a_headline_model_the_results_lack(results):
     record = _record("05_quantization")
     del record["models"]["ecapa_fp32"]

@@ -249,6 +249,28 @@ def _speech_commands_tree_from(smoke, tree):
     return tree
 
 
+def _cnceleb_tree_from(smoke, tree):
+    """The smoke corpus's other-language (Spanish) sentences as CN-Celeb's evaluation part: each speaker's first clip
+    as eval/enroll/<id>-enroll.flac, the others under eval/test/, every enrolment against every test clip in
+    eval/lists/trials.lst (naming .wav, as the FLAC release does)."""
+    import soundfile as sf
+
+    from kdlib.audio import read_audio
+
+    enrolments, tests = [], []
+    for k, (_, rows) in enumerate(sorted(smoke.by_speaker("other", "sentence").items())):
+        speaker = f"id{800 + k:05d}"
+        for j, row in enumerate(rows):
+            rel = f"enroll/{speaker}-enroll.flac" if j == 0 else f"test/{speaker}-speech-01-{j:03d}.flac"
+            (tree / "eval" / rel).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(tree / "eval" / rel, read_audio(smoke.path(row["path"])), 16_000)
+            (enrolments if j == 0 else tests).append(speaker if j == 0 else rel)
+    (tree / "eval" / "lists").mkdir(parents=True)
+    (tree / "eval" / "lists" / "trials.lst").write_text("".join(
+        f"{e}-enroll {t.replace('.flac', '.wav')} {int(t[5:12] == e)}\n" for e in enrolments for t in tests))
+    return tree
+
+
 def test_a_notebook_runs_on_a_dataset_folder_in_voxceleb_layout(tmp_path, monkeypatch):
     """The full-scale data path: the smoke corpus's sentences rewritten as a VoxCeleb1 tree, given to notebook 02
     in smoke mode as a folder path (-p CORPUS)."""
@@ -268,9 +290,10 @@ def test_a_notebook_runs_on_a_dataset_folder_in_voxceleb_layout(tmp_path, monkey
     assert all(0 <= m["eer"] <= 1 for m in record["models"].values() if m.get("eer") is not None)
 
 
-def test_the_multitask_notebook_runs_on_voxceleb_joined_with_speech_commands(tmp_path, monkeypatch):
-    """Notebook 04 at full scale reads speakers from VoxCeleb1 and keywords from Speech Commands: both trees made
-    from the smoke corpus, joined by -p CORPUS 'vox+sc', run in smoke mode."""
+@pytest.mark.parametrize("notebook", ["03_ensemble_kd", "04_joint_kd_multitask"])
+def test_the_keyword_notebooks_run_on_voxceleb_joined_with_speech_commands(notebook, tmp_path, monkeypatch):
+    """Notebooks 03 and 04 at full scale read speakers from VoxCeleb1 and keywords from Speech Commands: both trees
+    made from the smoke corpus, joined by -p CORPUS 'vox+sc', run in smoke mode."""
     from kdlib import corpus
     from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
 
@@ -281,11 +304,36 @@ def test_the_multitask_notebook_runs_on_voxceleb_joined_with_speech_commands(tmp
     spec = (f"{_voxceleb1_tree_from(smoke, tmp_path / 'voxceleb1')}+"
             f"{_speech_commands_tree_from(smoke, tmp_path / 'speech_commands')}")
     out = tmp_path / "results"
-    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"),
+    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / f"{notebook}.ipynb"),
                         "-p", "CORPUS", spec, "--results", str(out)]) == 0
-    record = json.loads((out / "smoke" / "04_joint_kd_multitask.json").read_text())
+    record = json.loads((out / "smoke" / f"{notebook}.json").read_text())
     assert record["parameters"] == {"CORPUS": spec}
     models = record["models"].values()
-    assert any(m["accuracy"] is not None for m in models) and any(m["eer"] is not None for m in models)
-    assert all(0 <= m["accuracy"] <= 1 for m in models if m["accuracy"] is not None)
-    assert all(0 <= m[key] <= 1 for m in models for key in ("eer", "keyword_sv_eer") if m[key] is not None)
+    assert any(m["eer"] is not None for m in models)
+    assert all(0 <= m["eer"] <= 1 for m in models if m["eer"] is not None)
+    if notebook.startswith("03"):  # keyword spotting on Speech Commands' classes
+        assert all(0 <= m["clean_kws_acc"] <= 1 for m in models)
+    else:
+        assert any(m["accuracy"] is not None for m in models)
+        assert all(0 <= m["accuracy"] <= 1 for m in models if m["accuracy"] is not None)
+        assert all(0 <= m["keyword_sv_eer"] <= 1 for m in models if m["keyword_sv_eer"] is not None)
+
+
+def test_the_quantization_notebook_runs_on_voxceleb_joined_with_cnceleb(tmp_path, monkeypatch):
+    """Notebook 05 at full scale tests its language mismatch on CN-Celeb: a VoxCeleb1 tree and a CN-Celeb tree made
+    from the smoke corpus (English and Spanish speakers), joined by -p CORPUS 'vox+cnc', run in smoke mode."""
+    from kdlib import corpus
+    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
+
+    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("KDLIB_SMOKE", "1")
+    smoke = corpus.load("smoke")
+    spec = f"{_voxceleb1_tree_from(smoke, tmp_path / 'voxceleb1')}+{_cnceleb_tree_from(smoke, tmp_path / 'cnc')}"
+    out = tmp_path / "results"
+    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / "05_quantization.ipynb"),
+                        "-p", "CORPUS", spec, "--results", str(out)]) == 0
+    record = json.loads((out / "smoke" / "05_quantization.json").read_text())
+    assert record["parameters"] == {"CORPUS": spec}
+    fp32 = [m for name, m in record["models"].items() if name.endswith("fp32")]
+    assert fp32 and all(0 <= m[key] <= 1 for m in fp32 for key in ("eer", "eer_other_language"))
