@@ -183,7 +183,7 @@ def speech_commands(root: str | Path) -> Source:
         rel = f.relative_to(root).as_posix()
         if word == "_background_noise_":
             rows.append({"path": rel, "speaker": "noise", "split": "train", "kind": "silence", "label": "_silence_",
-                         "language": "en"})
+                         "text": "", "language": "en"})  # no words, as the embedded corpus's silence clips
             continue
         is_kw = word in KEYWORDS
         rows.append({"path": rel, "speaker": f.name.split("_nohash_")[0], "split": lists.get(rel, "train"),

@@ -52,6 +52,7 @@ def test_speech_commands_reader_on_a_fake_tree(tmp_path):
     assert by_path["marvin/ee55_nohash_0.wav"]["split"] == "test"
     assert by_path["stop/aa11_nohash_1.wav"]["speaker"] == "aa11"
     assert by_path["_background_noise_/white_noise.wav"]["label"] == "_silence_"
+    assert by_path["_background_noise_/white_noise.wav"]["text"] == ""  # no words, as in the embedded corpus
     train = datasets.KWSItems(src, "train")
     labels = sorted(sources.KWS_LABELS[train[i][1]] for i in range(len(train)))
     assert labels == ["_silence_", "_unknown_", "stop", "yes"]
