@@ -225,9 +225,9 @@ def git_commit() -> str | None:
 
 
 def provenance() -> dict:
-    """One record of where and with what a result, a teacher or a corpus was made: package versions,
-    hardware (with the processor's generation and extensions), numerics, git commit and the time (UTC). Results files, the zoo manifest and corpus.json
-    all carry it."""
+    """One record of where and with what a result, a teacher or a corpus was made: package versions, hardware (with the
+    processor's generation and extensions), numerics, git commit and the time (UTC). Results files, the zoo manifest and
+    corpus.json all carry it."""
     import datetime
 
     return {"versions": versions(), "hardware": hardware(), "cpu": cpu(), "numerics": numerics(),

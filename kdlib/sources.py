@@ -263,11 +263,12 @@ class CNCelebSource(Source):
 
 def cnceleb(root: str | Path, split: str = "test", trial_name: str = "trials",
             language: str = "zh") -> CNCelebSource:
-    """CN-Celeb1's evaluation set (``root/eval/{enroll,test,lists}``) as a source: its rows (split ``split``,
-    by default ``test``) and its official trial list under ``trial_name``. Joined to VoxCeleb1 for notebook 05's
-    language mismatch, it is ``split="other"``, ``trial_name="trials_other"`` (what ``open_folder`` does with
-    ``/data/voxceleb1+/data/CN-Celeb``). Opening reads nothing; the trial list is streamed when used and the
-    rows are made (and every clip checked to exist) on first use. The development speakers (``data/``, ``dev/dev.lst``) are not read: kdlib trains on VoxCeleb."""
+    """CN-Celeb1's evaluation set (``root/eval/{enroll,test,lists}``) as a source: its rows (split ``split``, by default
+    ``test``) and its official trial list under ``trial_name``. Joined to VoxCeleb1 for notebook 05's language mismatch,
+    it is ``split="other"``, ``trial_name="trials_other"`` (what ``open_folder`` does with
+    ``/data/voxceleb1+/data/CN-Celeb``). Opening reads nothing; the trial list is streamed when used and the rows are
+    made (and every clip checked to exist) on first use. The development speakers (``data/``, ``dev/dev.lst``) are not
+    read: kdlib trains on VoxCeleb."""
     root = Path(root)
     if not (root / "eval" / "lists" / "trials.lst").exists():
         raise FileNotFoundError(f"{root / 'eval' / 'lists' / 'trials.lst'}: not found; expected CN-Celeb as "
@@ -276,11 +277,11 @@ def cnceleb(root: str | Path, split: str = "test", trial_name: str = "trials",
 
 
 class JoinedSource(Source):
-    """Sources read as one, each row's path prefixed by its part's name (``sv/id10270/...``,
-    ``kws/yes/...``): what notebooks 03 to 05 need at full scale, speakers and SV trials from one dataset and
-    keywords or another language's speakers from others. Trial lists of every part are offered with prefixed
-    paths (``trials`` and the protocol names from the SV part, ``trials_other`` from CN-Celeb); ``trials_keywords`` (SV trials on the keyword part's test keywords, half
-    same-speaker) is drawn on first use, deterministically in ``seed``."""
+    """Sources read as one, each row's path prefixed by its part's name (``sv/id10270/...``, ``kws/yes/...``): what
+    notebooks 03 to 05 need at full scale, speakers and SV trials from one dataset and keywords or another language's
+    speakers from others. Trial lists of every part are offered with prefixed paths (``trials`` and the protocol names
+    from the SV part, ``trials_other`` from CN-Celeb); ``trials_keywords`` (SV trials on the keyword part's test
+    keywords, half same-speaker) is drawn on first use, deterministically in ``seed``."""
 
     def __init__(self, parts: dict[str, Source], keyword_trials: int = 10_000, seed: int = 0):
         if len(parts) < 2 or any("/" in name or not name for name in parts):
@@ -339,10 +340,10 @@ def joined(sv: Source, kws: Source, keyword_trials: int = 10_000, seed: int = 0)
 
 
 def open_folder(root: str | Path) -> Source:
-    """A real dataset by its folder, its layout telling which: VoxCeleb1 (``wav/idXXXXX/...``) or Speech
-    Commands (``validation_list.txt``) or CN-Celeb (``eval/lists/trials.lst``); folders joined by ``+``
-    (VoxCeleb1 with Speech Commands and/or CN-Celeb, in any order) open as one :class:`JoinedSource`. What a notebook's ``CORPUS`` knob does with a path, so that
-    ``python -m kdlib.runner run -p CORPUS /data/voxceleb1`` runs a notebook on it."""
+    """A real dataset by its folder, its layout telling which: VoxCeleb1 (``wav/idXXXXX/...``) or Speech Commands
+    (``validation_list.txt``) or CN-Celeb (``eval/lists/trials.lst``); folders joined by ``+`` (VoxCeleb1 with Speech
+    Commands and/or CN-Celeb, in any order) open as one :class:`JoinedSource`. What a notebook's ``CORPUS`` knob does
+    with a path, so that ``python -m kdlib.runner run -p CORPUS /data/voxceleb1`` runs a notebook on it."""
     if "+" in str(root) and not Path(root).expanduser().exists():  # "/data/voxceleb1+/data/speech_commands"
         return _join_folders(str(root))
     root = Path(root).expanduser()
