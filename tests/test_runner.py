@@ -148,22 +148,31 @@ def test_every_notebook_has_a_parameters_cell_with_its_knobs():
         runner.inject_parameters(nb, {"SMOKE": True}, path.name)  # raises if the cell or the knob is missing
 
 
+def _smoke_run(monkeypatch, tmp_path, notebook: str, **knobs) -> dict:
+    """Run ``notebooks/<notebook>.ipynb`` in smoke mode through the runner with ``-p`` knobs, in a clean numerics
+    environment (restored afterwards); check that it ran and that its results record the knobs; return them."""
+    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
+
+    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
+        monkeypatch.delenv(key, raising=False)  # restored after the runner sets them
+    monkeypatch.setenv("KDLIB_SMOKE", "1")  # the kernel runs the smoke mode, whatever this process runs
+    out = tmp_path / "results"
+    parameters = [arg for key, value in knobs.items() for arg in ("-p", key, str(value))]
+    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / f"{notebook}.ipynb"), *parameters,
+                        "--results", str(out)]) == 0
+    record = json.loads((out / "smoke" / f"{notebook}.json").read_text())
+    assert record["parameters"] == {key: str(value) for key, value in knobs.items()}
+    return record
+
+
 def test_a_course_notebook_runs_with_a_teacher_checkpoint_made_here(tmp_path, monkeypatch):
     """The path to other teachers: notebook 01 in smoke mode with its TEACHER knob set to a directory saved
     by ``save_pretrained`` (the zoo's hubert-tiny, copied), the results file recording both."""
     from kdlib import zoo
-    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
 
-    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("KDLIB_SMOKE", "1")  # the kernel runs the smoke mode, whatever this process runs
     checkpoint = tmp_path / "my-hubert"
     zoo.load("hubert-tiny").save_pretrained(checkpoint)
-    out = tmp_path / "results"
-    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / "01_os_kdft.ipynb"),
-                        "-p", "TEACHER", str(checkpoint), "--results", str(out)]) == 0
-    record = json.loads((out / "smoke" / "01_os_kdft.json").read_text())
-    assert record["parameters"] == {"TEACHER": str(checkpoint)}
+    record = _smoke_run(monkeypatch, tmp_path, "01_os_kdft", TEACHER=checkpoint)
     assert record["extra"]["teacher"] == str(checkpoint) and record["mode"] == "smoke"
     assert record["models"]["e_oskdft_L2"]["eer"] is not None
 
@@ -275,18 +284,9 @@ def test_a_notebook_runs_on_a_dataset_folder_in_voxceleb_layout(tmp_path, monkey
     """The full-scale data path: the smoke corpus's sentences rewritten as a VoxCeleb1 tree, given to notebook 02
     in smoke mode as a folder path (-p CORPUS)."""
     from kdlib import corpus
-    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
-
-    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
-        monkeypatch.delenv(key, raising=False)  # restored after the runner sets them
-    monkeypatch.setenv("KDLIB_SMOKE", "1")
 
     tree = _voxceleb1_tree_from(corpus.load("smoke"), tmp_path / "voxceleb1")
-    out = tmp_path / "results"
-    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / "02_iml_kd.ipynb"),
-                        "-p", "CORPUS", str(tree), "--results", str(out)]) == 0
-    record = json.loads((out / "smoke" / "02_iml_kd.json").read_text())
-    assert record["parameters"] == {"CORPUS": str(tree)}
+    record = _smoke_run(monkeypatch, tmp_path, "02_iml_kd", CORPUS=tree)
     assert all(0 <= m["eer"] <= 1 for m in record["models"].values() if m.get("eer") is not None)
 
 
@@ -295,20 +295,11 @@ def test_the_keyword_notebooks_run_on_voxceleb_joined_with_speech_commands(noteb
     """Notebooks 03 and 04 at full scale read speakers from VoxCeleb1 and keywords from Speech Commands: both trees
     made from the smoke corpus, joined by -p CORPUS 'vox+sc', run in smoke mode."""
     from kdlib import corpus
-    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
 
-    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("KDLIB_SMOKE", "1")
     smoke = corpus.load("smoke")
     spec = (f"{_voxceleb1_tree_from(smoke, tmp_path / 'voxceleb1')}+"
             f"{_speech_commands_tree_from(smoke, tmp_path / 'speech_commands')}")
-    out = tmp_path / "results"
-    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / f"{notebook}.ipynb"),
-                        "-p", "CORPUS", spec, "--results", str(out)]) == 0
-    record = json.loads((out / "smoke" / f"{notebook}.json").read_text())
-    assert record["parameters"] == {"CORPUS": spec}
-    models = record["models"].values()
+    models = _smoke_run(monkeypatch, tmp_path, notebook, CORPUS=spec)["models"].values()
     assert any(m["eer"] is not None for m in models)
     assert all(0 <= m["eer"] <= 1 for m in models if m["eer"] is not None)
     if notebook.startswith("03"):  # keyword spotting on Speech Commands' classes
@@ -323,17 +314,9 @@ def test_the_quantization_notebook_runs_on_voxceleb_joined_with_cnceleb(tmp_path
     """Notebook 05 at full scale tests its language mismatch on CN-Celeb: a VoxCeleb1 tree and a CN-Celeb tree made
     from the smoke corpus (English and Spanish speakers), joined by -p CORPUS 'vox+cnc', run in smoke mode."""
     from kdlib import corpus
-    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
 
-    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("KDLIB_SMOKE", "1")
     smoke = corpus.load("smoke")
     spec = f"{_voxceleb1_tree_from(smoke, tmp_path / 'voxceleb1')}+{_cnceleb_tree_from(smoke, tmp_path / 'cnc')}"
-    out = tmp_path / "results"
-    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / "05_quantization.ipynb"),
-                        "-p", "CORPUS", spec, "--results", str(out)]) == 0
-    record = json.loads((out / "smoke" / "05_quantization.json").read_text())
-    assert record["parameters"] == {"CORPUS": spec}
+    record = _smoke_run(monkeypatch, tmp_path, "05_quantization", CORPUS=spec)
     fp32 = [m for name, m in record["models"].items() if name.endswith("fp32")]
     assert fp32 and all(0 <= m[key] <= 1 for m in fp32 for key in ("eer", "eer_other_language"))
