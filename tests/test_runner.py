@@ -73,13 +73,14 @@ def test_reference_numerics_do_not_override_the_user(monkeypatch):
         runner.set_numerics("fast")
 
 
-EXP_BITS, MATMUL_BITS = "af895c6a34af10a4", "7857c6704d977c59"  # AVX2 path, 2 threads (OpenBLAS splits by thread)
+EXP_BITS, MATMUL_BITS = "af895c6a34af10a4", "7857c6704d977c59"  # AVX2 paths, 2 threads (OpenBLAS splits by thread)
 
 
 def test_reference_numerics_give_numpy_and_openblas_the_avx2_results_on_any_x86_machine():
-    """Golden bits, computed on an AVX2 machine (and on an AVX-512 one under these settings): NumPy's float64
-    exp and an OpenBLAS matrix product in a process started with the reference environment. Without the caps an
-    AVX-512 machine gives other last bits for both (NumPy's AVX-512 exp, OpenBLAS's SkylakeX kernels)."""
+    """Golden bits of NumPy's float64 exp and an OpenBLAS matrix product in a process started with the reference
+    environment, computed on an AVX-512 machine (Zen 4) through the capped AVX2 code paths (OpenBLAS's Haswell and
+    Zen kernels give the same bits). Without the caps that machine gives other last bits for both (NumPy's AVX-512
+    exp, OpenBLAS's SkylakeX kernels)."""
     import platform
     import subprocess
 
