@@ -124,17 +124,26 @@ def env_report(expected: dict[str, str] | None = None) -> dict:
     return report
 
 
-def hardware() -> str:
-    """The CPU model and core count (and the GPU, if one is visible), for build and results records."""
-    cpu = platform.machine()
+def _first_processor() -> dict[str, str]:
+    """``/proc/cpuinfo``'s fields for the first processor (``model name``, ``cpu family``, ``flags``, ...); empty
+    where there is no such file (not Linux)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            if not line.strip():
+                if fields:
+                    break  # the first processor's block has ended
+                continue
+            key, _, value = (part.strip() for part in line.partition(":"))
+            fields.setdefault(key, value)
     except OSError:
         pass
-    text = f"{cpu}, {os.cpu_count()} cores"
+    return fields
+
+
+def hardware() -> str:
+    """The CPU model and core count (and the GPU, if one is visible), for build and results records."""
+    text = f"{_first_processor().get('model name', platform.machine())}, {os.cpu_count()} cores"
     try:
         import torch
 
@@ -152,18 +161,11 @@ CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_til
 def cpu() -> dict:
     """The processor beyond its name: vendor family, model and stepping, and which of :data:`CPU_FEATURES` it
     has. Two machines sold under one name ("AMD EPYC") can be different generations with different kernels."""
-    info: dict = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = (part.strip() for part in line.partition(":"))
-            if key in ("cpu family", "model", "stepping") and key not in info:
-                info[key] = value
-            elif key == "flags":
-                flags = set(value.split())
-                info["features"] = [f for f in CPU_FEATURES if f in flags]
-                break
-    except OSError:
-        pass
+    fields = _first_processor()
+    info: dict = {key: fields[key] for key in ("cpu family", "model", "stepping") if key in fields}
+    if "flags" in fields:
+        flags = set(fields["flags"].split())
+        info["features"] = [f for f in CPU_FEATURES if f in flags]
     return info
 
 
