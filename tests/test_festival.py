@@ -48,6 +48,24 @@ def test_each_voice_reads_its_sentences_at_random_rates(tmp_path, monkeypatch):
     assert all(np.array_equal(a, b) for a, b in zip(waves, again))  # seeded
 
 
+def test_warps_make_pseudo_speakers_with_scaled_pitch_and_duration(tmp_path, monkeypatch):
+    """A warp α plays a clip α times faster: the stand-in's 150 Hz tone comes out at 150·α Hz, 1/α as long."""
+    tree = _tree(tmp_path)
+    monkeypatch.setattr(festival, "unpack", lambda: tree)
+    monkeypatch.setattr(festival, "root", lambda: tmp_path)
+    plain, _ = festival.synthesize(per_voice=6, seed=1, voices=("kal_diphone",))
+    waves, names = festival.synthesize(per_voice=6, seed=1, voices=("kal_diphone",), warps=(0.84, 1.19))
+    alphas = [float(name.split("*")[1]) for name in names]
+    assert {name.split("*")[0] for name in names} == {"kal_diphone"} and set(alphas) == {0.84, 1.19}
+    for wave, alpha in zip(waves, alphas):
+        spectrum = np.abs(np.fft.rfft(wave))
+        peak_hz = np.argmax(spectrum) * 16_000 / len(wave)
+        assert abs(peak_hz - 150 * alpha) < 3, (alpha, peak_hz)
+    stretches = [len(w) for w in plain]  # same seed, so the same stretches were drawn first
+    ratios = [len(w) * alpha / n for w, alpha, n in zip(waves, alphas, stretches)]
+    assert np.allclose(ratios, 1.0, atol=0.01)
+
+
 def test_a_voice_that_fails_is_named(tmp_path, monkeypatch):
     tree = _tree(tmp_path, fail=True)
     monkeypatch.setattr(festival, "unpack", lambda: tree)

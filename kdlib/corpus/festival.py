@@ -41,28 +41,34 @@ SUPPORT = ("festival", "libestools2.5", "festlex-cmu", "festlex-poslex", "festle
            "festvox-suopuhe-common")
 """What the voices need besides themselves: the synthesizer, its library, lexicons and language support."""
 
+LIBRARIES = ("libpulse0", "libsndfile1", "libasyncns0", "libflac12", "libvorbis0a", "libvorbisenc2", "libopus0",
+             "libogg0", "libmpg123-0", "libmp3lame0")
+"""Shared libraries Festival's binary links against (through PulseAudio's client) that a minimal system lacks."""
+
 
 def root() -> Path:
     return data_dir() / "cache" / "festival"
 
 
 def unpack(dest: Path | None = None) -> Path:
-    """Download (``apt-get download``) and unpack (``dpkg -x``) Festival and :data:`VOICES` under ``dest``;
-    return the unpacked tree. Done once; a complete tree is reused."""
+    """Download (``apt-get download``) and unpack (``dpkg -x``) Festival, :data:`LIBRARIES` and :data:`VOICES`
+    under ``dest``; return the unpacked tree. Done once; a tree that holds every package is reused."""
     from kdlib.corpus import real
 
     dest = dest or root()
     tree = dest / "tree"
-    if (tree / ".complete").exists():
+    packages = [*SUPPORT, *LIBRARIES, *(package for package, _, _ in VOICES.values())]
+    marker = tree / ".complete"
+    if marker.exists() and {line.split()[0] for line in marker.read_text().splitlines()} >= set(packages):
         return tree
     if shutil.which("dpkg") is None:
         raise RuntimeError("dpkg not found: Festival's packages are unpacked with 'dpkg -x' (Debian or Ubuntu)")
-    debs = real.fetch([*SUPPORT, *(package for package, _, _ in VOICES.values())], dest / "debs")
+    debs = real.fetch(packages, dest / "debs")
     for deb in debs.values():
         done = subprocess.run(["dpkg", "-x", str(deb), str(tree)], capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"dpkg -x {deb} failed: {done.stderr.strip()}")
-    (tree / ".complete").write_text("\n".join(f"{p} {real.package_version(d)}" for p, d in sorted(debs.items())))
+    marker.write_text("\n".join(f"{p} {real.package_version(d)}" for p, d in sorted(debs.items())))
     return tree
 
 
@@ -76,7 +82,8 @@ def _say(tree: Path, voice: str, jobs: list[tuple[str, float, Path]]) -> None:
         for text, stretch, path in jobs]
     script = jobs[0][2].parent / f"{voice}.scm"
     script.write_text("\n".join(lines) + "\n")
-    env = {"LD_LIBRARY_PATH": str(tree / "usr" / "lib" / "x86_64-linux-gnu"), "PATH": "/usr/bin:/bin"}
+    lib = tree / "usr" / "lib" / "x86_64-linux-gnu"
+    env = {"LD_LIBRARY_PATH": f"{lib}:{lib / 'pulseaudio'}", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([str(tree / "usr" / "bin" / "festival"), "--libdir", f"{share}/", "--datadir", f"{share}/",
                            "-b", str(script)], capture_output=True, text=True, env=env, timeout=1800)
     missing = [str(path) for _, _, path in jobs if not path.exists()]
@@ -84,11 +91,22 @@ def _say(tree: Path, voice: str, jobs: list[tuple[str, float, Path]]) -> None:
         raise RuntimeError(f"Festival voice {voice} failed ({len(missing)} clips missing): {done.stderr[-500:]}")
 
 
+WARPS = (0.84, 0.89, 0.94, 1.0, 1.06, 1.12, 1.19)
+"""Frequency-warp factors that turn one Festival voice into seven pseudo-speakers (about 6 % apart)."""
+
+
 def synthesize(per_voice: int = 80, seed: int = 0, stretch: tuple[float, float] = (0.85, 1.2),
-               voices: tuple[str, ...] | None = None) -> tuple[list[np.ndarray], list[str]]:
+               voices: tuple[str, ...] | None = None, warps: tuple[float, ...] = ()
+               ) -> tuple[list[np.ndarray], list[str]]:
     """``per_voice`` sentences (:func:`kdlib.sentences.sentence`, English whatever the voice's language: the
     timbre is what counts) read by each voice at a random duration stretch, resampled to 16 kHz, each through a
-    random recording session like the corpus's clips; returns the waveforms and their voice names."""
+    random recording session like the corpus's clips; returns the waveforms and their voice names.
+
+    With ``warps`` (e.g. :data:`WARPS`), each clip is also frequency-warped by a factor α drawn from them before
+    its session: played back α times faster (resampled as if recorded at α · its rate), which scales pitch and
+    formants by α, as a vocal tract about 1/α as long would, and duration by 1/α. Each (voice, α) is then its
+    own pseudo-speaker, named ``"<voice>*<α>"`` (speed perturbation as speaker augmentation: Yamamoto et al.,
+    "Speaker augmentation and bandwidth extension for deep speaker embedding", Interspeech 2019)."""
     import soundfile as sf
 
     from kdlib import augment
@@ -107,8 +125,9 @@ def synthesize(per_voice: int = 80, seed: int = 0, stretch: tuple[float, float] 
         _say(tree, voice, jobs)
         for _, _, path in jobs:
             x, sr = sf.read(str(path), dtype="float32")
-            x = resample(x if x.ndim == 1 else x.mean(1), sr, SAMPLE_RATE)
+            alpha = float(rng.choice(warps)) if warps else 1.0
+            x = resample(x if x.ndim == 1 else x.mean(1), sr * alpha, SAMPLE_RATE)
             x = x / max(1e-6, float(np.abs(x).max())) * 0.5
             waves.append(augment.session(x, rng, SAMPLE_RATE).astype(np.float32))
-            names.append(voice)
+            names.append(f"{voice}*{alpha:.2f}" if warps else voice)
     return waves, names
