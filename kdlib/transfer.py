@@ -264,11 +264,14 @@ class LabelledWaves(torch.utils.data.Dataset):
 
 
 def festival_attempt(steps: int = 300, per_voice: int = 80, with_festival: bool = True, batch: int = 32,
-                     lr: float = 5e-4, seed: int = 0, corpus_name: str = "default") -> dict:
+                     lr: float = 5e-4, seed: int = 0, corpus_name: str = "default", warps: tuple[float, ...] = ()
+                     ) -> dict:
     """The zoo's ECAPA-TDNN fine-tuned with AAM-softmax on the corpus's eSpeak NG training speakers plus, with
     ``with_festival``, Festival's real-speaker voices as more classes (``per_voice`` session-augmented
     sentences each, :func:`kdlib.corpus.festival.synthesize`); without them, the control: the same fine-tuning
-    on eSpeak NG speakers alone. Returns the EERs (:func:`score`) and what it took."""
+    on eSpeak NG speakers alone. With ``warps``, each voice's clips are frequency-warped into one pseudo-speaker
+    per factor (the same number of clips, spread over ``len(warps)`` times as many classes). Returns the EERs
+    (:func:`score`) and what it took."""
     import time
 
     from kdlib import corpus, zoo
@@ -281,7 +284,7 @@ def festival_attempt(steps: int = 300, per_voice: int = 80, with_festival: bool 
     synthetic = SVTrainCrops(data, seconds=2.0)
     parts, n_classes, voices = [synthetic], synthetic.n_speakers, []
     if with_festival:
-        waves, names = festival.synthesize(per_voice=per_voice, seed=seed)
+        waves, names = festival.synthesize(per_voice=per_voice, seed=seed, warps=warps)
         voices = sorted(set(names))
         parts.append(LabelledWaves(waves, [n_classes + voices.index(n) for n in names]))
         n_classes += len(voices)
@@ -298,9 +301,9 @@ def festival_attempt(steps: int = 300, per_voice: int = 80, with_festival: bool 
     trained = time.time() - start - prepared
     student.eval()
     return {"student": score(student, prompts, data),
-            "setup": {"steps": steps, "with_festival": with_festival, "voices": voices,
-                      "festival_clips": per_voice * len(voices), "classes": n_classes, "batch": batch, "lr": lr,
-                      "seed": seed, "final_loss": float(np.mean(history["loss"][-30:])),
+            "setup": {"steps": steps, "with_festival": with_festival, "warps": list(warps), "voices": voices,
+                      "festival_clips": len(parts[1]) if with_festival else 0, "classes": n_classes, "batch": batch,
+                      "lr": lr, "seed": seed, "final_loss": float(np.mean(history["loss"][-30:])),
                       "prepare_s": round(prepared), "train_s": round(trained), "total_s": round(time.time() - start)}}
 
 
@@ -312,8 +315,9 @@ if __name__ == "__main__":
                                      description="attempts at real-voice transfer: scratch (an ECAPA-TDNN trained "
                                                  "from scratch on GE2E's embeddings), festival (the zoo's ECAPA "
                                                  "fine-tuned with Festival's real-speaker voices), festival-control "
-                                                 "(the same fine-tuning without them)")
-    parser.add_argument("attempt", choices=["scratch", "festival", "festival-control"])
+                                                 "(the same fine-tuning without them), festival-warped (each "
+                                                 "Festival voice warped into 7 pseudo-speakers)")
+    parser.add_argument("attempt", choices=["scratch", "festival", "festival-control", "festival-warped"])
     parser.add_argument("--steps", type=int, default=None, help="default: 1500 (scratch), 300 (festival)")
     parser.add_argument("--channels", type=int, default=256, help="scratch: the student's width")
     parser.add_argument("--seed", type=int, default=0)
@@ -322,7 +326,10 @@ if __name__ == "__main__":
     if args.attempt == "scratch":
         result = scratch_attempt(steps=args.steps or 1500, channels=args.channels, seed=args.seed)
     else:
-        result = festival_attempt(steps=args.steps or 300, with_festival=args.attempt == "festival", seed=args.seed)
+        from kdlib.corpus.festival import WARPS
+
+        result = festival_attempt(steps=args.steps or 300, with_festival=args.attempt != "festival-control",
+                                  seed=args.seed, warps=WARPS if args.attempt == "festival-warped" else ())
     print(json.dumps(result, indent=1, default=float))
     if args.out:
         with open(args.out, "w") as f:
