@@ -263,14 +263,37 @@ class LabelledWaves(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(crop(self.waves[i], self.samples, _rng()))), self.labels[i]
 
 
+class TelephoneCrops(torch.utils.data.Dataset):
+    """``(crop, label)`` items of another dataset, each put through a telephone channel
+    (:func:`kdlib.augment.telephone`) with probability ``p``, drawn from torch's generator."""
+
+    def __init__(self, items: torch.utils.data.Dataset, p: float = 0.5):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be a probability, got {p}")
+        self.items, self.p = items, p
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from kdlib.augment import telephone
+
+        wave, label = self.items[i]
+        rng = _rng()
+        if rng.random() < self.p:
+            wave = torch.from_numpy(telephone(wave.numpy(), rng))
+        return wave, label
+
+
 def festival_attempt(steps: int = 300, per_voice: int = 80, with_festival: bool = True, batch: int = 32,
-                     lr: float = 5e-4, seed: int = 0, corpus_name: str = "default", warps: tuple[float, ...] = ()
-                     ) -> dict:
+                     lr: float = 5e-4, seed: int = 0, corpus_name: str = "default", warps: tuple[float, ...] = (),
+                     telephone: float = 0.0) -> dict:
     """The zoo's ECAPA-TDNN fine-tuned with AAM-softmax on the corpus's eSpeak NG training speakers plus, with
     ``with_festival``, Festival's real-speaker voices as more classes (``per_voice`` session-augmented
     sentences each, :func:`kdlib.corpus.festival.synthesize`); without them, the control: the same fine-tuning
     on eSpeak NG speakers alone. With ``warps``, each voice's clips are frequency-warped into one pseudo-speaker
-    per factor (the same number of clips, spread over ``len(warps)`` times as many classes). Returns the EERs
+    per factor (the same number of clips, spread over ``len(warps)`` times as many classes). With ``telephone``,
+    that share of the training crops goes through a telephone channel (:class:`TelephoneCrops`). Returns the EERs
     (:func:`score`) and what it took."""
     import time
 
@@ -289,8 +312,10 @@ def festival_attempt(steps: int = 300, per_voice: int = 80, with_festival: bool 
         parts.append(LabelledWaves(waves, [n_classes + voices.index(n) for n in names]))
         n_classes += len(voices)
     prepared = time.time() - start
-    loader = torch.utils.data.DataLoader(torch.utils.data.ConcatDataset(parts), batch_size=batch, shuffle=True,
-                                         drop_last=True)
+    items = torch.utils.data.ConcatDataset(parts)
+    if telephone:
+        items = TelephoneCrops(items, telephone)
+    loader = torch.utils.data.DataLoader(items, batch_size=batch, shuffle=True, drop_last=True)
     torch.manual_seed(seed)
     student = zoo.load("ecapa")
     student.head = AAMSoftmax(student.embed_dim, n_classes, margin=0.2, scale=30.0)
@@ -301,9 +326,9 @@ def festival_attempt(steps: int = 300, per_voice: int = 80, with_festival: bool 
     trained = time.time() - start - prepared
     student.eval()
     return {"student": score(student, prompts, data),
-            "setup": {"steps": steps, "with_festival": with_festival, "warps": list(warps), "voices": voices,
-                      "festival_clips": len(parts[1]) if with_festival else 0, "classes": n_classes, "batch": batch,
-                      "lr": lr, "seed": seed, "final_loss": float(np.mean(history["loss"][-30:])),
+            "setup": {"steps": steps, "with_festival": with_festival, "warps": list(warps), "telephone": telephone,
+                      "voices": voices, "festival_clips": len(parts[1]) if with_festival else 0, "classes": n_classes,
+                      "batch": batch, "lr": lr, "seed": seed, "final_loss": float(np.mean(history["loss"][-30:])),
                       "prepare_s": round(prepared), "train_s": round(trained), "total_s": round(time.time() - start)}}
 
 
@@ -321,6 +346,8 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=None, help="default: 1500 (scratch), 300 (festival)")
     parser.add_argument("--channels", type=int, default=256, help="scratch: the student's width")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--telephone", type=float, default=0.0,
+                        help="festival*: the share of training crops put through a telephone channel (8 kHz, GSM)")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args()
     if args.attempt == "scratch":
@@ -329,7 +356,8 @@ if __name__ == "__main__":
         from kdlib.corpus.festival import WARPS
 
         result = festival_attempt(steps=args.steps or 300, with_festival=args.attempt != "festival-control",
-                                  seed=args.seed, warps=WARPS if args.attempt == "festival-warped" else ())
+                                  seed=args.seed, warps=WARPS if args.attempt == "festival-warped" else (),
+                                  telephone=args.telephone)
     print(json.dumps(result, indent=1, default=float))
     if args.out:
         with open(args.out, "w") as f:

@@ -90,3 +90,19 @@ def test_distorted_crops_repeat_bit_for_bit_and_keep_the_undrawn_crops_clean():
     assert all(not torch.equal(x, y) for x, y in zip(distort_crops(waves, p=1.0), waves))
     with pytest.raises(ValueError, match="probability"):
         distort_crops(waves, p=1.5)
+
+
+def test_a_telephone_channel_keeps_length_and_removes_everything_above_4_khz():
+    from kdlib.augment import telephone
+
+    t = np.arange(32_000) / 16_000
+    x = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.1 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)
+    for p_codec in (0.0, 1.0):  # 8 kHz sampling alone, and with the GSM 6.10 codec
+        y = telephone(x, np.random.default_rng(0), p_codec=p_codec)
+        spectrum, freqs = np.abs(np.fft.rfft(y)), np.fft.rfftfreq(len(y), 1 / 16_000)
+        assert y.dtype == np.float32 and y.shape == x.shape
+        assert spectrum[freqs > 4_500].max() < 1e-3 * spectrum.max()  # the 6 kHz tone is gone
+        assert abs(freqs[np.argmax(spectrum)] - 200) < 1  # the 200 Hz tone is kept
+        assert np.corrcoef(x, y)[0, 1] > 0.9  # 0.949 when only the 6 kHz tone's tenth of the power is lost
+    coded, plain = (telephone(x, np.random.default_rng(0), p_codec=p) for p in (1.0, 0.0))
+    assert not np.allclose(coded, plain, atol=1e-3)  # the codec leaves its own error

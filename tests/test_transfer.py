@@ -120,3 +120,23 @@ def test_a_student_regresses_cached_teacher_embeddings_without_labels():
     with pytest.raises(ValueError, match="targets of one width"):
         transfer.distil_cached(student, {"a": banks["1 s"], "b": {"wave": short_x, "target": torch.zeros(8, 3)}},
                                steps=1)
+
+
+def test_telephone_crops_change_the_drawn_share_keep_labels_and_repeat():
+    waves = [np.random.default_rng(i).standard_normal(16_000).astype(np.float32) * 0.1 for i in range(20)]
+    items = transfer.LabelledWaves(waves, list(range(20)), seconds=1.0)
+
+    def draw(p):
+        torch.manual_seed(3)
+        return [transfer.TelephoneCrops(items, p)[i] for i in range(20)]
+
+    torch.manual_seed(3)
+    plain = [items[i] for i in range(20)]
+    half = draw(0.5)
+    assert [y for _, y in half] == list(range(20))
+    changed = [not torch.equal(a, b) for (a, _), (b, _) in zip(half, plain)]
+    assert 3 < sum(changed) < 17  # about half (the clips are 1 s long, so their crops are the same either way)
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(half, draw(0.5)))  # seeded by torch
+    assert all(x.shape == (16_000,) and x.dtype == torch.float32 for x, _ in draw(1.0))
+    with pytest.raises(ValueError, match="probability"):
+        transfer.TelephoneCrops(items, 2.0)
