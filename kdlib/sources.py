@@ -108,6 +108,27 @@ speakers, 37,720 trials; cleaned 37,611), -E (all 1,251 speakers, 581,480; clean
 nationality and gender, 552,536; cleaned 550,894). The cleaned lists drop trials with wrong identities."""
 
 
+VOXCELEB1_META = "vox1_meta.csv"
+"""VoxCeleb1's speaker metadata, tab-separated: ``VoxCeleb1 ID, VGGFace1 ID, Gender (m/f), Nationality, Set``."""
+
+
+def voxceleb1_meta(path: str | Path) -> dict[str, dict[str, str]]:
+    """``{speaker: {"gender": "male" or "female", "nationality": ...}}`` from VoxCeleb1's ``vox1_meta.csv``
+    (one header line, then ``id10001<TAB>A.J._Buckley<TAB>m<TAB>Ireland<TAB>dev``); a malformed line raises with
+    the file and line number."""
+    path = Path(path)
+    meta = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = [f.strip() for f in line.split("\t")]
+        if not line.strip() or (number == 1 and fields[0].lower().startswith("voxceleb1 id")):
+            continue
+        if len(fields) < 4 or not fields[0].startswith("id") or fields[2].lower() not in {"m", "f"}:
+            raise ValueError(f"{path}, line {number}: expected '<idXXXXX> <name> <m or f> <nationality> <set>' "
+                             f"separated by tabs, got {line!r}")
+        meta[fields[0]] = {"gender": "male" if fields[2].lower() == "m" else "female", "nationality": fields[3]}
+    return meta
+
+
 def voxceleb1(root: str | Path, trial_list: str = "veri_test2.txt") -> Source:
     """VoxCeleb1 in its published layout: ``root/wav/idXXXXX/<video>/<n>.wav`` and its trial lists.
 
@@ -117,7 +138,8 @@ def voxceleb1(root: str | Path, trial_list: str = "veri_test2.txt") -> Source:
     (:data:`VOXCELEB1_TRIALS`: ``"O"``, ``"O-cleaned"``, ``"E"``, ...). Trial paths are relative to ``wav/``
     (``id10270/5r0dWxy17C8/00001.wav``). Speakers of ``trial_list`` form the ``test`` split, all others
     ``train`` (VoxCeleb1-O: id10270 to id10309; with -E or -H every speaker is a test speaker, so train on
-    VoxCeleb2).
+    VoxCeleb2). With :data:`VOXCELEB1_META` in ``root``, each row also names its speaker's ``gender`` and
+    ``nationality`` (what notebook 05 probes).
     """
     root = Path(root)
     wav = root / "wav"
@@ -135,12 +157,13 @@ def voxceleb1(root: str | Path, trial_list: str = "veri_test2.txt") -> Source:
     def scan() -> list[dict]:
         test_speakers = ({p.split("/")[0] for _, a, b in iter_trials(trial_files["trials"]) for p in (a, b)}
                          if "trials" in trial_files else set())
+        meta = voxceleb1_meta(root / VOXCELEB1_META) if (root / VOXCELEB1_META).exists() else {}
         rows = []
         for f in sorted(wav.glob("id*/*/*.wav")):
             rel = f.relative_to(wav).as_posix()
             speaker = rel.split("/")[0]
             rows.append({"path": rel, "speaker": speaker, "split": "test" if speaker in test_speakers else "train",
-                         "kind": "sentence", "label": None, "language": "en"})
+                         "kind": "sentence", "label": None, "language": "en", **meta.get(speaker, {})})
         if not rows:
             raise FileNotFoundError(f"{wav}: no idXXXXX/<video>/<n>.wav files found")
         return rows
@@ -248,14 +271,33 @@ class CNCelebSource(Source):
                 first = enroll.get(parts[0]) or self._on_disk(f"enroll/{parts[0]}")
                 yield int(parts[2]), first, self._on_disk(parts[1])
 
+    def _listed_tests(self) -> list[str] | None:
+        """The test clips ``test.lst`` names (``test/id00800-singing-01-001.wav`` per line), or None without one."""
+        listed = self.lists / "test.lst"
+        if not listed.exists():
+            return None
+        paths = []
+        for number, line in enumerate(listed.read_text().splitlines(), start=1):
+            parts = line.split()
+            if parts and (len(parts) != 1 or not parts[0].startswith("test/")):
+                raise ValueError(f"{listed}, line {number}: expected 'test/<clip>', got {line!r}")
+            paths += [self._on_disk(parts[0])] if parts else []
+        return paths
+
     def _scan(self) -> list[dict]:
-        """One row per enrolment and test clip of the trial list, each checked to exist; the speaker is the
-        file name's first field (``id00800``)."""
+        """One row per enrolment and test clip, each checked to exist; the speaker is the file name's first field
+        (``id00800``). The clips come from ``enroll.lst`` and ``test.lst`` where both exist (CN-Celeb1's 196
+        enrolments and 17,777 test clips), otherwise from the trial list, streamed (196 × 17,777 = 3,484,292 lines)."""
         which = next(iter(self.trial_files))
-        paths = sorted({p for _, a, b in self.iter_trials(which) for p in (a, b)})
+        tests = self._listed_tests() if (self.lists / "enroll.lst").exists() else None
+        if tests is not None:
+            paths, named_by = sorted({*self._enrolment().values(), *tests}), self.lists / "test.lst"
+        else:
+            paths = sorted({p for _, a, b in self.iter_trials(which) for p in (a, b)})
+            named_by = self.trial_files[which]
         missing = [p for p in paths if not (self.root / p).is_file()]
         if missing:
-            raise FileNotFoundError(f"{self.trial_files[which]} names {len(missing)} clips that are not under "
+            raise FileNotFoundError(f"{named_by} names {len(missing)} clips that are not under "
                                     f"{self.root}, e.g. {missing[0]} (an incomplete download?)")
         return [{"path": p, "speaker": Path(p).name.split("-")[0], "split": self.split, "kind": "sentence",
                  "label": None, "language": self.language} for p in paths]

@@ -215,16 +215,19 @@ def test_a_script_refuses_an_unknown_knob(tmp_path, capsys):
 
 
 def _voxceleb1_tree_from(smoke, tree):
-    """The smoke corpus's sentences rewritten as a VoxCeleb1 tree (wav/idXXXXX/<video>/<n>.wav, veri_test2.txt)."""
+    """The smoke corpus's sentences rewritten as a VoxCeleb1 tree (wav/idXXXXX/<video>/<n>.wav, veri_test2.txt,
+    and vox1_meta.csv: genders assigned in pairs, m m f f ..., since eSpeak NG leaves most unknown; each speaker's
+    accent as its nationality)."""
     import itertools
 
     import soundfile as sf
 
     from kdlib.audio import read_audio
 
-    test_clips = []
+    test_clips, meta = [], ["VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"]
     for split, first in (("train", 10001), ("test", 10270)):
         for k, (_, rows) in enumerate(sorted(smoke.by_speaker(split, "sentence").items())):
+            meta.append(f"id{first + k}\t{rows[0]['speaker']}\t{'mf'[k // 2 % 2]}\t{rows[0]['accent']}\t{split}")
             for j, row in enumerate(rows):
                 rel = f"id{first + k}/vid{j % 2}/{j:05d}.wav"
                 (tree / "wav" / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +236,7 @@ def _voxceleb1_tree_from(smoke, tree):
                     test_clips.append(rel)
     (tree / "veri_test2.txt").write_text("".join(f"{int(a[:7] == b[:7])} {a} {b}\n"
                                                  for a, b in itertools.combinations(test_clips, 2)))
+    (tree / "vox1_meta.csv").write_text("\n".join(meta) + "\n")
     return tree
 
 
@@ -321,3 +325,6 @@ def test_the_quantization_notebook_runs_on_voxceleb_joined_with_cnceleb(tmp_path
     record = _smoke_run(monkeypatch, tmp_path, "05_quantization", CORPUS=spec)
     fp32 = [m for name, m in record["models"].items() if name.endswith("fp32")]
     assert fp32 and all(0 <= m[key] <= 1 for m in fp32 for key in ("eer", "eer_other_language"))
+    probes = record["extra"]["probes"]  # VoxCeleb1's metadata: gender, and nationality where no accent is named
+    assert probes and all(0 <= p[task] <= 1 for p in probes for task in ("speaker", "gender", "nationality"))
+    assert all("accent" not in p for p in probes)

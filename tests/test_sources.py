@@ -28,6 +28,27 @@ def test_voxceleb1_reader_on_a_fake_tree(tmp_path):
     assert wave.shape == (16000,) and crops.n_speakers == 2 and label == 0
 
 
+def test_voxceleb1_rows_name_gender_and_nationality_from_its_metadata(tmp_path):
+    for spk in ("id10001", "id10270", "id10271"):
+        _wav(tmp_path / "wav" / spk / "vidA" / "00001.wav")
+    (tmp_path / "veri_test2.txt").write_text("0 id10270/vidA/00001.wav id10271/vidA/00001.wav\n")
+    (tmp_path / "vox1_meta.csv").write_text(
+        "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
+        "id10001\tA.J._Buckley\tm\tIreland\tdev\nid10270\tEric_McCormack\tm\tCanada\ttest\n"
+        "id10271\tEthel_Merman\tf\tUSA\ttest\n")
+    rows = {r["speaker"]: r for r in sources.voxceleb1(tmp_path).manifest}
+    assert (rows["id10001"]["gender"], rows["id10001"]["nationality"]) == ("male", "Ireland")
+    assert (rows["id10271"]["gender"], rows["id10271"]["nationality"]) == ("female", "USA")
+    assert rows["id10270"]["split"] == "test" and rows["id10001"]["split"] == "train"
+
+    (tmp_path / "vox1_meta.csv").write_text("VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
+                                            "id10001\tA.J._Buckley\tmale?\tIreland\tdev\n")
+    with pytest.raises(ValueError, match=r"vox1_meta.csv, line 2: expected .*<m or f>"):
+        sources.voxceleb1(tmp_path).manifest
+    (tmp_path / "vox1_meta.csv").unlink()  # without metadata the rows simply name neither
+    assert all("gender" not in r for r in sources.voxceleb1(tmp_path).manifest)
+
+
 def test_voxceleb1_reader_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="wav/idXXXXX"):
         sources.voxceleb1(tmp_path)
@@ -225,6 +246,17 @@ def test_cnceleb_reader_maps_enrolment_ids_and_listed_paths_to_the_audio(tmp_pat
     assert all(src.path(p).is_file() for _, a, b in trials for p in (a, b))
     assert {r["speaker"] for r in src.select("test", "sentence")} == {"id00800", "id00801"}
     assert len(src.manifest) == 5 and {r["language"] for r in src.manifest} == {"zh"}
+    (tmp_path / "eval" / "lists" / "test.lst").write_text(  # with test.lst, the rows come from the two lists
+        "test/id00800-singing-01-001.wav\ntest/id00800-speech-02-003.wav\ntest/id00801-vlog-01-002.wav\n")
+    listed = sources.cnceleb(tmp_path)
+    listed.iter_trials = None  # the rows must not need the trial list
+    assert listed.manifest == src.manifest
+    (tmp_path / "eval" / "lists" / "test.lst").write_text("test/id00800-singing-01-001.wav 1\n")
+    with pytest.raises(ValueError, match=r"test.lst, line 1: expected 'test/<clip>'"):
+        sources.cnceleb(tmp_path).manifest
+    (tmp_path / "eval" / "lists" / "test.lst").write_text("test/id00802-drama-01-001.wav\n")
+    with pytest.raises(FileNotFoundError, match=r"test.lst names 1 clips .*id00802-drama-01-001.flac"):
+        sources.cnceleb(tmp_path).manifest
     wav = tmp_path / "wav-release"
     _cnceleb_tree(wav, suffix=".wav")
     (wav / "eval" / "lists" / "enroll.lst").unlink()  # without enroll.lst: enroll/<id>
