@@ -207,6 +207,36 @@ def score(model: nn.Module, prompts, synthetic) -> dict:
             "eer_synthetic": evaluate.sv(model, synthetic, trials="trials", progress=False)["eer"]}
 
 
+def centring_check() -> dict:
+    """An evaluation-only analysis of the gap: each SV model's EERs on the real prompts (all trials, same-language
+    trials) with plain cosine scoring and with every embedding centred on the mean embedding of the 210 prompts
+    first (an unsupervised shift that uses the evaluation set's own statistics: an analysis, not a system)."""
+    from kdlib import corpus, evaluate, features, zoo
+    from kdlib.corpus import real
+    from kdlib.models.ge2e import load_ge2e
+
+    prompts, data = real.load(), corpus.load()
+    trials, keep = prompts.trials("trials"), same_language_trials(prompts)
+    models = {"ecapa": zoo.load("ecapa"), "resnet34": zoo.load("resnet34"),
+              "mfcc_stats": features.mfcc_baseline(data), "ge2e": load_ge2e()}
+    out = {}
+    for name, model in models.items():
+        emb, paths = (evaluate.sv(model.eval(), prompts, trials="trials", progress=False)[k]
+                      for k in ("embeddings", "paths"))
+        out[name] = {how: trial_eers(e, paths, trials, keep) for how, e in (("plain", emb),
+                                                                             ("centred", emb - emb.mean(0)))}
+    return out
+
+
+def trial_eers(emb: torch.Tensor, paths: list[str], trials: list[tuple[int, str, str]], keep: np.ndarray) -> dict:
+    """Cosine-scored EER of ``trials`` over embeddings ``emb`` (rows in the order of ``paths``): on all trials
+    (``eer_real``) and on those ``keep`` marks (``eer_real_same_language``)."""
+    index = {p: i for i, p in enumerate(paths)}
+    labels = np.array([t[0] for t in trials])
+    s = metrics.cosine_scores(emb[[index[a] for _, a, _ in trials]], emb[[index[b] for _, _, b in trials]]).numpy()
+    return {"eer_real": metrics.eer(s, labels), "eer_real_same_language": metrics.eer(s[keep], labels[keep])}
+
+
 def scratch_attempt(steps: int = 1500, channels: int = 256, syn_crops: int = 2, real_crops: int = 2,
                     batch: int = 32, lr: float = 2e-3, seed: int = 0, corpus_name: str = "default") -> dict:
     """An ECAPA-TDNN trained from scratch on GE2E's embeddings alone (:func:`distil_cached`): ``syn_crops``
@@ -341,8 +371,11 @@ if __name__ == "__main__":
                                                  "from scratch on GE2E's embeddings), festival (the zoo's ECAPA "
                                                  "fine-tuned with Festival's real-speaker voices), festival-control "
                                                  "(the same fine-tuning without them), festival-warped (each "
-                                                 "Festival voice warped into 7 pseudo-speakers)")
-    parser.add_argument("attempt", choices=["scratch", "festival", "festival-control", "festival-warped"])
+                                                 "Festival voice warped into 7 pseudo-speakers), centring (an "
+                                                 "analysis: the SV models scored with and without centred "
+                                                 "embeddings)")
+    parser.add_argument("attempt", choices=["scratch", "festival", "festival-control", "festival-warped",
+                                            "centring"])
     parser.add_argument("--steps", type=int, default=None, help="default: 1500 (scratch), 300 (festival)")
     parser.add_argument("--channels", type=int, default=256, help="scratch: the student's width")
     parser.add_argument("--seed", type=int, default=0)
@@ -350,7 +383,9 @@ if __name__ == "__main__":
                         help="festival*: the share of training crops put through a telephone channel (8 kHz, GSM)")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args()
-    if args.attempt == "scratch":
+    if args.attempt == "centring":
+        result = centring_check()
+    elif args.attempt == "scratch":
         result = scratch_attempt(steps=args.steps or 1500, channels=args.channels, seed=args.seed)
     else:
         from kdlib.corpus.festival import WARPS

@@ -140,3 +140,12 @@ def test_telephone_crops_change_the_drawn_share_keep_labels_and_repeat():
     assert all(x.shape == (16_000,) and x.dtype == torch.float32 for x, _ in draw(1.0))
     with pytest.raises(ValueError, match="probability"):
         transfer.TelephoneCrops(items, 2.0)
+
+
+def test_trial_eers_score_all_trials_and_the_kept_ones():
+    """Four clips: a and b of one speaker, c and d of others; d is an impostor that scores above a's target on
+    all trials (EER 0.5 with one target, one of two impostors above it), and the kept trials leave it out."""
+    emb = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.9, 0.436]])
+    trials = [(1, "a", "b"), (0, "a", "c"), (0, "a", "d")]
+    eers = transfer.trial_eers(emb, ["a", "b", "c", "d"], trials, np.array([True, True, False]))
+    assert eers["eer_real"] == pytest.approx(0.5) and eers["eer_real_same_language"] == pytest.approx(0.0)
