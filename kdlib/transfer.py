@@ -13,6 +13,11 @@ AAM-softmax term ``L_AAM(e_S(x_real), y_real)`` joins the sum.
 The real clips come from packages whose voices are not in the real-speech evaluation set
 (:data:`UNLABELLED`): KDE's children's games ship words and letters recorded by volunteers in many languages.
 ``P`` is dropped after training; the shipped student scores with its own embedding.
+
+The other attempts (``python -m kdlib.transfer --help``): a student trained from scratch on the teacher's
+embeddings alone (:func:`scratch_attempt`), the zoo's ECAPA fine-tuned with Festival's real-speaker voices as more
+classes, plain, frequency-warped or through a telephone channel (:func:`festival_attempt`), and an analysis of the
+gap by centring (:func:`centring_check`).
 """
 
 from __future__ import annotations
@@ -231,9 +236,10 @@ def centring_check() -> dict:
 def trial_eers(emb: torch.Tensor, paths: list[str], trials: list[tuple[int, str, str]], keep: np.ndarray) -> dict:
     """Cosine-scored EER of ``trials`` over embeddings ``emb`` (rows in the order of ``paths``): on all trials
     (``eer_real``) and on those ``keep`` marks (``eer_real_same_language``)."""
-    index = {p: i for i, p in enumerate(paths)}
-    labels = np.array([t[0] for t in trials])
-    s = metrics.cosine_scores(emb[[index[a] for _, a, _ in trials]], emb[[index[b] for _, _, b in trials]]).numpy()
+    from kdlib.evaluate import trial_indices
+
+    t = trial_indices(trials, paths)
+    s, labels = metrics.cosine_scores(emb[t[:, 1]], emb[t[:, 2]]).numpy(), t[:, 0]
     return {"eer_real": metrics.eer(s, labels), "eer_real_same_language": metrics.eer(s[keep], labels[keep])}
 
 
