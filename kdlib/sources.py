@@ -279,9 +279,11 @@ class CNCelebSource(Source):
         paths = []
         for number, line in enumerate(listed.read_text().splitlines(), start=1):
             parts = line.split()
-            if parts and (len(parts) != 1 or not parts[0].startswith("test/")):
+            if not parts:
+                continue
+            if len(parts) != 1 or not parts[0].startswith("test/"):
                 raise ValueError(f"{listed}, line {number}: expected 'test/<clip>', got {line!r}")
-            paths += [self._on_disk(parts[0])] if parts else []
+            paths.append(self._on_disk(parts[0]))
         return paths
 
     def _scan(self) -> list[dict]:
