@@ -38,7 +38,8 @@ def _model_class(model_type: str):
 
 def load_ssl(name_or_path: str | Path, revision: str | None = None, dtype: torch.dtype = torch.float32,
              **kwargs) -> nn.Module:
-    """Load a Wav2Vec2/HuBERT/WavLM base model (no task head) from a local directory or a hub id.
+    """Load a Wav2Vec2/HuBERT/WavLM base model (no task head), or a Whisper encoder
+    (:func:`kdlib.models.whisper.load_whisper`), from a local directory or a hub id.
 
     A local directory is read with ``local_files_only=True`` so that no network is touched; a hub id needs
     one (pin ``revision`` for reproducibility). Weights are cast to ``dtype`` (float32 unless asked: a
@@ -52,6 +53,10 @@ def load_ssl(name_or_path: str | Path, revision: str | None = None, dtype: torch
         raise ValueError(f"{name_or_path}: is a file; expected a checkpoint directory or a hub id")
     options = {"local_files_only": True} if local else {"revision": revision}
     config = AutoConfig.from_pretrained(str(name_or_path), **options)
+    if config.model_type == "whisper":
+        from kdlib.models.whisper import load_whisper
+
+        return load_whisper(name_or_path, revision)
     from transformers.utils import logging as hf_logging
 
     bars_were_on = hf_logging.is_progress_bar_enabled()
@@ -123,6 +128,9 @@ class ParallelAdapter(nn.Module):
 
 def add_adapters(model: nn.Module, bottleneck: int = 64, scale: float = 0.1) -> list[ParallelAdapter]:
     """Insert a :class:`ParallelAdapter` around every transformer layer's feed-forward block (in place)."""
+    if _is_whisper(model):
+        raise NotImplementedError("adapters wrap wav2vec 2.0 / HuBERT / WavLM feed-forward blocks; a Whisper layer "
+                                  "computes its feed-forward inline and has none to wrap yet")
     adapters = []
     for layer in model.encoder.layers:
         adapter = ParallelAdapter(layer.feed_forward, model.config.hidden_size, bottleneck, scale)
@@ -150,11 +158,29 @@ def without_feature_encoder(model: nn.Module) -> nn.Module:
 
     A shallow copy whose ``feature_extractor`` is the identity; the original model is left untouched and
     still takes audio. Works for wav2vec 2.0, HuBERT and WavLM (their forward passes start with
-    ``feature_extractor(input_values)``).
+    ``feature_extractor(input_values)``), and for a Whisper encoder (which then reads its log-mel spectrogram).
     """
+    if _is_whisper(model):
+        return model.without_feature_encoder()
+    _install_output_hooks(model)
     body = copy.copy(model)
     body._modules = {**model._modules, "feature_extractor": nn.Identity()}
     return body
+
+
+def _is_whisper(model: nn.Module) -> bool:
+    from kdlib.models.whisper import WhisperSpeechEncoder
+
+    return isinstance(model, WhisperSpeechEncoder)
+
+
+def _install_output_hooks(model: nn.Module) -> None:
+    """Install transformers' hidden-state recording hooks on ``model`` now, before a shallow copy shares its layers.
+    transformers installs them lazily, once per model object: a copy that ran first would hook the shared layers
+    and the original would hook them again, returning every layer's state twice."""
+    from transformers.utils.output_capturing import maybe_install_capturing_hooks
+
+    maybe_install_capturing_hooks(model)
 
 
 class _PassThrough(nn.Module):
@@ -179,7 +205,10 @@ def stem_output(model: nn.Module, cnn_features: torch.Tensor) -> torch.Tensor:
     """The *stem* of a wav2vec 2.0 / HuBERT / WavLM model on CNN features ``(batch, channels, frames)``: the
     feature projection ``p`` and the positional convolution added to it, ``s = p + posconv(p)``, as
     ``(batch, frames, dim)``. This is what the transformer layers receive (for the pre-norm layout it is the
-    hidden state of index 0 in eval mode; the post-norm layout applies its layer norm after it)."""
+    hidden state of index 0 in eval mode; the post-norm layout applies its layer norm after it). For a Whisper
+    encoder, ``cnn_features`` is its log-mel spectrogram and the stem its convolutions plus positions."""
+    if _is_whisper(model):
+        return model.stem_output(cnn_features)
     projected = model.feature_projection(cnn_features.transpose(1, 2))
     projected = projected[0] if isinstance(projected, tuple) else projected
     return projected + model.encoder.pos_conv_embed(projected)
@@ -187,7 +216,9 @@ def stem_output(model: nn.Module, cnn_features: torch.Tensor) -> torch.Tensor:
 
 def freeze_stem(model: nn.Module) -> nn.Module:
     """Stop the gradient of the stem (CNN, feature projection, positional convolution) of ``model`` in place,
-    leaving its transformer layers trainable, and return it."""
+    leaving its transformer layers trainable, and return it (Whisper: its convolutions and positions)."""
+    if _is_whisper(model):
+        return model.freeze_stem()
     for part in (model.feature_extractor, model.feature_projection, model.encoder.pos_conv_embed):
         part.requires_grad_(False)
     return model
@@ -200,6 +231,8 @@ def without_stem(model: nn.Module) -> nn.Module:
     original applies before the positional convolution, is switched off in the copy.
 
     A shallow copy like :func:`without_feature_encoder`; the original model is left untouched."""
+    if _is_whisper(model):
+        return model.without_stem()
     body = without_feature_encoder(model)
     body.config = copy.deepcopy(model.config)
     body.config.apply_spec_augment = False

