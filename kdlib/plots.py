@@ -85,3 +85,28 @@ def probe_curves(reports: dict, axes=None):
                title=f"{task} probe (dotted: random twin)")
     axes[0].legend(fontsize=8, loc="lower right")
     return axes
+
+
+def layer_profiles(profiles: dict, mfcc: dict | None = None, axes=None):
+    """Probe accuracy of every hidden state (``{name: layer profile}``, :func:`kdlib.zoo.measures.layer_profile`):
+    one panel per task (speaker, keyword, word), the spread over fit/score splits as a band, MFCC frames as a grey
+    dashed line. Layer 0 is the stem's output (CNN, or Whisper's convolutions)."""
+    import matplotlib.pyplot as plt
+
+    tasks = ("speaker", "keyword", "word")
+    axes = axes if axes is not None else plt.subplots(1, len(tasks), figsize=(15, 3.4), sharey=True)[1]
+    depth = 0
+    for ax, task in zip(axes, tasks):
+        for i, (name, profile) in enumerate(profiles.items()):
+            mean, std = np.array(profile[task]["mean"]), np.array(profile[task]["std"])
+            layers = np.arange(len(mean))
+            depth = max(depth, len(mean))
+            ax.plot(layers, 100 * mean, "o-", color=f"C{i}", ms=4, label=name)
+            ax.fill_between(layers, 100 * (mean - std), 100 * (mean + std), color=f"C{i}", alpha=0.2)
+        if mfcc is not None:
+            ax.axhline(100 * mfcc[task]["mean"][0], color="grey", lw=1.5, ls="--", label="MFCC frames")
+        ax.set_xticks(range(depth))
+        ax.set(xlabel="hidden state (0 = stem output)", title=f"{task} probe", ylim=(0, 100))
+    axes[0].set_ylabel("accuracy %  (band: ± std over splits)")
+    axes[-1].legend(fontsize=8, loc="lower left", bbox_to_anchor=(1.02, 0.0))
+    return axes

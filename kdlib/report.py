@@ -292,24 +292,27 @@ def readme_section(records: dict[str, dict], source: str = "results/reference/",
     return "\n".join(lines)
 
 
-def rewrite_readme(section: str, readme: str | Path = REPO_ROOT / "README.md") -> bool:
-    """Replace the README's marked section with ``section``; return whether it changed."""
+def rewrite_readme(section: str, readme: str | Path = REPO_ROOT / "README.md", begin: str = BEGIN,
+                   end: str = END) -> bool:
+    """Replace the README's section marked by ``begin`` and ``end`` with ``section`` (which starts and ends with
+    them); return whether it changed."""
     readme = Path(readme)
     text = readme.read_text()
-    if text.count(BEGIN) != 1 or text.count(END) != 1:
-        raise ValueError(f"{readme}: needs exactly one {BEGIN!r} and one {END!r} line to rewrite between")
-    head, rest = text.split(BEGIN)
-    _, tail = rest.split(END)
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise ValueError(f"{readme}: needs exactly one {begin!r} and one {end!r} line to rewrite between")
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
     new = head + section + tail
     if new != text:
         readme.write_text(new)
     return new != text
 
 
-def readme_matches(section: str, readme: str | Path = REPO_ROOT / "README.md") -> bool:
-    """Whether the README's marked section is exactly ``section``."""
+def readme_matches(section: str, readme: str | Path = REPO_ROOT / "README.md", begin: str = BEGIN,
+                   end: str = END) -> bool:
+    """Whether the README's section marked by ``begin`` and ``end`` is exactly ``section``."""
     text = Path(readme).read_text()
-    return BEGIN in text and END in text and text[text.index(BEGIN):text.index(END) + len(END)] == section
+    return begin in text and end in text and text[text.index(begin):text.index(end) + len(end)] == section
 
 
 def promote(source: str | Path, reference: str | Path | None = None) -> list[Path]:

@@ -174,6 +174,30 @@ def test_hidden_states_students_and_stems(tiny_en):
         tiny_en(wave, attention_mask=torch.tensor([[1] * 24_000, [1] * 12_000 + [0] * 12_000]))
 
 
+def test_adapters_start_as_the_identity_and_switch_per_sample(small_whisper):
+    from kdlib.models.ssl import adapter_parameters, add_adapters, set_adapter_mask
+
+    import copy
+
+    model = copy.deepcopy(small_whisper)
+    wave = torch.randn(2, 8000)
+    with torch.no_grad():
+        before = model(wave, output_hidden_states=True).hidden_states
+        adapters = add_adapters(model, bottleneck=8)
+        after = model(wave, output_hidden_states=True).hidden_states
+    assert len(adapters) == 3 and len(adapter_parameters(adapters)) == 3 * 6
+    for a, b in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)  # zero-initialised up-projection: the identity
+    with torch.no_grad():
+        for adapter in adapters:
+            adapter.up.weight.normal_()
+        set_adapter_mask(adapters, torch.tensor([0.0, 1.0]))
+        mixed = model(wave).last_hidden_state
+    torch.testing.assert_close(mixed[0], before[-1][0], rtol=0, atol=1e-6)  # adapters off for sample 0
+    assert (mixed[1] - before[-1][1]).abs().max() > 1e-3                     # and on for sample 1
+    assert "encoder.layers.0.feed_forward.feed_forward.fc1.weight" in model.state_dict()
+
+
 def test_a_saved_student_loads_back_through_the_ssl_path(tiny_en, tmp_path):
     student = make_student(tiny_en, 2).eval()
     student.save_pretrained(tmp_path / "student")

@@ -128,11 +128,15 @@ class ParallelAdapter(nn.Module):
 
 def add_adapters(model: nn.Module, bottleneck: int = 64, scale: float = 0.1) -> list[ParallelAdapter]:
     """Insert a :class:`ParallelAdapter` around every transformer layer's feed-forward block (in place)."""
-    if _is_whisper(model):
-        raise NotImplementedError("adapters wrap wav2vec 2.0 / HuBERT / WavLM feed-forward blocks; a Whisper layer "
-                                  "computes its feed-forward inline and has none to wrap yet")
+    layers = model.encoder.layers
+    if _is_whisper(model):  # a Whisper layer computes its feed-forward inline: give it a module to wrap first
+        from kdlib.models.whisper import with_feed_forward_module
+
+        for layer in layers:
+            if not hasattr(layer, "feed_forward"):
+                with_feed_forward_module(layer)
     adapters = []
-    for layer in model.encoder.layers:
+    for layer in layers:
         adapter = ParallelAdapter(layer.feed_forward, model.config.hidden_size, bottleneck, scale)
         layer.feed_forward = adapter
         adapters.append(adapter)

@@ -23,6 +23,7 @@ and first layers (:func:`kdlib.models.ssl.make_student` works on this class unch
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import re
 import struct
@@ -190,6 +191,48 @@ class WhisperSpeechEncoder(nn.Module):
         """transformers' format (``config.json`` + ``model.safetensors`` of the ``WhisperEncoder``); read back with
         :func:`load_whisper`."""
         self.encoder.save_pretrained(str(folder))
+
+
+class WhisperFeedForward(nn.Module):
+    """A Whisper layer's feed-forward block as one module, ``dropout(fc2(dropout(act(fc1(x)))))``, sharing the
+    layer's weights: the block a parallel adapter wraps (:func:`kdlib.models.ssl.add_adapters`)."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.fc1, self.fc2, self.activation_fn = layer.fc1, layer.fc2, layer.activation_fn
+        self.activation_dropout, self.dropout = layer.activation_dropout, layer.dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.dropout(self.activation_fn(self.fc1(x)), p=self.activation_dropout, training=self.training)
+        return F.dropout(self.fc2(x), p=self.dropout, training=self.training)
+
+
+def with_feed_forward_module(layer: nn.Module) -> nn.Module:
+    """Turn a transformers ``WhisperEncoderLayer`` in place into one whose feed-forward block is the module
+    ``layer.feed_forward`` (:class:`WhisperFeedForward`, the same weights, the same output), so that it can be
+    wrapped like the SSL models' ``feed_forward``. Its weights move to ``feed_forward.fc1`` / ``fc2``."""
+    feed_forward = WhisperFeedForward(layer)
+    del layer.fc1, layer.fc2
+    layer.feed_forward = feed_forward
+    layer.__class__ = _layer_class()
+    return layer
+
+
+def _layer_with_feed_forward_forward(self, hidden_states: torch.Tensor, attention_mask=None, **kwargs):
+    residual = hidden_states
+    hidden_states, _ = self.self_attn(hidden_states=self.self_attn_layer_norm(hidden_states),
+                                      attention_mask=attention_mask, **kwargs)
+    hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+    return hidden_states + self.feed_forward(self.final_layer_norm(hidden_states))
+
+
+@functools.cache
+def _layer_class():
+    from transformers.models.whisper.modeling_whisper import WhisperEncoderLayer
+
+    return type("WhisperEncoderLayerWithFeedForward", (WhisperEncoderLayer,),
+                {"forward": _layer_with_feed_forward_forward, "__module__": __name__,
+                 "__doc__": "A WhisperEncoderLayer whose feed-forward block is one module (with_feed_forward_module)."})
 
 
 def padding_agreement(model: WhisperSpeechEncoder, wave: torch.Tensor) -> list[float]:

@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     m.add_argument("--seeds", type=int, default=3, help="seeds of the suite's downstream models")
     m.add_argument("--smoke", action="store_true", help="the smoke suite's clip counts (tests)")
     m.add_argument("--zoo", default=None, help="zoo folder whose manifest is written (default: data/zoo or $KDLIB_ZOO)")
+    r = sub.add_parser("readme", help="rewrite the README's generated zoo section from the manifest")
+    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README disagrees")
     v = sub.add_parser("verify", help="check every file of every teacher against the manifest")
     v.add_argument("--zoo", default=None, help="zoo folder (default: data/zoo or $KDLIB_ZOO)")
     args = parser.parse_args(argv)
@@ -55,6 +57,8 @@ def main(argv=None) -> int:
         return _probe(args)
     if args.command == "measure":
         return _measure(args)
+    if args.command == "readme":
+        return _readme(args)
     return _build(args)
 
 
@@ -129,6 +133,20 @@ def _measure(args) -> int:
         folder = None if name in PRETRAINED else zoo.verify(name, args.zoo)
         zoo.register(name, folder, entry, zoo=args.zoo)
         print(name, "measured:", ", ".join(only), flush=True)
+    return 0
+
+
+def _readme(args) -> int:
+    from kdlib.report import readme_matches, rewrite_readme
+    from kdlib.zoo.measures import README_BEGIN, README_END, readme_section
+
+    section = readme_section(zoo.manifest())
+    if args.check:
+        ok = readme_matches(section, begin=README_BEGIN, end=README_END)
+        print("README zoo section matches" if ok else "README.md: zoo section differs; run python -m kdlib.zoo readme")
+        return 0 if ok else 1
+    changed = rewrite_readme(section, begin=README_BEGIN, end=README_END)
+    print(f"README.md: zoo section {'rewritten' if changed else 'already up to date'}")
     return 0
 
 

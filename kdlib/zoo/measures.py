@@ -216,3 +216,150 @@ def real_voices(model: nn.Module, layers: list[int], source: Source) -> dict:
                                                                              ("centred", emb - emb.mean(0)))}
         out[layer]["synthetic_eer"] = float(synthetic["eer"])
     return out
+
+
+def _mean_std(record: dict, percent: bool = True) -> str:
+    scale = 100 if percent else 1
+    return f"{scale * record['mean']:.1f} ± {scale * record['std']:.1f}"
+
+
+HEADROOM_TASKS = {"sid": "SID acc", "kws": "KWS acc", "words": "word acc", "sv_eer": "SV EER"}
+
+
+def headroom_table(entries: dict):
+    """The headroom records of zoo ``entries`` (``{name: manifest entry}``) as one table: a row per teacher and
+    per its student before distillation, columns ``(condition, task)`` as "mean ± std" in % over the suite's
+    seeds, and a ``gap`` row per teacher (teacher − student; for SV EER, student − teacher: > 0 where the teacher
+    is better)."""
+    import pandas as pd
+
+    rows = {}
+    for name, entry in entries.items():
+        record = entry.get("metrics", {}).get("headroom")
+        if record is None:
+            continue
+        t = record["systems"]["teacher"]
+        student, s = next((k, v) for k, v in record["systems"].items() if k != "teacher")  # JSON sorts the keys
+        for label, system in ((f"{name}: all {entry_depth(entry)} layers", t), (f"{name}: {student}", s)):
+            rows[label] = {(c, shown): _mean_std(system[c][key]) for c in ("clean", "harsh")
+                           for key, shown in HEADROOM_TASKS.items()}
+        rows[f"{name}: gap (teacher better > 0)"] = {
+            (c, shown): f"{100 * (t[c][key]['mean'] - s[c][key]['mean']) * (-1 if key == 'sv_eer' else 1):+.1f}"
+            for c in ("clean", "harsh") for key, shown in HEADROOM_TASKS.items()}
+    table = pd.DataFrame(rows).T
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
+
+
+def entry_depth(entry: dict) -> int:
+    """Transformer layers of a zoo entry's model: recorded for pretrained teachers, else its probe's depth."""
+    if "layers" in entry:
+        return entry["layers"]
+    return len(entry["metrics"]["layer_profile"]["model"]["speaker"]["mean"]) - 1
+
+
+def costs_table(entries: dict):
+    """The cost records of zoo ``entries`` as a table: parameters, latency on 1 s and 4 s (one thread), audio
+    seconds per second as a distillation teacher and for its 2-layer student's training step, peak memory."""
+    import pandas as pd
+
+    rows = {}
+    for name, entry in entries.items():
+        c = entry.get("metrics", {}).get("costs")
+        if c is not None:
+            rows[name] = {"params (M)": round(c["params"] / 1e6, 2), "CPU ms, 1 s": c["latency_ms_1s"],
+                          "CPU ms, 4 s": c["latency_ms_4s"], "teacher: audio s / s": c["teacher_audio_s_per_s"],
+                          "student step: audio s / s": c["student_step_audio_s_per_s"],
+                          "peak memory (MB)": c.get("peak_memory_mb")}
+    return pd.DataFrame(rows).T
+
+
+def pretrained_table(entries: dict):
+    """The pretrained teachers among zoo ``entries``: packages, licence, original checkpoint, size, and how much
+    padding to Whisper's 30 s window changes each hidden state (mean cosine,
+    :func:`kdlib.models.whisper.padding_agreement`)."""
+    import pandas as pd
+
+    from kdlib.zoo.recipes import PRETRAINED
+
+    rows = {}
+    for name in (n for n in PRETRAINED if n in entries):
+        e = entries[name]
+        rows[name] = {"packages": " + ".join(f'{p["name"]}=={p["version"]}' for p in e["source"]["packages"]),
+                      "licence": e["licence"].split(" (")[0], "original": e["source"]["original"],
+                      "layers × width": f'{e["layers"]} × {e["width"]}', "params (M)": round(e["params"] / 1e6, 2)}
+        cosines = e.get("metrics", {}).get("padding_agreement", {}).get("mean_cosine", [])
+        rows[name].update({f"padding: cosine, state {i}": c for i, c in enumerate(cosines)})
+    return pd.DataFrame(rows).T
+
+
+README_BEGIN = "<!-- zoo-measures:begin (python -m kdlib.zoo readme) -->"
+README_END = "<!-- zoo-measures:end -->"
+
+
+def markdown_table(frame) -> str:
+    """A pandas table as GitHub markdown (index as the first column; multi-level columns joined by a space)."""
+    columns = [" ".join(str(c) for c in col) if isinstance(col, tuple) else str(col) for col in frame.columns]
+    lines = ["| " + " | ".join([str(frame.index.name or ""), *columns]) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(name), *("" if v is None or v != v else str(v) for v in row)]) + " |")
+    return "\n".join(lines)
+
+
+def profile_table(entries: dict):
+    """Each measured teacher's best hidden state per probe task, as "accuracy ± std (state)" in %, and MFCC's."""
+    import pandas as pd
+
+    rows, mfcc = {}, None
+    for name, entry in entries.items():
+        profile = entry.get("metrics", {}).get("layer_profile")
+        if profile is None:
+            continue
+        mfcc = profile["mfcc"]
+        rows[name] = {}
+        for task in ("speaker", "keyword", "word"):
+            means = profile["model"][task]["mean"]
+            best = int(np.argmax(means))
+            rows[name][task] = f"{100 * means[best]:.1f} ± {100 * profile['model'][task]['std'][best]:.1f} ({best})"
+    if mfcc is not None:
+        rows["MFCC frames"] = {task: f"{100 * mfcc[task]['mean'][0]:.1f} ± {100 * mfcc[task]['std'][0]:.1f}"
+                               for task in ("speaker", "keyword", "word")}
+    return pd.DataFrame(rows).T
+
+
+def real_voices_table(entries: dict):
+    """EER (%) of each pretrained teacher's pooled-statistics embedding on the real voice prompts and on the
+    synthetic test trials, plain and centred on the prompts' mean."""
+    import pandas as pd
+
+    rows = {}
+    for name, entry in entries.items():
+        r = entry.get("metrics", {}).get("real_voices")
+        if r is not None:
+            rows[f"{name}, state {r['layer']}"] = {
+                "real, all trials": round(100 * r["plain"]["eer_real"], 2),
+                "real, same language": round(100 * r["plain"]["eer_real_same_language"], 2),
+                "real, centred": round(100 * r["centred"]["eer_real"], 2),
+                "real, centred, same language": round(100 * r["centred"]["eer_real_same_language"], 2),
+                "synthetic test trials": round(100 * r["synthetic_eer"], 2)}
+    return pd.DataFrame(rows).T
+
+
+def readme_section(entries: dict) -> str:
+    """The README's generated zoo section: layer profiles, headroom, real voices and costs of every measured
+    teacher (:func:`profile_table`, :func:`headroom_table`, :func:`real_voices_table`, :func:`costs_table`)."""
+    measured = [e.get("measured", {}) for e in entries.values() if "measured" in e]
+    hardware = sorted({m.get("hardware", "?") for m in measured})
+    parts = [README_BEGIN, "", "Generated from `data/zoo/MANIFEST.json` by `python -m kdlib.zoo readme`; do not edit "
+             "by hand. Measured by `python -m kdlib.zoo measure` on the embedded corpus, " + ", ".join(hardware) + ".",
+             "", "Best hidden state per probe (accuracy % ± std over 3 splits; the state in brackets, 0 = stem "
+             "output):", "", markdown_table(profile_table(entries)), "",
+             "Headroom: each teacher against its own 2-layer student before distillation, notebook 03's suite (mean "
+             "± std over the downstream models' seeds, %):", "", markdown_table(headroom_table(entries)), ""]
+    real = real_voices_table(entries)
+    if len(real):
+        parts += ["Real voices: the best speaker state's pooled statistics (z-scored on the corpus's training "
+                  "sentences), cosine scoring, EER %:", "", markdown_table(real), ""]
+    parts += ["Costs (CPU latency: one thread, batch 1; throughput: 24 crops of 1 s on the machine's threads):", "",
+              markdown_table(costs_table(entries)), "", README_END]
+    return "\n".join(parts)
