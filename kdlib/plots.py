@@ -58,12 +58,13 @@ def det_curve(curves: dict, ax=None):
     return ax
 
 
-def spectrogram(feats, ax=None, title: str = ""):
-    """A log-mel spectrogram ``(n_mels, frames)`` as an image."""
+def spectrogram(feats, ax=None, title: str = "", label: str = "log energy"):
+    """A log-mel spectrogram ``(n_mels, frames)`` as an image, with a colour bar named ``label``."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(6, 2.5))[1]
-    ax.imshow(np.asarray(feats), origin="lower", aspect="auto", cmap="magma")
+    image = ax.imshow(np.asarray(feats), origin="lower", aspect="auto", cmap="magma")
+    ax.figure.colorbar(image, ax=ax, label=label, pad=0.01)
     ax.set(xlabel="frame (10 ms)", ylabel="mel bin", title=title)
     return ax
 

@@ -1,7 +1,23 @@
 import io
+import os
 import tarfile
 
 import pytest
+
+WHERE_AND_HOW = ("KDLIB_RESULTS", "KDLIB_DATA", "KDLIB_ZOO", "KDLIB_SMOKE")
+"""The variables that decide where kdlib writes and which mode the notebooks run in."""
+
+
+@pytest.fixture(autouse=True)
+def environment_is_left_as_found():
+    """Fail a test that leaves any of :data:`WHERE_AND_HOW` changed: every later test (and the notebooks that
+    ``make test`` runs after them) would write elsewhere. ``runner.main(["run", "--results", ...])`` sets
+    ``KDLIB_RESULTS`` for its process, so a test that calls it must restore it (``monkeypatch``)."""
+    before = {key: os.environ.get(key) for key in WHERE_AND_HOW}
+    yield
+    after = {key: os.environ.get(key) for key in WHERE_AND_HOW}
+    changed = {key: (before[key], after[key]) for key in WHERE_AND_HOW if before[key] != after[key]}
+    assert not changed, f"the test left the environment changed (before, after): {changed}"
 
 
 @pytest.fixture(scope="session")

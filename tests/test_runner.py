@@ -100,7 +100,7 @@ def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, mon
     from kdlib.config import REFERENCE_NUMERICS
 
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
-    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
+    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "KDLIB_RESULTS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
         monkeypatch.delenv(key, raising=False)  # main() sets them for its kernels: restored after the test
     path = _notebook(tmp_path, "import kdlib\nSMOKE = kdlib.config.SMOKE\nSTEPS, LR = 3, 0.1\nNAME = 'a'",
                      "from kdlib import results\nassert (STEPS, LR, NAME) == (7, 0.1, 'b-c'), (STEPS, LR, NAME)\n"
@@ -154,7 +154,7 @@ def _smoke_run(monkeypatch, tmp_path, notebook: str, **knobs) -> dict:
     environment (restored afterwards); check that it ran and that its results record the knobs; return them."""
     from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
 
-    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
+    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "KDLIB_RESULTS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
         monkeypatch.delenv(key, raising=False)  # restored after the runner sets them
     monkeypatch.setenv("KDLIB_SMOKE", "1")  # the kernel runs the smoke mode, whatever this process runs
     out = tmp_path / "results"

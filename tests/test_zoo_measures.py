@@ -24,6 +24,8 @@ def test_measure_records_profile_headroom_and_costs(measured_zoo):
     assert entry["source"]["sha256"] == PACKAGED["whisper-tiny.en"].sha256 and entry["licence"].startswith("MIT")
     assert (entry["layers"], entry["width"]) == (4, 384)
     assert "files" not in entry  # the weights live in the package, not in the zoo folder
+    assert set(entry["measured"]) == {"profile", "headroom", "costs"}  # when and where each measure was taken
+    assert entry["measured"]["costs"]["corpus"] == "smoke" and "hardware" in entry["measured"]["costs"]
     m = entry["metrics"]
     for task in ("speaker", "keyword", "word"):
         profile = m["layer_profile"]["model"][task]
@@ -81,3 +83,34 @@ def test_pooled_layer_is_z_scored_statistics():
     torch.testing.assert_close(system.mean, pooled.mean(0), rtol=1e-5, atol=1e-6)
     expected = (pooled[0] - pooled.mean(0)) / pooled.std(0)
     torch.testing.assert_close(system(fit[0])[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_readme_zoo_section_is_generated_from_the_manifest():
+    assert zoo_main(["readme", "--check"]) == 0
+
+
+def test_shipped_whisper_records(monkeypatch):
+    """The records of the pretrained teachers: their packages' sha256, sizes, and the findings notebook 00 and the
+    README state from them (the upper layers hold content, the lower ones speakers; a 2-layer student keeps the
+    speakers and loses content, most in noise)."""
+    monkeypatch.delenv("KDLIB_ZOO", raising=False)
+    shipped = zoo.manifest()
+    for name, depth, width in (("whisper-tiny.en", 4, 384), ("whisper-base", 6, 512)):
+        entry = shipped[name]
+        assert entry["source"]["sha256"] == PACKAGED[name].sha256
+        assert (entry["layers"], entry["width"]) == (depth, width)
+        assert entry["params"] == sum(p.numel() for p in zoo.load(name).parameters())
+        profile = entry["metrics"]["layer_profile"]["model"]
+        assert len(profile["speaker"]["mean"]) == depth + 1
+        speaker_best, word_best = int(np.argmax(profile["speaker"]["mean"])), int(np.argmax(profile["word"]["mean"]))
+        assert 1 <= speaker_best <= 2 < word_best
+        mfcc = entry["metrics"]["layer_profile"]["mfcc"]
+        for task in ("speaker", "keyword", "word"):
+            assert max(profile[task]["mean"]) > mfcc[task]["mean"][0] + 0.1
+        systems = entry["metrics"]["headroom"]["systems"]
+        teacher, student = systems["teacher"], systems["student, first 2 layers"]
+        assert len(teacher["clean"]["kws"]["values"]) == 3
+        for task in ("kws", "words"):
+            gap = teacher["harsh"][task]["mean"] - student["harsh"][task]["mean"]
+            assert gap > 3 * max(teacher["harsh"][task]["std"], student["harsh"][task]["std"], 0.01), (name, task)
+        assert student["clean"]["sv_eer"]["mean"] < teacher["clean"]["sv_eer"]["mean"]

@@ -129,7 +129,8 @@ def _measure(args) -> int:
             metrics["real_voices"] = {"layer": best, "chosen_by": "best speaker probe on the embedded corpus",
                                       **measures.real_voices(model, [best], data)[best]}
         entry["metrics"] = metrics
-        entry["measured"] = {"corpus": data.info.get("name"), "only": only, **provenance()}
+        when = {"corpus": data.info.get("name"), **provenance()}
+        entry["measured"] = {**entry.get("measured", {}), **{measure: when for measure in only}}
         folder = None if name in PRETRAINED else zoo.verify(name, args.zoo)
         zoo.register(name, folder, entry, zoo=args.zoo)
         print(name, "measured:", ", ".join(only), flush=True)

@@ -289,7 +289,7 @@ def pretrained_table(entries: dict):
                       "licence": e["licence"].split(" (")[0], "original": e["source"]["original"],
                       "layers × width": f'{e["layers"]} × {e["width"]}', "params (M)": round(e["params"] / 1e6, 2)}
         cosines = e.get("metrics", {}).get("padding_agreement", {}).get("mean_cosine", [])
-        rows[name].update({f"padding: cosine, state {i}": c for i, c in enumerate(cosines)})
+        rows[name]["padding to 30 s: mean cosine per state"] = ", ".join(f"{c:.3f}" for c in cosines)
     return pd.DataFrame(rows).T
 
 
@@ -348,8 +348,7 @@ def real_voices_table(entries: dict):
 def readme_section(entries: dict) -> str:
     """The README's generated zoo section: layer profiles, headroom, real voices and costs of every measured
     teacher (:func:`profile_table`, :func:`headroom_table`, :func:`real_voices_table`, :func:`costs_table`)."""
-    measured = [e.get("measured", {}) for e in entries.values() if "measured" in e]
-    hardware = sorted({m.get("hardware", "?") for m in measured})
+    hardware = sorted({run.get("hardware", "?") for e in entries.values() for run in e.get("measured", {}).values()})
     parts = [README_BEGIN, "", "Generated from `data/zoo/MANIFEST.json` by `python -m kdlib.zoo readme`; do not edit "
              "by hand. Measured by `python -m kdlib.zoo measure` on the embedded corpus, " + ", ".join(hardware) + ".",
              "", "Best hidden state per probe (accuracy % ± std over 3 splits; the state in brackets, 0 = stem "
