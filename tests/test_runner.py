@@ -155,7 +155,8 @@ def _smoke_run(monkeypatch, tmp_path, notebook: str, **knobs) -> dict:
     from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
 
     for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "KDLIB_RESULTS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
-        monkeypatch.delenv(key, raising=False)  # restored after the runner sets them
+        monkeypatch.setenv(key, "")  # recorded first, so that the value the runner sets is undone even where the
+        monkeypatch.delenv(key)      # variable was absent (delenv alone records nothing to restore then)
     monkeypatch.setenv("KDLIB_SMOKE", "1")  # the kernel runs the smoke mode, whatever this process runs
     out = tmp_path / "results"
     parameters = [arg for key, value in knobs.items() for arg in ("-p", key, str(value))]
