@@ -3,7 +3,8 @@
 #   make test      kdlib's unit tests + every notebook in smoke mode (what CI runs)
 # Both create the virtual environment and build the corpus they need when it is absent; make results also
 # builds the real-speech evaluation set (python -m kdlib.corpus real build: Debian voice prompts).
-# Interactive: make lab (full mode) or make lab MODE=smoke opens JupyterLab on notebooks/, corpora built.
+# Interactive: make lab (full mode) or make lab MODE=smoke opens JupyterLab on lab/, a git-ignored working copy of
+# notebooks/ (python -m kdlib.runner lab-copy: copies what is missing, never overwrites), corpora built.
 
 PYTHON ?= python3
 VENV := .venv
@@ -36,4 +37,5 @@ test: setup
 lab: setup
 	$(BIN)/python -m kdlib.corpus build --config smoke
 	$(BIN)/python -m kdlib.corpus build --config default
-	KDLIB_SMOKE=$(if $(filter smoke,$(MODE)),1,0) $(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/python -m kdlib.runner lab-copy
+	KDLIB_SMOKE=$(if $(filter smoke,$(MODE)),1,0) $(BIN)/jupyter lab lab/ $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -217,6 +217,34 @@ def to_script(path: Path, parameters: dict | None = None) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+LAB_DIR = REPO_ROOT / "lab"
+"""Where ``make lab`` opens JupyterLab: the learner's working copy of the notebooks (git-ignored), so that running
+and saving a notebook leaves the tracked ``notebooks/`` and ``git status`` as they were."""
+
+
+def lab_copy(source: Path = REPO_ROOT / "notebooks", dest: Path = LAB_DIR) -> dict[str, list[Path]]:
+    """Copy every notebook of ``source`` (and of its subfolders, the solutions) into ``dest`` where ``dest`` has none
+    of that name yet. A notebook already there is the learner's and is never overwritten; those whose tracked
+    original changed since the copy was made are listed under ``"behind"`` (delete the copy to take the new one).
+    Returns ``{"copied": [...], "kept": [...], "behind": [...]}`` (paths in ``dest``)."""
+    import shutil
+
+    out: dict[str, list[Path]] = {"copied": [], "kept": [], "behind": []}
+    for original in sorted(Path(source).rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in original.parts:
+            continue
+        copy = Path(dest) / original.relative_to(source)
+        if copy.exists():
+            out["kept"].append(copy)
+            if original.stat().st_mtime > copy.stat().st_mtime:
+                out["behind"].append(copy)
+            continue
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(original, copy)
+        out["copied"].append(copy)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdlib.runner", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -237,7 +265,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="set a knob of its knobs cell (papermill's -p); repeat for several")
     w.add_argument("--out", default=None, metavar="FILE",
                    help="where to write the script (default: results/scripts/<notebook>.py)")
+    sub.add_parser("lab-copy", help=f"copy the notebooks into {LAB_DIR.name}/, the working copy make lab opens "
+                                    "(never overwrites a notebook already there)")
     args = parser.parse_args(argv)
+    if args.command == "lab-copy":
+        done = lab_copy()
+        print(f"{LAB_DIR}: {len(done['copied'])} notebooks copied, {len(done['kept'])} of yours kept")
+        for path in done["behind"]:
+            print(f"  {path.relative_to(LAB_DIR)}: the tracked notebook changed since your copy; delete your copy "
+                  "to take the new one")
+        return 0
     if args.command == "script":
         path = Path(args.notebook)
         if not path.exists():

@@ -329,3 +329,25 @@ def test_the_quantization_notebook_runs_on_voxceleb_joined_with_cnceleb(tmp_path
     probes = record["extra"]["probes"]  # VoxCeleb1's metadata: gender, and nationality where no accent is named
     assert probes and all(0 <= p[task] <= 1 for p in probes for task in ("speaker", "gender", "nationality"))
     assert all("accent" not in p for p in probes)
+
+
+def test_lab_copy_makes_a_working_copy_and_never_overwrites_it(tmp_path):
+    """make lab's working copy: every notebook and solution copied once; a learner's saved copy is kept, and one
+    whose tracked original changed since is named."""
+    import os
+
+    source, dest = tmp_path / "notebooks", tmp_path / "lab"
+    (source / "solutions").mkdir(parents=True)
+    for name in ("00_a.ipynb", "solutions/00_a_solutions.ipynb"):
+        (source / name).write_text('{"cells": []}')
+    first = runner.lab_copy(source, dest)
+    assert sorted(p.relative_to(dest).as_posix() for p in first["copied"]) == ["00_a.ipynb",
+                                                                               "solutions/00_a_solutions.ipynb"]
+    (dest / "00_a.ipynb").write_text('{"cells": ["my work"]}')                   # the learner saves outputs
+    os.utime(dest / "00_a.ipynb", (1_000_000, 1_000_000))
+    (source / "01_b.ipynb").write_text('{"cells": []}')                           # a new notebook lands
+    second = runner.lab_copy(source, dest)
+    assert [p.name for p in second["copied"]] == ["01_b.ipynb"]
+    assert (dest / "00_a.ipynb").read_text() == '{"cells": ["my work"]}'         # never overwritten
+    assert [p.name for p in second["behind"]] == ["00_a.ipynb"]                  # but named as older
+    assert (source / "00_a.ipynb").read_text() == '{"cells": []}'                # the tracked one untouched
