@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make results   run every notebook in full mode on the embedded corpus, write results/ and the course book
-#   make test      kdlib's unit tests + every notebook in smoke mode (what CI runs)
+#   make test      kdlib's unit tests + every notebook in smoke mode (what CI runs; installs Debian's chromium
+#                  for the book's browser test when it is missing)
 # Both create the virtual environment and build the corpus they need when it is absent; make results also
 # builds the real-speech evaluation set (python -m kdlib.corpus real build: Debian voice prompts).
 # Interactive: make lab (full mode) or make lab MODE=smoke opens JupyterLab on lab/, a git-ignored working copy of
@@ -11,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup corpus results test lab
+.PHONY: setup corpus results test lab browser
 MODE ?= full
 setup: $(STAMP)
 
@@ -30,7 +31,15 @@ results: corpus
 	$(BIN)/python -m kdlib.runner run
 	$(BIN)/python -m kdlib.book build
 
-test: setup
+# The book's browser test draws pages in headless Chromium: Debian's package, installed once when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium > /dev/null || command -v chromium-browser > /dev/null || command -v google-chrome > /dev/null || \
+	{ echo "installing Debian's chromium for the browser tests (apt-get, about 1 min)"; \
+	  $(SUDO) apt-get install -y -q chromium > /dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q > /dev/null && $(SUDO) apt-get install -y -q chromium > /dev/null; }; }
+
+test: setup browser
 	$(BIN)/python -m kdlib.corpus build --config smoke
 	KDLIB_SMOKE=1 $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=300
 
@@ -38,4 +47,4 @@ lab: setup
 	$(BIN)/python -m kdlib.corpus build --config smoke
 	$(BIN)/python -m kdlib.corpus build --config default
 	$(BIN)/python -m kdlib.runner lab-copy
-	KDLIB_SMOKE=$(if $(filter smoke,$(MODE)),1,0) $(BIN)/jupyter lab lab/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	KDLIB_SMOKE=$(if $(filter smoke,$(MODE)),1,0) $(BIN)/jupyter lab lab/ $$($(BIN)/python -m kdlib.runner lab-options) $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -3,8 +3,9 @@
 Each executed notebook (``results/executed/``, written by ``python -m kdlib.runner run``) becomes one page with
 its outputs, figures and audio players, drawn by nbconvert's JupyterLab template; a landing page says what the
 course teaches, in which order, and how long each notebook takes. Nothing is fetched at build time or when the
-pages are read: the equations are typeset by a MathJax copy taken from the ``jupyter-server-mathjax`` wheel, and
-the pages reference no other script outside the book folder. Open ``results/book/index.html`` in a browser.
+pages are read: the equations are typeset by MathJax 3 with its TeX fonts, copied from the
+``django-static-mathjax`` wheel (MathJax's own files, Apache 2.0, no dependencies), and the pages reference no
+other script outside the book folder. Open ``results/book/index.html`` in a browser.
 """
 
 from __future__ import annotations
@@ -42,32 +43,69 @@ GPU_TIMES = {"00_data_and_teachers": "71 s (H100)", "01_os_kdft": "5.5 min at 60
              "02_iml_kd": "142 s (H100)", "05_quantization": "87 s (H100)"}
 """Full-mode wall times measured on a GPU (the README's *On a GPU*); the others were not measured there."""
 
-MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the configurations the wheel ships
+MATHJAX_FILES = ("es5/tex-chtml-full.js", "es5/output/chtml/fonts/woff-v2", "LICENSE")
+"""What the book copies of MathJax: the TeX input and HTML output with all TeX extensions in one file, and the TeX
+fonts it draws with (23 woff files; without them a browser falls back to system fonts: upright variables, accents
+that float)."""
+_MATHJAX_BLOCK = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 _CDN_SCRIPT = re.compile(r'<script src="https?://[^"]*"></script>\s*')
 
 
 def _mathjax_source() -> Path:
+    """The MathJax distribution of the ``django-static-mathjax`` wheel (its ``es5/`` holds the browser files)."""
     try:
-        import jupyter_server_mathjax
+        import mathjax
     except ImportError as err:
-        raise ImportError("the course book needs the jupyter-server-mathjax wheel (in requirements.txt) for "
-                          "offline equations: pip install jupyter-server-mathjax") from err
-    return Path(jupyter_server_mathjax.__file__).parent / "static"
+        raise ImportError("the course book needs MathJax for offline equations: pip install "
+                          "django-static-mathjax==3.2.2.1 (in requirements.txt)") from err
+    return Path(mathjax.__file__).parent / "static" / "mathjax"
 
 
 def local_mathjax_url() -> str | None:
-    """A ``file://`` URL of the installed MathJax (from the ``jupyter-server-mathjax`` wheel), or None."""
+    """A ``file://`` URL of the installed MathJax script, or None when the wheel is missing."""
     try:
-        return (_mathjax_source() / "MathJax.js").as_uri() + f"?config={MATHJAX_CONFIG}"
+        return (_mathjax_source() / MATHJAX_FILES[0]).as_uri()
     except ImportError:
         return None
+
+
+def copy_mathjax(folder: Path) -> str:
+    """Copy MathJax's script and TeX fonts into ``folder`` (kept if already there); returns the script's path
+    relative to ``folder``'s parent, for the pages' ``<script src>``."""
+    source = _mathjax_source()
+    for name in MATHJAX_FILES:
+        target = folder / Path(name).relative_to("es5") if name.startswith("es5/") else folder / name
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target, dirs_exist_ok=True)
+        elif not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / name, target)
+    return f"{folder.name}/{Path(MATHJAX_FILES[0]).name}"
+
+
+def mathjax_head(script_url: str) -> str:
+    """The ``<head>`` lines that typeset a page's ``$...$`` and ``$$...$$`` with MathJax 3 (the settings
+    JupyterLab uses: TeX delimiters, escaped dollars, AMS environments and numbering). MathJax finds its fonts
+    beside its script (``output/chtml/fonts/woff-v2``)."""
+    return ("<!-- MathJax 3: TeX input, HTML output with TeX fonts -->\n<script>\nwindow.MathJax = {\n"
+            "  tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],\n"
+            "        processEscapes: true, processEnvironments: true, tags: 'ams'}\n};\n</script>\n"
+            f'<script defer src="{script_url}"></script>')
+
+
+def with_mathjax(page_html: str, script_url: str) -> str:
+    """``page_html`` (nbconvert's ``lab`` template) with its MathJax 2 block replaced by :func:`mathjax_head`."""
+    page, found = _MATHJAX_BLOCK.subn(lambda _: mathjax_head(script_url), page_html, count=1)
+    if not found:
+        raise ValueError("nbconvert's page has no MathJax block to replace; has its template changed?")
+    return page
 
 
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def _page(body_html: str, name: str, order: list[str]) -> str:
+def _page(body_html: str, name: str, order: list[str], script_url: str) -> str:
     """A notebook's HTML with a navigation bar (contents, previous, next) at the top and bottom, and no script
     fetched from outside the book (require.js is only needed for widgets, which headless runs do not save)."""
     i = order.index(name)
@@ -78,7 +116,7 @@ def _page(body_html: str, name: str, order: list[str]) -> str:
         links.append(f'<a href="{order[i + 1]}.html">{html.escape(CHAPTERS[order[i + 1]][0])} →</a>')
     nav = ('<nav class="kdlib-book-nav" style="font: 14px sans-serif; padding: 8px 16px; background: #f3f3f3; '
            'border-bottom: 1px solid #ddd">' + " · ".join(links) + "</nav>")
-    page = _CDN_SCRIPT.sub("", body_html)
+    page = _CDN_SCRIPT.sub("", with_mathjax(body_html, script_url))
     page = page.replace("<main>", "<main>\n" + nav, 1)
     return page.replace("</main>", nav + "\n</main>", 1)
 
@@ -140,17 +178,15 @@ def build(executed: str | Path | None = None, out: str | Path | None = None,
         raise FileNotFoundError(f"{executed}: no executed copy of {', '.join(missing)}; make them with "
                                 f"{rerun_command(missing)}")
     out.mkdir(parents=True, exist_ok=True)
-    mathjax = out / "_static" / "mathjax"
-    if not (mathjax / "MathJax.js").is_file():
-        shutil.copytree(_mathjax_source(), mathjax, dirs_exist_ok=True)
-    exporter = HTMLExporter(template_name="lab", mathjax_url=f"_static/mathjax/MathJax.js?config={MATHJAX_CONFIG}")
+    script_url = "_static/" + copy_mathjax(out / "_static" / "mathjax")
+    exporter = HTMLExporter(template_name="lab")
     timings = {}
     for name in order:
         path = executed / f"{name}.ipynb"
         nb = read_executed(path, "the book is made of")
         nb.metadata["title"] = f"{name[:2]} · {CHAPTERS[name][0]}"
         body, _ = exporter.from_notebook_node(nb)
-        (out / f"{name}.html").write_text(_page(body, name, order), encoding="utf-8")
+        (out / f"{name}.html").write_text(_page(body, name, order, script_url), encoding="utf-8")
         record = path.parent.parent / f"{name}.json"
         if record.is_file():
             try:

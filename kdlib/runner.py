@@ -218,6 +218,9 @@ def to_script(path: Path, parameters: dict | None = None) -> str:
 
 
 LAB_DIR = REPO_ROOT / "lab"
+LAB_SERVER_OPTIONS = ("--ContentsManager.allow_hidden=True",)
+"""What ``make lab`` passes to JupyterLab beyond the folder: hidden paths served, so that jump to definition can
+open kdlib's source through ``lab/.lsp_symlink`` (see :func:`link_to_filesystem_root`)."""
 """Where ``make lab`` opens JupyterLab: the learner's working copy of the notebooks (git-ignored), so that running
 and saving a notebook leaves the tracked ``notebooks/`` and ``git status`` as they were."""
 
@@ -242,7 +245,20 @@ def lab_copy(source: Path = REPO_ROOT / "notebooks", dest: Path = LAB_DIR) -> di
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(original, copy)
         out["copied"].append(copy)
+    link_to_filesystem_root(Path(dest))
     return out
+
+
+def link_to_filesystem_root(lab_root: Path) -> Path:
+    """``<lab_root>/.lsp_symlink`` pointing at ``/``: jupyterlab-lsp opens a definition that lies outside the
+    server's root (kdlib's source, from a notebook in ``lab/``) at ``/.lsp_symlink/<absolute path>``, which the
+    server can serve through this link when it shows hidden files (``make lab`` passes
+    ``--ContentsManager.allow_hidden=True``). Kept if present."""
+    link = lab_root / ".lsp_symlink"
+    lab_root.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(Path(lab_root.resolve().anchor), target_is_directory=True)
+    return link
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="where to write the script (default: results/scripts/<notebook>.py)")
     sub.add_parser("lab-copy", help=f"copy the notebooks into {LAB_DIR.name}/, the working copy make lab opens "
                                     "(never overwrites a notebook already there)")
+    sub.add_parser("lab-options", help="print the options make lab passes to JupyterLab")
     args = parser.parse_args(argv)
+    if args.command == "lab-options":
+        print(" ".join(LAB_SERVER_OPTIONS))
+        return 0
     if args.command == "lab-copy":
         done = lab_copy()
         print(f"{LAB_DIR}: {len(done['copied'])} notebooks copied, {len(done['kept'])} of yours kept")

@@ -80,11 +80,11 @@ def to_html(nb) -> str:
     typeset by the installed MathJax, so that no network is needed)."""
     from nbconvert import HTMLExporter
 
-    from kdlib.book import local_mathjax_url
+    from kdlib.book import local_mathjax_url, with_mathjax
 
+    page = HTMLExporter(template_name="lab").from_notebook_node(nb)[0]
     mathjax = local_mathjax_url()
-    exporter = HTMLExporter(template_name="lab", **({"mathjax_url": mathjax} if mathjax else {}))
-    return exporter.from_notebook_node(nb)[0]
+    return with_mathjax(page, mathjax) if mathjax else page
 
 
 def screenshot(html_path: Path, png_path: Path, height: int, browser: str | None = None) -> Path:
@@ -97,6 +97,19 @@ def screenshot(html_path: Path, png_path: Path, height: int, browser: str | None
     if done.returncode != 0 or not png_path.exists():
         raise RuntimeError(f"{browser} could not draw {html_path}: {done.stderr.strip()[-500:]}")
     return png_path
+
+
+def rendered_dom(html_path: Path, browser: str | None = None, budget_ms: int = 10_000) -> str:
+    """The DOM of ``html_path`` after headless Chromium has run its scripts for ``budget_ms`` of virtual time
+    (MathJax's typesetting included): what a reader's browser shows, as HTML text."""
+    browser = browser or find_chromium()
+    cmd = [browser, "--headless", "--disable-gpu", "--no-sandbox", "--allow-file-access-from-files",
+           "--disable-background-networking", "--disable-component-update", "--no-first-run",
+           f"--virtual-time-budget={budget_ms}", "--dump-dom", html_path.resolve().as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if done.returncode != 0 or "<body" not in done.stdout:
+        raise RuntimeError(f"{browser} could not draw {html_path}: {done.stderr.strip()[-500:]}")
+    return done.stdout
 
 
 def read_executed(notebook: Path, use: str):

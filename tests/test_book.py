@@ -28,7 +28,8 @@ def _png() -> str:
 def _executed(folder, name, wall_time=None):
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}\n\nThe loss: $L = 1 - \\cos(e_S, e_T)$"),
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}\n\nThe loss: $L = 1 - \\cos(e_S, e_T)$, and\n"
+                                              "$$\\mathcal{L} = \\sum_{l} \\lVert \\hat{h}_l - h_l \\rVert_1$$"),
                 nbformat.v4.new_code_cell("plot()", outputs=[
                     nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"}),
                     nbformat.v4.new_output("stream", text="EER 2.70 %\n")])]
@@ -55,12 +56,39 @@ def test_every_chapter_gets_a_page_with_its_figures_and_no_outside_script(run_fo
         assert page.count('src="data:image/png;base64,') == 1, name  # the figure, embedded
         assert "EER 2.70 %" in page and 'href="index.html"' in page
         assert not re.search(r'<script[^>]+src="https?://', page), f"{name} fetches a script from outside"
-        assert "_static/mathjax/MathJax.js?config=" in page
+        assert '<script defer src="_static/mathjax/tex-chtml-full.js">' in page and "MathJax.Hub" not in page
     assert "<td>60 s</td>" in landing and "<td>7 min</td>" in landing  # this run's wall times, from the results files
-    assert (out / "_static" / "mathjax" / "MathJax.js").is_file()
+    assert (out / "_static" / "mathjax" / "tex-chtml-full.js").is_file()
+    assert (out / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Math-Italic.woff").is_file()
     first, last = list(book.CHAPTERS)[0], list(book.CHAPTERS)[-1]
     assert "←" not in (out / f"{first}.html").read_text().split("</nav>")[0]
     assert "→" not in (out / f"{last}.html").read_text().split("</nav>")[0]
+
+
+FONT_PROBE = """<script>
+window.addEventListener('load', () => MathJax.startup.promise
+  .then(() => new Promise(done => setTimeout(done, 500))).then(() => document.fonts.ready).then(() => {
+    const faces = [...document.fonts].filter(f => f.family.replace(/"/g, '').startsWith('MJX'));
+    document.body.setAttribute('data-fonts', faces.map(f => f.family.replace(/"/g, '') + ':' + f.status).join(' '));
+  }));
+</script>"""
+
+
+def test_the_books_equations_are_drawn_with_tex_fonts_in_a_browser(run_folder):
+    """Headless Chromium opens a chapter from disk: MathJax typesets every equation, and the TeX fonts it draws
+    them with (math italic for variables, calligraphic, the display-size sum) load from the book's own folder;
+    none fails to load (a missing font makes the browser fall back to system fonts)."""
+    from kdlib import screenshots
+
+    out = book.build(run_folder / "executed", run_folder / "book").parent
+    probe = out / "probe.html"
+    probe.write_text((out / "03_ensemble_kd.html").read_text().replace("</body>", FONT_PROBE + "</body>"))
+    dom = screenshots.rendered_dom(probe)
+    assert len(re.findall(r'<mjx-container [^>]*jax="CHTML"', dom)) == 2, "both equations typeset"
+    assert "<mjx-merror" not in dom and "$$" not in dom.split("<body", 1)[1]
+    fonts = dict(entry.split(":") for entry in re.search(r'data-fonts="([^"]*)"', dom).group(1).split())
+    assert {fonts.get(family) for family in ("MJXTEX-I", "MJXTEX-C", "MJXTEX-S2")} == {"loaded"}, fonts
+    assert "error" not in fonts.values(), fonts
 
 
 def test_a_missing_chapter_is_named_with_the_command(run_folder):

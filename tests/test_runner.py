@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -351,3 +352,45 @@ def test_lab_copy_makes_a_working_copy_and_never_overwrites_it(tmp_path):
     assert (dest / "00_a.ipynb").read_text() == '{"cells": ["my work"]}'         # never overwritten
     assert [p.name for p in second["behind"]] == ["00_a.ipynb"]                  # but named as older
     assert (source / "00_a.ipynb").read_text() == '{"cells": []}'                # the tracked one untouched
+
+
+def test_jump_to_definition_can_open_kdlib_from_the_lab_copy(tmp_path):
+    """jupyterlab-lsp opens a definition outside the server's root at ``/.lsp_symlink/<absolute path>``: a Jupyter
+    server started on the working copy with make lab's options serves kdlib's source there (it answered 404
+    before the link and the option)."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    lab = tmp_path / "lab"
+    runner.lab_copy(tmp_path / "no-notebooks", lab)
+    assert (lab / ".lsp_symlink").resolve() == Path("/")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}",
+                               "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=kd", f"--ServerApp.root_dir={lab}",
+                               "--allow-root", *runner.LAB_SERVER_OPTIONS],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    source = Path(runner.__file__).resolve()
+    url = f"http://127.0.0.1:{port}/api/contents/.lsp_symlink{source.as_posix()}?token=kd"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    model = json.loads(answer.read())
+                break
+            except urllib.error.HTTPError as err:
+                raise AssertionError(f"{url}: {err.code} {err.reason}") from None
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)
+        else:
+            raise AssertionError(f"the server did not answer {url}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert model["type"] == "file" and "def lab_copy(" in model["content"]
