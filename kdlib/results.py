@@ -67,15 +67,30 @@ def beats(a, b, higher_is_better: bool = True) -> bool | None:
     return bool(gap > max(a.std(ddof=1), b.std(ddof=1)))
 
 
-def claims_markdown(claims: list[dict]) -> str:
-    """The claims as a Markdown table, every cell in full (a DataFrame cuts long text at 50 characters)."""
+SMOKE_NOTE = ("**Smoke run**: tiny data, one seed and a few steps, only to prove that the code runs. Its numbers "
+              "and verdicts mean nothing; the notebook's results come from full mode (`KDLIB_SMOKE=0`).")
+"""What every number shown in smoke mode carries: claims tables, summaries, results files, the course book."""
+
+
+def smoke_note(mode: str | None = None) -> str:
+    """:data:`SMOKE_NOTE` as a Markdown paragraph (ending in a blank line) when ``mode`` (default: this
+    process's mode) is smoke; ``""`` in full mode. Notebooks put it before their summary."""
+    smoke = SMOKE if mode is None else mode == "smoke"
+    return f"> {SMOKE_NOTE}\n\n" if smoke else ""
+
+
+def claims_markdown(claims: list[dict], mode: str | None = None) -> str:
+    """The claims as a Markdown table, every cell in full (a DataFrame cuts long text at 50 characters); in a
+    smoke run (``mode``, default this process's) the table opens with :data:`SMOKE_NOTE` and every verdict says
+    "(smoke)"."""
     def cell(text) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
+    smoke = " (smoke)" if smoke_note(mode) else ""
     lines = ["| claim | paper | ours | holds |", "|---|---|---|---|"]
-    lines += [f"| {cell(c['claim'])} | {cell(c['paper'])} | {cell(c['ours'])} | {'**yes**' if c['holds'] else '**no**'} |"
-              for c in claims]
-    return "\n".join(lines)
+    lines += [f"| {cell(c['claim'])} | {cell(c['paper'])} | {cell(c['ours'])} | "
+              f"{'**yes**' if c['holds'] else '**no**'}{smoke} |" for c in claims]
+    return smoke_note(mode) + "\n".join(lines)
 
 
 def parameters() -> dict:
@@ -156,10 +171,14 @@ def write_summary(out_dir: str | Path | None = None) -> Path:
             lines.append(f"| {rec['notebook']} | {rec['mode']} | {name} | {_fmt(m.get('params'))} | "
                          f"{m['bytes'] / 1e6:.2f} | {m['latency_ms']:.1f} | {_fmt(m.get('eer'), True)} | "
                          f"{_fmt(m.get('min_dcf'))} | {_fmt(m.get('accuracy'), True)} |")
+        smoke = " (smoke)" if rec["mode"] == "smoke" else ""
         for c in rec.get("claims", []):
             claim_lines.append(f"| {rec['notebook']} | {c['claim']} | {c['paper']} | {c['ours']} | "
-                               f"{'yes' if c['holds'] else 'no'} |")
+                               f"{'yes' if c['holds'] else 'no'}{smoke} |")
         lines.append(f"<!-- {rec['notebook']}: {rec['mode']}, {rec['wall_time_s']} s on {rec['device']} -->")
+    modes = {json.loads(p.read_text()).get("mode") for p in out.glob("*.json")}
+    if "smoke" in modes:
+        lines[1:1] = ["", f"> {SMOKE_NOTE}", ""]
     summary = out / "SUMMARY.md"
     summary.write_text("\n".join(lines + claim_lines) + "\n")
     return summary

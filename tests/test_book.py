@@ -91,6 +91,21 @@ def test_the_books_equations_are_drawn_with_tex_fonts_in_a_browser(run_folder):
     assert "error" not in fonts.values(), fonts
 
 
+def test_a_book_made_from_smoke_runs_says_so_on_every_page(run_folder):
+    """Smoke numbers mean nothing: every page of a book built from smoke-mode records carries the banner; a full
+    run's book carries none."""
+    full = book.build(run_folder / "executed", run_folder / "book-full").parent
+    assert not any("kdlib-smoke" in p.read_text() for p in full.glob("*.html"))
+    for name in book.CHAPTERS:
+        (run_folder / f"{name}.json").write_text(json.dumps({"wall_time_s": 5.0, "mode": "smoke"}))
+    smoke = book.build(run_folder / "executed", run_folder / "book-smoke").parent
+    pages = sorted(smoke.glob("*.html"))
+    assert len(pages) == len(book.CHAPTERS) + 1
+    for page in pages:
+        text = page.read_text()
+        assert text.count('class="kdlib-smoke"') == 1 and "Built from a smoke run" in text, page.name
+
+
 def test_a_missing_chapter_is_named_with_the_command(run_folder):
     (run_folder / "executed" / "03_ensemble_kd.ipynb").unlink()
     with pytest.raises(FileNotFoundError, match=r"03_ensemble_kd.*python -m kdlib.runner run --notebooks "

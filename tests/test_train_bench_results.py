@@ -131,10 +131,27 @@ def test_entry_and_claim_state_a_result_in_one_line():
 
 def test_claims_read_in_full_as_markdown():
     long = "x" * 80 + " | with a pipe"
-    table = results.claims_markdown([results.claim(long, "p", "o", True), results.claim("c", "p", "o", False)])
-    lines = table.splitlines()
+    claims = [results.claim(long, "p", "o", True), results.claim("c", "p", "o", False)]
+    lines = results.claims_markdown(claims, mode="full").splitlines()
     assert lines[0] == "| claim | paper | ours | holds |" and len(lines) == 4
     assert "x" * 80 + " \\| with a pipe" in lines[2] and lines[2].endswith("| **yes** |") and lines[3].endswith("| **no** |")
+    smoke = results.claims_markdown(claims, mode="smoke").splitlines()   # a smoke run's verdicts say so
+    assert smoke[0] == f"> {results.SMOKE_NOTE}" and smoke[2] == lines[0]
+    assert smoke[4].endswith("| **yes** (smoke) |") and smoke[5].endswith("| **no** (smoke) |")
+    assert results.smoke_note("full") == ""
+
+
+def test_the_summary_of_a_smoke_run_says_its_numbers_mean_nothing(tmp_path):
+    claim = results.claim("c", "p", "o", True)
+    for mode in ("full", "smoke"):
+        out = tmp_path / mode
+        out.mkdir()
+        record = {"notebook": "99_x", "mode": mode, "wall_time_s": 1.0, "device": "cpu", "models": {},
+                  "claims": [claim]}
+        (out / "99_x.json").write_text(json.dumps(record))
+        text = results.write_summary(out).read_text()
+        assert (results.SMOKE_NOTE in text) == (mode == "smoke")
+        assert text.rstrip().endswith("| yes (smoke) |" if mode == "smoke" else "| yes |")
 
 
 def test_results_record_the_device_actually_used(tmp_path, monkeypatch):
