@@ -1,4 +1,4 @@
-# The two commands of the README:
+# The two commands of the README (docs/running.md has the details):
 #   make results   run every notebook in full mode on the embedded corpus, write results/ and the course book
 #   make test      kdlib's unit tests + every notebook in smoke mode (what CI runs; installs Debian's chromium
 #                  for the book's browser test when it is missing)

@@ -41,7 +41,7 @@ CHAPTERS = {
 
 GPU_TIMES = {"00_data_and_teachers": "71 s (H100)", "01_os_kdft": "5.5 min at 600 steps (H100)",
              "02_iml_kd": "142 s (H100)", "05_quantization": "87 s (H100)"}
-"""Full-mode wall times measured on a GPU (the README's *On a GPU*); the others were not measured there."""
+"""Full-mode wall times measured on a GPU (docs/gpu-and-full-scale.md); the others were not measured there."""
 
 MATHJAX_FILES = ("es5/tex-chtml-full.js", "es5/output/chtml/fonts/woff-v2", "LICENSE")
 """What the book copies of MathJax: the TeX input and HTML output with all TeX extensions in one file, and the TeX
@@ -160,7 +160,7 @@ learn and the paper it reproduces, and ends with a summary, the paper's claims b
 {rows}
 </table>
 <p>"This run" is the wall time of the notebooks these pages were made from (see each chapter's results file);
-the README of the repository states the measured times of full and smoke runs on a 2-core CPU.</p>
+the repository's docs/running.md states the measured times of full and smoke runs on a 2-core CPU.</p>
 <p>Built by <code>python -m kdlib.book build</code> from the executed notebooks of
 <code>python -m kdlib.runner run</code>.</p>
 </body></html>

@@ -1,15 +1,16 @@
 """The reproduction report: every notebook's ``results/<notebook>.json`` side by side.
 
 Notebook 06 draws from it (every model's error against its size and latency, every paper claim beside ours),
-and ``python -m kdlib.report readme`` rewrites the README's marked results section from a full run's results,
+and ``python -m kdlib.report docs`` rewrites the marked results section of ``docs/results.md`` and the README's
+notebook table from a full run's results,
 so that the tables a reader sees are generated, never typed::
 
     python -m kdlib.report promote                      # a checked full run in results/ becomes the reference
-    python -m kdlib.report readme                       # rewrite the section from results/reference/
-    python -m kdlib.report readme --check               # exit 1 when the README disagrees
+    python -m kdlib.report docs                         # rewrite the sections from results/reference/
+    python -m kdlib.report docs --check                 # exit 1 when docs/results.md or the README disagrees
 
-``results/reference/`` holds the results of the reference full run that the README shows; a test checks that
-the README's section is exactly what this module makes of them.
+``results/reference/`` holds the results of the reference full run that the docs show; a test checks that
+the generated sections are exactly what this module makes of them.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ HEADLINE = {
                         "ecapa_ptq-uniform_4b": "ECAPA-TDNN 4-bit PTQ", "ecapa_qat-uniform_2b": "ECAPA-TDNN 2-bit QAT",
                         "resnet34_fp32": "ResNet-34 fp32", "resnet34_ptq-uniform_4b": "ResNet-34 4-bit PTQ"},
 }
-"""The models the README's table shows per notebook (key in the results file -> readable name)."""
+"""The models docs/results.md's table shows per notebook (key in the results file -> readable name)."""
 
 _LATENCY_NOTE = ("fake-quantized weights run in fp32, so the latency is the fp32 model's; the size is the packed "
                  "weights'")
@@ -116,11 +117,39 @@ def name_of(notebook: str, key: str) -> str:
     return key.replace("_", " ")
 
 
-BEGIN, END = "<!-- results:begin (python -m kdlib.report readme) -->", "<!-- results:end -->"
+BEGIN, END = "<!-- results:begin (python -m kdlib.report docs) -->", "<!-- results:end -->"
+ANSWERS_BEGIN, ANSWERS_END = "<!-- answers:begin (python -m kdlib.report docs) -->", "<!-- answers:end -->"
+EXERCISES_PAGE = REPO_ROOT / "docs" / "exercises.md"
+GLANCE_BEGIN, GLANCE_END = "<!-- notebooks:begin (python -m kdlib.report docs) -->", "<!-- notebooks:end -->"
+RESULTS_PAGE = REPO_ROOT / "docs" / "results.md"
+README = REPO_ROOT / "README.md"
+
+FINDINGS = {
+    "00_data_and_teachers": ("the corpus, SV scoring, an ECAPA-TDNN, the teacher zoo",
+                             "a trained ECAPA-TDNN far ahead of MFCC statistics on synthetic voices; on real "
+                             "voices no teacher of the zoo beats MFCC statistics"),
+    "01_os_kdft": ("OS-KDFT (Heo et al., Interspeech 2023)",
+                   "the size claim holds, the speed claim does not; the EER orderings are not separated at a "
+                   "CPU budget"),
+    "02_iml_kd": ("IML-KD (Yang et al., arXiv 2409.09389)",
+                  "the paper's gain does not reproduce: multi-level KD beats IML-KD here"),
+    "03_ensemble_kd": ("Ensemble KD (Huang et al., ICASSP 2023)",
+                       "the robust teacher is more robust; no aggregation method separates (the tiny teachers "
+                       "hold little to distil)"),
+    "04_joint_kd_multitask": ("KD + joint KWS/SV (Kerpicci et al., arXiv 2210.16611)",
+                              "the size claim and \"multi-task costs little\" hold; the students stay further "
+                              "from their teachers than the paper's"),
+    "05_quantization": ("weight quantization (Li et al., arXiv 2210.17326)",
+                        "8 bits are lossless and 4-bit ResNet nearly so; ECAPA-TDNN does not degrade before "
+                        "ResNet"),
+    "06_compare": ("all of the above side by side", "quantizing the teacher beats distilling it at the same size"),
+}
+"""Each notebook's paper and, in words, what its reference run shows (the README's notebook table adds the
+numbers from the results files)."""
 
 
 def reference_dir() -> Path:
-    """The committed results of the reference full run (what the README shows)."""
+    """The committed results of the reference full run (what the docs show)."""
     return REPO_ROOT / "results" / "reference"
 
 
@@ -153,6 +182,26 @@ def load(results_dir: str | Path, notebooks=tuple(NOTEBOOKS), mode: str | None =
 
 def _kws_accuracy(m: dict):
     return m.get("accuracy", m.get("clean_kws_acc"))
+
+
+def tidy(frame, digits: int = 3, missing: str = "–"):
+    """``frame`` as a reader should see it: floats rounded to ``digits`` decimals and empty cells (NaN, None)
+    shown as ``missing`` instead of "NaN". A Series becomes a one-column frame. Integers and text are kept."""
+    import math
+
+    import pandas as pd
+
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+
+    def cell(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return missing
+        if isinstance(value, float):
+            return round(value, digits)
+        return value
+
+    return frame.map(cell)
 
 
 def models_table(records: dict[str, dict]):
@@ -263,9 +312,9 @@ def processor(provenance: dict) -> str:
     return text
 
 
-def readme_section(records: dict[str, dict], source: str = "results/reference/",
+def results_section(records: dict[str, dict], source: str = "results/reference/",
                    times: dict | None = None) -> str:
-    """The README's generated results section: each run's time and hardware, its claims, its headline models,
+    """The generated section of ``docs/results.md``: each run's time and hardware, its claims, its headline models,
     and (given the runner's ``times``) where each notebook's time went; ``source`` names the folder the
     records came from."""
     runs = ["| notebook | wall time | hardware | device | claims that hold |", "|---|---|---|---|---|"]
@@ -285,34 +334,66 @@ def readme_section(records: dict[str, dict], source: str = "results/reference/",
                           f"{m['latency_ms']:.1f} ms{mark} | {_pct(m.get('eer'))} | {_pct(_kws_accuracy(m))} |")
     total = sum(r["wall_time_s"] for r in records.values())
     lines = [BEGIN, "", f"Generated from `{source}` (a full run, {_minutes(total)} of notebooks in all)"
-             " by `python -m kdlib.report readme`; do not edit by hand.", "", *runs, "",
+             " by `python -m kdlib.report docs`; do not edit by hand.", "", *runs, "",
              "Headline models (size as stored: fp32, or packed for quantized weights; CPU latency: one thread; "
              "each notebook's EER on its own trials, see its section):", "", *models, "",
              "† " + _LATENCY_NOTE, "", *([*time_table(times), ""] if times else []), END]
     return "\n".join(lines)
 
 
-def rewrite_readme(section: str, readme: str | Path = REPO_ROOT / "README.md", begin: str = BEGIN,
-                   end: str = END) -> bool:
-    """Replace the README's section marked by ``begin`` and ``end`` with ``section`` (which starts and ends with
+def rewrite_section(section: str, page: str | Path = RESULTS_PAGE, begin: str = BEGIN, end: str = END) -> bool:
+    """Replace the part of ``page`` marked by ``begin`` and ``end`` with ``section`` (which starts and ends with
     them); return whether it changed."""
-    readme = Path(readme)
-    text = readme.read_text()
+    page = Path(page)
+    text = page.read_text()
     if text.count(begin) != 1 or text.count(end) != 1:
-        raise ValueError(f"{readme}: needs exactly one {begin!r} and one {end!r} line to rewrite between")
+        raise ValueError(f"{page}: needs exactly one {begin!r} and one {end!r} line to rewrite between")
     head, rest = text.split(begin)
     _, tail = rest.split(end)
     new = head + section + tail
     if new != text:
-        readme.write_text(new)
+        page.write_text(new)
     return new != text
 
 
-def readme_matches(section: str, readme: str | Path = REPO_ROOT / "README.md", begin: str = BEGIN,
-                   end: str = END) -> bool:
-    """Whether the README's section marked by ``begin`` and ``end`` is exactly ``section``."""
-    text = Path(readme).read_text()
+def section_matches(section: str, page: str | Path = RESULTS_PAGE, begin: str = BEGIN, end: str = END) -> bool:
+    """Whether the part of ``page`` marked by ``begin`` and ``end`` is exactly ``section``."""
+    text = Path(page).read_text()
     return begin in text and end in text and text[text.index(begin):text.index(end) + len(end)] == section
+
+
+def answers_section(reference: str | Path | None = None) -> str:
+    """The generated table of docs/exercises.md: every committed answer of the solutions notebooks (the variants
+    run once in full mode, under ``<reference>/variants/``), with its knobs, when it ran and how long it took."""
+    import json
+
+    folder = Path(reference) if reference else reference_dir()
+    rows = ["| notebook | variant | knobs | measured | wall time |", "|---|---|---|---|---|"]
+    for path in sorted(folder.glob("variants/*/*/*.json")):
+        record = json.loads(path.read_text())
+        knobs = ", ".join(f"`{k} = {v}`" for k, v in record["parameters"].items())
+        rows.append(f"| {path.parent.parent.name} | {path.parent.name} | {knobs} | "
+                    f"{record['provenance']['created'][:10]} | {_minutes(record['wall_time_s'])} |")
+    if len(rows) == 2:
+        rows = ["No answer has been measured in full mode yet."]
+    return "\n".join([ANSWERS_BEGIN, "", *rows, "", ANSWERS_END])
+
+
+def glance_section(records: dict[str, dict], times: dict | None) -> str:
+    """The README's generated table of notebooks: each one's paper, what its reference run shows (claims that
+    hold), and its full-mode wall time on the reference machine (from the runner's run times)."""
+    rows = ["| # | notebook | reproduces | what the reference run shows | full mode |", "|---|---|---|---|---|"]
+    for name, (paper, finding) in FINDINGS.items():
+        record = records.get(name)
+        claims = (f"{sum(bool(c['holds']) for c in record['claims'])} of {len(record['claims'])} claims hold; "
+                  if record and record["claims"] else "")
+        seconds = (times or {}).get("notebooks", {}).get(name, {}).get("seconds")
+        rows.append(f"| {name[:2]} | [`{name}`](notebooks/{name}.ipynb) | {paper} | {claims}{finding} | "
+                    f"{_minutes(seconds) if seconds else '–'} |")
+    machine = processor(next(iter(records.values())).get("provenance", {})) if records else "?"
+    return "\n".join([GLANCE_BEGIN, "", *rows, "", f"Full mode: the reference run's wall time on {machine}, "
+                      "reference numerics (`results/reference/`); smoke mode takes about 1 to 2 min per notebook.",
+                      GLANCE_END])
 
 
 def promote(source: str | Path, reference: str | Path | None = None) -> list[Path]:
@@ -337,14 +418,19 @@ def promote(source: str | Path, reference: str | Path | None = None) -> list[Pat
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdlib.report", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("readme", help="rewrite the README's results section from a full run's results")
+    r = sub.add_parser("docs", aliases=["readme"],
+                       help="rewrite docs/results.md's section and the README's notebook table from a full run")
     r.add_argument("--results", default=None, help="results folder (default: results/reference/)")
-    r.add_argument("--readme", default=str(REPO_ROOT / "README.md"))
-    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README disagrees")
+    r.add_argument("--page", default=str(RESULTS_PAGE), help="the results page (default: docs/results.md)")
+    r.add_argument("--readme", default=str(README), help="the README with the notebook table")
+    r.add_argument("--exercises", default=str(EXERCISES_PAGE), help="the page with the committed answers")
+    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when a page disagrees")
     p = sub.add_parser("promote", help="make a full run's results (default: results/) the reference, then "
-                                       "rewrite the README's section from them")
+                                       "rewrite the generated sections from them")
     p.add_argument("--results", default=None, help="results folder of a full run (default: results/)")
-    p.add_argument("--readme", default=str(REPO_ROOT / "README.md"))
+    p.add_argument("--page", default=str(RESULTS_PAGE))
+    p.add_argument("--readme", default=str(README))
+    p.add_argument("--exercises", default=str(EXERCISES_PAGE))
     args = parser.parse_args(argv)
     from kdlib.config import results_dir
 
@@ -357,14 +443,21 @@ def main(argv: list[str] | None = None) -> int:
         shown = folder.resolve().relative_to(REPO_ROOT).as_posix() + "/"
     except ValueError:
         shown = str(folder)
-    section = readme_section(load(folder), shown, load_times(folder))
+    records, times = load(folder), load_times(folder)
+    sections = [(results_section(records, shown, times), args.page, BEGIN, END),
+                (glance_section(records, times), args.readme, GLANCE_BEGIN, GLANCE_END),
+                (answers_section(folder), args.exercises, ANSWERS_BEGIN, ANSWERS_END)]
     if args.check:
-        ok = readme_matches(section, args.readme)
-        print("README results section matches" if ok else f"{args.readme}: results section differs; run "
-              "python -m kdlib.report readme --results <folder>", file=sys.stdout if ok else sys.stderr)
-        return 0 if ok else 1
-    changed = rewrite_readme(section, args.readme)
-    print(f"{args.readme}: results section {'rewritten' if changed else 'already up to date'}")
+        stale = [page for section, page, begin, end in sections if not section_matches(section, page, begin, end)]
+        for page in stale:
+            print(f"{page}: generated section differs; run python -m kdlib.report docs --results <folder>",
+                  file=sys.stderr)
+        if not stale:
+            print("generated sections match")
+        return 1 if stale else 0
+    for section, page, begin, end in sections:
+        changed = rewrite_section(section, page, begin, end)
+        print(f"{page}: generated section {'rewritten' if changed else 'already up to date'}")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import re
 import shutil
 import struct
 import subprocess
@@ -110,6 +111,29 @@ def rendered_dom(html_path: Path, browser: str | None = None, budget_ms: int = 1
     if done.returncode != 0 or "<body" not in done.stdout:
         raise RuntimeError(f"{browser} could not draw {html_path}: {done.stderr.strip()[-500:]}")
     return done.stdout
+
+
+_TABLE_CELL = re.compile(r"<td[^>]*>\s*(.*?)\s*</td>", re.S)
+_LONG_DECIMAL = re.compile(r"-?\d+\.\d{5,}")
+
+
+def table_problems(nb, name: str = "notebook") -> list[str]:
+    """What a reader should not meet in an executed notebook's tables (pandas' HTML outputs): empty cells shown as
+    "NaN" or "None" (a merged table or a missing value; show "–", see ``kdlib.report.tidy``), and numbers printed
+    with five or more decimals. One line per table, naming the cell."""
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            page = out.get("data", {}).get("text/html", "")
+            if "<table" not in page:
+                continue
+            cells = _TABLE_CELL.findall(page)
+            empty = sum(text in ("NaN", "None", "nan", "<NA>") for text in cells)
+            long = [text for text in cells if _LONG_DECIMAL.fullmatch(text)]
+            if empty or long:
+                problems.append(f"{name}, cell {index}: {empty} empty cells shown as NaN/None, {len(long)} numbers "
+                                f"with 5+ decimals{' (' + long[0] + ')' if long else ''}")
+    return problems
 
 
 def read_executed(notebook: Path, use: str):

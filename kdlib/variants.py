@@ -5,6 +5,10 @@ The solutions notebooks answer most exercises this way: "set ``KD_SCALE = 100``"
 process (``python -m kdlib.runner run -p KD_SCALE 100``), so the answer runs the notebook's own code and
 cannot drift from it. Each variant writes under ``<results>/variants/<notebook>/<name>/`` (its results file,
 its executed copy), never over the notebook's own results.
+
+Answers measured once in full mode are committed beside the notebooks' reference run
+(``results/reference/variants/<notebook>/<name>/<notebook>.json``, see :func:`promote`): the solutions show them
+in every mode, and a full-mode variant with the same knobs and numerics reads them instead of running again.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ def _notebook_path(notebook: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such notebook")
     return path
+
+
+REFERENCE = REPO_ROOT / "results" / "reference"
+"""The committed reference run; its ``variants/`` folder holds the committed answers."""
 
 
 def folder(notebook: str, name: str) -> Path:
@@ -52,11 +60,18 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
 
     ``reuse``: a record already written by the same variant, in the same mode, numerics and knobs (in smoke
     mode also the same commit), is read instead of running again (a full variant costs as much as the
-    notebook). ``execute=False`` only checks the knobs and returns None (the smoke tests check every
-    variant this way)."""
+    notebook); in full mode so is the committed answer. ``execute=False`` only checks the knobs and returns the
+    committed answer (full mode), or None where there is none (the smoke tests check every variant this way)."""
     check(notebook, parameters)
+    answer = committed(notebook, name, parameters)
     if not execute:
-        return None
+        if answer is not None:
+            print(f"{Path(notebook).stem} {name}: the committed answer (full mode, "
+                  f"{answer['provenance']['created'][:10]}, {_seconds(answer['wall_time_s'])})")
+        return answer
+    if reuse and not SMOKE and answer is not None and _same_conditions(answer, same_commit=False):
+        print(f"{Path(notebook).stem} {name}: reusing the committed answer ({answer['provenance']['created']})")
+        return answer
     out = folder(notebook, name)
     record_path = (out / "smoke" if SMOKE else out) / f"{Path(notebook).stem}.json"
     wanted = json.loads(json.dumps(parameters, default=repr))
@@ -79,7 +94,66 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     return _read(record_path)
 
 
-def _same_conditions(record: dict, same_commit: bool) -> bool:
+def _seconds(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def committed_path(notebook: str, name: str) -> Path:
+    """Where the committed answer of the variant ``name`` lives."""
+    stem = Path(notebook).stem
+    return REFERENCE / "variants" / stem / name / f"{stem}.json"
+
+
+def committed(notebook: str, name: str, parameters: dict) -> dict | None:
+    """The committed full-mode answer of the variant ``name`` (its record), or None when there is none; one
+    measured with other knobs is refused, naming both."""
+    path = committed_path(notebook, name)
+    if not path.is_file():
+        return None
+    record = _read(path)
+    wanted = json.loads(json.dumps(parameters, default=repr))
+    if record.get("parameters") != wanted:
+        raise ValueError(f"{path}: measured with {record.get('parameters')}, not {wanted}; run the variant again "
+                         f"in full mode and promote it (kdlib.variants.promote)")
+    return record
+
+
+def reference(notebook: str) -> dict:
+    """The committed reference run of ``notebook`` (full mode): the baseline of the committed answers."""
+    path = REFERENCE / f"{Path(notebook).stem}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no committed reference run")
+    return _read(path)
+
+
+def committed_table(notebook: str):
+    """The committed answers of ``notebook``: one row per variant with its knobs, when it ran and how long."""
+    import pandas as pd
+
+    stem = Path(notebook).stem
+    rows = [{"variant": path.parent.name, "knobs": ", ".join(f"{k} = {v}" for k, v in rec["parameters"].items()),
+             "measured": rec["provenance"]["created"][:10], "wall time": _seconds(rec["wall_time_s"])}
+            for path in sorted((REFERENCE / "variants" / stem).glob(f"*/{stem}.json"))
+            for rec in [_read(path)]]
+    return pd.DataFrame(rows, columns=["variant", "knobs", "measured", "wall time"]).set_index("variant")
+
+
+def promote(notebook: str, name: str) -> Path:
+    """Commit the full-mode answer of the variant ``name`` (its results file, not its executed copy) beside the
+    reference run; refuses a smoke record or one made under other numerics than the reference run's."""
+    source = folder(notebook, name) / f"{Path(notebook).stem}.json"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: the variant {name!r} has not run in full mode")
+    record = _read(source)
+    if record.get("mode") != "full" or not _same_conditions(record, same_commit=False, mode="full"):
+        raise ValueError(f"{source}: not a full-mode run under the reference numerics; it cannot be an answer")
+    target = committed_path(notebook, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(record, indent=1) + "\n")
+    return target
+
+
+def _same_conditions(record: dict, same_commit: bool, mode: str | None = None) -> bool:
     """Whether a run was made as the variants run now: this mode, the variants' numerics (the runner's
     reference numerics: a run under other kernels differs within seed noise, which would pass for an effect)
     and, with ``same_commit``, the code of this checkout."""
@@ -87,7 +161,7 @@ def _same_conditions(record: dict, same_commit: bool) -> bool:
 
     wanted = {k: os.environ.get(k, v) for k, v in reference_environment().items()}
     ran = record.get("provenance", {}).get("numerics", {})
-    return (record.get("mode") == ("smoke" if SMOKE else "full")
+    return (record.get("mode") == (mode or ("smoke" if SMOKE else "full"))
             and all(ran.get(k) == v for k, v in wanted.items())
             and (not same_commit or record["provenance"].get("git_commit") == git_commit()))
 
@@ -134,7 +208,8 @@ def ran(records: dict) -> dict:
     variant whose knobs were only checked); says which were not run."""
     for label, record in records.items():
         if record is None:
-            print(f"{label}: knobs checked; not run in this mode")
+            print(f"{label}: no measured answer (knobs checked; no committed full-mode run): what the text says "
+                  "of it is a prediction")
     return {label: record for label, record in records.items() if record is not None}
 
 

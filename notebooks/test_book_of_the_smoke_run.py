@@ -5,7 +5,7 @@ import re
 
 import nbformat
 
-from kdlib import book
+from kdlib import book, screenshots
 from kdlib.config import results_dir
 
 
@@ -27,3 +27,14 @@ def test_the_book_of_this_smoke_run_has_every_chapter_and_its_figures(session_st
         assert figures > 0, f"{name}: the smoke run drew no figure"
         assert page.count('src="data:image/png;base64,') == figures, name
         assert not re.search(r'<script[^>]+src="https?://', page), f"{name} fetches a script from outside"
+
+
+def test_the_smoke_runs_tables_show_no_nan_and_no_long_decimals(session_start):
+    """Every table of every notebook and solutions notebook executed in this session reads cleanly: no "NaN"
+    checkerboard of merged tables, no six-decimal numbers (``kdlib.report.tidy`` shows them)."""
+    copies = [path for path in sorted((results_dir() / "executed").glob("*.ipynb"))
+              if path.stat().st_mtime >= session_start]
+    assert len(copies) >= 2 * len(book.CHAPTERS), f"{results_dir() / 'executed'}: not every notebook ran"
+    problems = [line for path in copies
+                for line in screenshots.table_problems(nbformat.read(path, as_version=4), path.name)]
+    assert not problems, "\n".join(problems)

@@ -1,4 +1,5 @@
-"""kdlib.report: reading every notebook's results, the Pareto front, and the README's generated section."""
+"""kdlib.report: reading every notebook's results, the Pareto front, and the generated sections of docs/results.md
+and the README."""
 
 import json
 
@@ -63,23 +64,23 @@ def test_pareto_front_golden():
     assert report.pareto_front([1.0, 1.0], [2.0, 2.0]) == [True, True]  # ties dominate neither
 
 
-def test_readme_section_and_rewrite(results, tmp_path):
+def test_results_section_and_rewrite(results, tmp_path):
     records = report.load(results)
-    section = report.readme_section(records, "somewhere/")
+    section = report.results_section(records, "somewhere/")
     assert section.startswith(report.BEGIN) and section.endswith(report.END)
     assert "`somewhere/`" in section and "60.0 min of notebooks" in section
     assert section.count("| 1 of 2 |") == len(report.NOTEBOOKS)
     assert "| 01 | (e) OS-KDFT, 2 layers | 4.00 M | 16.00 MB | 40.0 ms | 2.50 % | – |" in section
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "results.md"
     readme.write_text(f"# title\n\n{report.BEGIN}\nold\n{report.END}\n\n## after\n")
-    assert not report.readme_matches(section, readme)
-    assert report.rewrite_readme(section, readme)
-    assert report.readme_matches(section, readme)
+    assert not report.section_matches(section, readme)
+    assert report.rewrite_section(section, readme)
+    assert report.section_matches(section, readme)
     assert readme.read_text().startswith("# title\n\n") and readme.read_text().endswith("\n\n## after\n")
-    assert not report.rewrite_readme(section, readme)  # a second run changes nothing
+    assert not report.rewrite_section(section, readme)  # a second run changes nothing
     (tmp_path / "bare.md").write_text("# no markers\n")
     with pytest.raises(ValueError, match="bare.md: needs exactly one"):
-        report.rewrite_readme(section, tmp_path / "bare.md")
+        report.rewrite_section(section, tmp_path / "bare.md")
     assert (tmp_path / "bare.md").read_text() == "# no markers\n"
 
 
@@ -93,28 +94,44 @@ def test_the_processor_column_names_the_generation_behind_the_name():
     assert report.processor({}) == "?"
 
 
-def test_readme_section_names_a_headline_model_the_results_lack(results):
+def test_results_section_names_a_headline_model_the_results_lack(results):
     record = _record("05_quantization")
     del record["models"]["ecapa_fp32"]
     (results / "05_quantization.json").write_text(json.dumps(record))
     with pytest.raises(KeyError, match="05_quantization: no model 'ecapa_fp32'"):
-        report.readme_section(report.load(results))
+        report.results_section(report.load(results))
 
 
-def test_readme_check_command(results, tmp_path, capsys):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{report.BEGIN}\n{report.END}\n")
-    assert report.main(["readme", "--results", str(results), "--readme", str(readme), "--check"]) == 1
-    assert report.main(["readme", "--results", str(results), "--readme", str(readme)]) == 0
-    assert report.main(["readme", "--results", str(results), "--readme", str(readme), "--check"]) == 0
+def test_docs_check_command(results, tmp_path, capsys):
+    page, readme, exercises = tmp_path / "results.md", tmp_path / "README.md", tmp_path / "exercises.md"
+    page.write_text(f"{report.BEGIN}\n{report.END}\n")
+    readme.write_text(f"# kdlib\n{report.GLANCE_BEGIN}\n{report.GLANCE_END}\n")
+    exercises.write_text(f"{report.ANSWERS_BEGIN}\n{report.ANSWERS_END}\n")
+    answer = results / "variants" / "02_iml_kd" / "fitted" / "02_iml_kd.json"
+    answer.parent.mkdir(parents=True)
+    answer.write_text(json.dumps({**_record("02_iml_kd"), "parameters": {"TEACHER_HEAD": "fitted"},
+                                  "wall_time_s": 960.0, "provenance": {"created": "2026-12-04T05:00:00"}}))
+    command = ["docs", "--results", str(results), "--page", str(page), "--readme", str(readme),
+               "--exercises", str(exercises)]
+    assert report.main([*command, "--check"]) == 1
+    assert report.main(command) == 0
+    assert report.main([*command, "--check"]) == 0
+    assert "| 02 | [`02_iml_kd`](notebooks/02_iml_kd.ipynb) | IML-KD" in readme.read_text()
+    assert "1 of 2 claims hold; " in readme.read_text()
+    assert "| 02_iml_kd | fitted | `TEACHER_HEAD = fitted` | 2026-12-04 | 16.0 min |" in exercises.read_text()
 
 
-def test_the_readme_shows_the_committed_reference_results():
-    """The README's results tables are generated: they must equal what the committed reference run gives."""
+def test_docs_and_readme_show_the_committed_reference_results():
+    """docs/results.md's tables and the README's notebook table are generated: they must equal what the committed
+    reference run gives."""
     reference = report.reference_dir()
-    section = report.readme_section(report.load(reference), times=report.load_times(reference))
-    assert report.readme_matches(section), ("README.md's results section differs from results/reference/; run "
-                                            "python -m kdlib.report readme --results results/reference")
+    records, times = report.load(reference), report.load_times(reference)
+    assert report.section_matches(report.results_section(records, times=times)), (
+        "docs/results.md's section differs from results/reference/; run python -m kdlib.report docs")
+    assert report.section_matches(report.glance_section(records, times), report.README, report.GLANCE_BEGIN,
+                                  report.GLANCE_END), "README.md's notebook table differs; run python -m kdlib.report docs"
+    assert report.section_matches(report.answers_section(), report.EXERCISES_PAGE, report.ANSWERS_BEGIN,
+                                  report.ANSWERS_END), "docs/exercises.md's answers differ; run python -m kdlib.report docs"
 
 
 def test_reference_results_are_full_runs_of_every_notebook():
@@ -166,7 +183,7 @@ def _times(notebooks, mode="full"):
 def test_the_section_says_where_each_notebooks_time_goes(results):
     (results / report.TIMES_FILE).write_text(json.dumps(_times([*report.NOTEBOOKS, "06_compare"])))
     times = report.load_times(results)
-    section = report.readme_section(report.load(results), "somewhere/", times)
+    section = report.results_section(report.load(results), "somewhere/", times)
     assert "all 7 notebooks: **70.3 min**" in section  # (7 × 600 + 0 + 1 + ... + 6) s = 4,221 s
     assert "| 06_compare | 10.1 min | 2. Training 506 s; 3. Evaluation 60 s; 1. Data 20 s |" in section
     assert "4. Results" not in section  # only the three longest sections

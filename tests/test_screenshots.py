@@ -102,3 +102,20 @@ def test_missing_browser_says_how_to_get_one(monkeypatch):
     monkeypatch.setenv("PATH", os.devnull)
     with pytest.raises(FileNotFoundError, match="apt-get install chromium"):
         screenshots.find_chromium()
+
+
+def test_table_problems_names_nan_checkerboards_and_long_decimals():
+    import numpy as np
+    import pandas as pd
+
+    from kdlib import report
+
+    merged = pd.DataFrame({"RMS": [3.1, np.nan], "cosine": [np.nan, 0.93]}, index=["a", "a vs b"])
+    sizes = pd.DataFrame({"params (M)": [1.926592]})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("text")] + [
+        nbformat.v4.new_code_cell("t", outputs=[nbformat.v4.new_output(
+            "execute_result", data={"text/html": frame.to_html(), "text/plain": "t"}, execution_count=1)])
+        for frame in (merged, sizes, report.tidy(merged), report.tidy(sizes, 2))])
+    assert screenshots.table_problems(nb, "03") == [
+        "03, cell 1: 2 empty cells shown as NaN/None, 0 numbers with 5+ decimals",
+        "03, cell 2: 0 empty cells shown as NaN/None, 1 numbers with 5+ decimals (1.926592)"]

@@ -76,3 +76,32 @@ def test_the_baseline_must_be_a_comparable_run_of_this_mode(tmp_path, monkeypatc
         (out / "99_v.json").write_text(json.dumps({**record, **spoiled}))  # changed knobs; pytest --nbmake's kernels
         with pytest.raises(FileNotFoundError, match="no comparable"):
             variants.baseline("99_v")
+
+
+def test_committed_answers_are_shown_in_every_mode_and_reused_in_full_mode(notebook, tmp_path, monkeypatch):
+    """An answer measured once in full mode and promoted beside the reference run is what the solutions show:
+    execute=False returns it, a full-mode run with the same knobs and numerics reads it instead of running,
+    other knobs are refused; a smoke record cannot be promoted."""
+    from kdlib.config import REFERENCE_NUMERICS, git_commit
+
+    monkeypatch.setattr(variants, "REFERENCE", tmp_path / "reference")
+    for key, value in {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"}.items():
+        monkeypatch.setenv(key, value)
+    assert variants.run(str(notebook), {"STEPS": 7}, "seven", execute=False) is None  # nothing committed yet
+    record = {"mode": "full", "parameters": {"STEPS": 7}, "wall_time_s": 600.0, "models": {"m": {"eer": 0.07}},
+              "claims": [], "provenance": {"numerics": {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"},
+                                           "git_commit": git_commit(), "created": "2026-12-04T05:00:00"}}
+    made = variants.folder(str(notebook), "seven")
+    made.mkdir(parents=True)
+    (made / "99_v.json").write_text(json.dumps({**record, "mode": "smoke"}))
+    with pytest.raises(ValueError, match="not a full-mode run"):
+        variants.promote(str(notebook), "seven")
+    (made / "99_v.json").write_text(json.dumps(record))
+    path = variants.promote(str(notebook), "seven")
+    assert path == tmp_path / "reference" / "variants" / "99_v" / "seven" / "99_v.json"
+    assert variants.run(str(notebook), {"STEPS": 7}, "seven", execute=False) == record
+    monkeypatch.setattr(variants, "SMOKE", False)
+    (made / "99_v.json").unlink()   # so that reading it back can only come from the committed answer
+    assert variants.run(str(notebook), {"STEPS": 7}, "seven") == record
+    with pytest.raises(ValueError, match=r"measured with \{'STEPS': 7\}, not \{'STEPS': 8\}"):
+        variants.run(str(notebook), {"STEPS": 8}, "seven", execute=False)

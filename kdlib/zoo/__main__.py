@@ -43,8 +43,8 @@ def main(argv=None) -> int:
     m.add_argument("--seeds", type=int, default=3, help="seeds of the suite's downstream models")
     m.add_argument("--smoke", action="store_true", help="the smoke suite's clip counts (tests)")
     m.add_argument("--zoo", default=None, help="zoo folder whose manifest is written (default: data/zoo or $KDLIB_ZOO)")
-    r = sub.add_parser("readme", help="rewrite the README's generated zoo section from the manifest")
-    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README disagrees")
+    r = sub.add_parser("docs", aliases=["readme"], help="rewrite docs/zoo.md's generated section from the manifest")
+    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when docs/zoo.md disagrees")
     v = sub.add_parser("verify", help="check every file of every teacher against the manifest")
     v.add_argument("--zoo", default=None, help="zoo folder (default: data/zoo or $KDLIB_ZOO)")
     args = parser.parse_args(argv)
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         return _probe(args)
     if args.command == "measure":
         return _measure(args)
-    if args.command == "readme":
+    if args.command in ("docs", "readme"):
         return _readme(args)
     return _build(args)
 
@@ -138,16 +138,16 @@ def _measure(args) -> int:
 
 
 def _readme(args) -> int:
-    from kdlib.report import readme_matches, rewrite_readme
-    from kdlib.zoo.measures import README_BEGIN, README_END, readme_section
+    from kdlib.report import rewrite_section, section_matches
+    from kdlib.zoo.measures import README_BEGIN, README_END, ZOO_PAGE, readme_section
 
     section = readme_section(zoo.manifest())
     if args.check:
-        ok = readme_matches(section, begin=README_BEGIN, end=README_END)
-        print("README zoo section matches" if ok else "README.md: zoo section differs; run python -m kdlib.zoo readme")
+        ok = section_matches(section, ZOO_PAGE, begin=README_BEGIN, end=README_END)
+        print("zoo section matches" if ok else f"{ZOO_PAGE}: zoo section differs; run python -m kdlib.zoo docs")
         return 0 if ok else 1
-    changed = rewrite_readme(section, begin=README_BEGIN, end=README_END)
-    print(f"README.md: zoo section {'rewritten' if changed else 'already up to date'}")
+    changed = rewrite_section(section, ZOO_PAGE, begin=README_BEGIN, end=README_END)
+    print(f"{ZOO_PAGE}: zoo section {'rewritten' if changed else 'already up to date'}")
     return 0
 
 

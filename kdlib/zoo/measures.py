@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kdlib.config import REPO_ROOT
 from kdlib.models.heads import stats_pool
 from kdlib.probing import linear_probe, pooled_features, probe_tasks, random_split
 from kdlib.sources import KWS_LABELS, Source
@@ -293,8 +294,10 @@ def pretrained_table(entries: dict):
     return pd.DataFrame(rows).T
 
 
-README_BEGIN = "<!-- zoo-measures:begin (python -m kdlib.zoo readme) -->"
+README_BEGIN = "<!-- zoo-measures:begin (python -m kdlib.zoo docs) -->"
 README_END = "<!-- zoo-measures:end -->"
+ZOO_PAGE = REPO_ROOT / "docs" / "zoo.md"
+"""The page whose marked section :func:`readme_section` writes."""
 
 
 def markdown_table(frame) -> str:
@@ -346,10 +349,10 @@ def real_voices_table(entries: dict):
 
 
 def readme_section(entries: dict) -> str:
-    """The README's generated zoo section: layer profiles, headroom, real voices and costs of every measured
+    """The generated section of docs/zoo.md: layer profiles, headroom, real voices and costs of every measured
     teacher (:func:`profile_table`, :func:`headroom_table`, :func:`real_voices_table`, :func:`costs_table`)."""
     hardware = sorted({run.get("hardware", "?") for e in entries.values() for run in e.get("measured", {}).values()})
-    parts = [README_BEGIN, "", "Generated from `data/zoo/MANIFEST.json` by `python -m kdlib.zoo readme`; do not edit "
+    parts = [README_BEGIN, "", "Generated from `data/zoo/MANIFEST.json` by `python -m kdlib.zoo docs`; do not edit "
              "by hand. Measured by `python -m kdlib.zoo measure` on the embedded corpus, " + ", ".join(hardware) + ".",
              "", "Best hidden state per probe (accuracy % ± std over 3 splits; the state in brackets, 0 = stem "
              "output):", "", markdown_table(profile_table(entries)), "",

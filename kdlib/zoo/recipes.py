@@ -10,7 +10,7 @@
   continued on distorted audio against targets computed on clean audio.
 - ``wav2vec2-tiny``: wav2vec 2.0 (Baevski et al., NeurIPS 2020, arXiv 2006.11477): contrastive loss against
   Gumbel-quantized latents plus the codebook diversity loss. 2 s crops: with 1 s crops every distractor
-  comes from a few frames of one utterance (the README lists every build attempt).
+  comes from a few frames of one utterance (docs/zoo.md lists every build attempt).
 
 The four SSL teachers share one size (4 layers of width 256, 64-channel CNN, 50 frames per second) so that
 the ensemble notebook can average their layers.
