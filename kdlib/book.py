@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from kdlib.config import results_dir
+from kdlib.config import GPU_TIMES, results_dir
 
 CHAPTERS = {
     "00_data_and_teachers": ("Data, scoring and teachers",
@@ -39,9 +39,6 @@ CHAPTERS = {
 }
 """The book's chapters in reading order: notebook name -> (short title, what it teaches)."""
 
-GPU_TIMES = {"00_data_and_teachers": "71 s (H100)", "01_os_kdft": "5.5 min at 600 steps (H100)",
-             "02_iml_kd": "142 s (H100)", "05_quantization": "87 s (H100)"}
-"""Full-mode wall times measured on a GPU (docs/gpu-and-full-scale.md); the others were not measured there."""
 
 MATHJAX_FILES = ("es5/tex-chtml-full.js", "es5/output/chtml/fonts/woff-v2", "LICENSE")
 """What the book copies of MathJax: the TeX input and HTML output with all TeX extensions in one file, and the TeX

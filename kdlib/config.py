@@ -94,12 +94,38 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def env_report(expected: dict[str, str] | None = None) -> dict:
+GPU_TIMES = {"00_data_and_teachers": "71 s (H100)", "01_os_kdft": "5.5 min at 600 steps (H100)",
+             "02_iml_kd": "142 s (H100)", "05_quantization": "87 s (H100)"}
+"""Full-mode wall times measured on a GPU (docs/gpu-and-full-scale.md); the others were not measured there."""
+
+
+def expected_times(notebook: str) -> dict[str, str]:
+    """What a run of ``notebook`` takes, from measurements, never typed by hand: its full-mode wall time in the
+    committed reference run (``results/reference/run_times.json``, with the machine it ran on), its GPU time
+    where one was measured (:data:`GPU_TIMES`), and smoke mode's order of magnitude."""
+    import json
+
+    times = {}
+    path = REPO_ROOT / "results" / "reference" / "run_times.json"
+    entry = json.loads(path.read_text())["notebooks"].get(notebook) if path.is_file() else None
+    if entry:
+        times["cpu, full"] = (f"{entry['seconds'] / 60:.0f} min on {entry.get('hardware', 'the reference machine')} "
+                              f"(the reference run, {path.relative_to(REPO_ROOT)})")
+    if notebook in GPU_TIMES:
+        times["gpu, full"] = GPU_TIMES[notebook]
+    times["cpu, smoke"] = "1 to 2 min: tiny data, numbers that only prove the code runs"
+    return times
+
+
+def env_report(expected: str | dict[str, str] | None = None) -> dict:
     """Print and return what this run has: versions, device, threads, smoke mode, data folder.
 
-    ``expected`` maps a setting ("cpu, full") to an expected wall time so the reader knows up front.
-    Warns when a full run is about to start on the CPU.
+    ``expected``: a notebook's name (its measured times are printed, see :func:`expected_times`), or a mapping
+    from a setting ("cpu, full") to an expected wall time, so the reader knows up front. Warns when a full run is
+    about to start on the CPU.
     """
+    if isinstance(expected, str):
+        expected = expected_times(expected)
     import numpy as np
     import torch
 

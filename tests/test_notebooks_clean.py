@@ -45,3 +45,21 @@ def test_solutions_notebook_is_clean(path):
     source = "\n".join("".join(c["source"]) for c in code)
     assert not re.search(r"^\s*[!%]\s*pip\s+install", source, re.M), f"{path.name} installs packages"
     assert sum("kdlib.config.SMOKE" in "".join(c["source"]) for c in code) == 1, f"{path.name}: one knobs cell"
+
+
+def test_what_a_notebook_takes_comes_from_the_reference_run():
+    """The times a notebook announces are measured, not typed: kdlib.env_report(name) reads the reference run's
+    run_times.json, and the notebooks whose reference time is current call it with their name."""
+    import json
+
+    from kdlib.config import REPO_ROOT, expected_times
+
+    times = json.loads((REPO_ROOT / "results" / "reference" / "run_times.json").read_text())["notebooks"]
+    for name in ("01_os_kdft", "02_iml_kd", "03_ensemble_kd", "04_joint_kd_multitask", "05_quantization",
+                 "06_compare"):
+        assert expected_times(name)["cpu, full"].startswith(f"{times[name]['seconds'] / 60:.0f} min on ")
+        source = (REPO_ROOT / "notebooks" / f"{name}.ipynb").read_text()
+        assert f'kdlib.env_report(\\"{name}\\")' in source, name
+        what_you_need = source.split("## What you need", 1)[1].split("\"cell_type\"", 1)[0]
+        assert "| full" not in what_you_need and "(measured " not in what_you_need, name   # no typed time table
+    assert "gpu, full" not in expected_times("03_ensemble_kd")   # never measured on a GPU: not claimed
