@@ -3,9 +3,9 @@
 #   make test      kdlib's unit tests + every notebook in smoke mode (what CI runs; installs Debian's chromium
 #                  for the book's browser test when it is missing)
 # Both create the virtual environment and build the corpus they need when it is absent; make results also
-# builds the real-speech evaluation set (python -m kdlib.corpus real build: Debian voice prompts).
+# builds the real-speech evaluation set (python -m kdlib.data.corpus real build: Debian voice prompts).
 # Interactive: make lab (full mode) or make lab MODE=smoke opens JupyterLab on lab/, a git-ignored working copy of
-# notebooks/ (python -m kdlib.runner lab-copy: copies what is missing, never overwrites), corpora built.
+# notebooks/ (python -m kdlib.course.runner lab-copy: copies what is missing, never overwrites), corpora built.
 
 PYTHON ?= python3
 VENV := .venv
@@ -24,12 +24,12 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 corpus: setup
-	$(BIN)/python -m kdlib.corpus build --config default
+	$(BIN)/python -m kdlib.data.corpus build --config default
 
 results: corpus
-	$(BIN)/python -m kdlib.corpus real build || echo "real-speech set not built (needs apt-get and PyPI); notebook 00 skips its real-voice section"
-	$(BIN)/python -m kdlib.runner run
-	$(BIN)/python -m kdlib.book build
+	$(BIN)/python -m kdlib.data.corpus real build || echo "real-speech set not built (needs apt-get and PyPI); notebook 00 skips its real-voice section"
+	$(BIN)/python -m kdlib.course.runner run
+	$(BIN)/python -m kdlib.course.book build
 
 # The book's browser test draws pages in headless Chromium: Debian's package, installed once when missing.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -40,11 +40,11 @@ browser:
 	  { $(SUDO) apt-get update -q > /dev/null && $(SUDO) apt-get install -y -q chromium > /dev/null; }; }
 
 test: setup browser
-	$(BIN)/python -m kdlib.corpus build --config smoke
+	$(BIN)/python -m kdlib.data.corpus build --config smoke
 	KDLIB_SMOKE=1 $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=300
 
 lab: setup
-	$(BIN)/python -m kdlib.corpus build --config smoke
-	$(BIN)/python -m kdlib.corpus build --config default
-	$(BIN)/python -m kdlib.runner lab-copy
-	KDLIB_SMOKE=$(if $(filter smoke,$(MODE)),1,0) $(BIN)/jupyter lab lab/ $$($(BIN)/python -m kdlib.runner lab-options) $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/python -m kdlib.data.corpus build --config smoke
+	$(BIN)/python -m kdlib.data.corpus build --config default
+	$(BIN)/python -m kdlib.course.runner lab-copy
+	KDLIB_SMOKE=$(if $(filter smoke,$(MODE)),1,0) $(BIN)/jupyter lab lab/ $$($(BIN)/python -m kdlib.course.runner lab-options) $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kdlib import metrics
+from kdlib.evaluation import metrics
 
 
 def loss_curves(history, keys=None, ax=None, smooth: int = 10):

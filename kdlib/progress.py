@@ -1,7 +1,7 @@
 """Progress bars that read well both live and in saved notebooks.
 
 In JupyterLab or a terminal, :func:`bar` is ``tqdm.auto``: a live bar. In a headless run (``KDLIB_HEADLESS=1``,
-which ``python -m kdlib.runner run`` sets for its kernels) a widget bar would be saved frozen at 0 %, so no bar
+which ``python -m kdlib.course.runner run`` sets for its kernels) a widget bar would be saved frozen at 0 %, so no bar
 is drawn and one line is printed when the loop ends: ``<label>: <n>/<total> <unit> in <time>``.
 """
 

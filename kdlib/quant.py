@@ -34,7 +34,8 @@ def levels(bits: int, scheme: str = "uniform") -> torch.Tensor:
     if scheme == "uniform":
         return torch.arange(n + 1, dtype=torch.float64) / n
     if scheme == "pot":
-        return torch.cat([torch.zeros(1, dtype=torch.float64), 2.0 ** -torch.arange(n - 1, -1, -1, dtype=torch.float64)])
+        powers = 2.0 ** -torch.arange(n - 1, -1, -1, dtype=torch.float64)
+        return torch.cat([torch.zeros(1, dtype=torch.float64), powers])
     raise ValueError(f"unknown scheme {scheme!r}; use one of {SCHEMES}")
 
 
@@ -142,7 +143,7 @@ def packed_state_dict(model: nn.Module, bits: int, scheme: str = "uniform", per_
 
 def packed_bytes(model: nn.Module, bits: int, **kwargs) -> int:
     """Bytes of :func:`packed_state_dict` serialized with safetensors."""
-    from kdlib.bench import state_bytes
+    from kdlib.evaluation.bench import state_bytes
 
     return state_bytes(packed_state_dict(model, bits, **kwargs))
 
@@ -182,7 +183,7 @@ def qat_finetune(model: nn.Module, loader, bits: int, scheme: str = "uniform", p
     """Short QAT by self-distillation from the full-precision model (kdlib's choice; the paper's QAT
     recipe is not public): ``L = 1 − cos(f_q(x), f(x))`` on training crops, batch-norm statistics frozen.
     Returns the quantized model (weights baked) and the loss history; ``desc`` labels the progress bar."""
-    from kdlib.config import resolve_device
+    from kdlib.runtime import resolve_device
     from kdlib.train import fit
 
     device = resolve_device(model, device)

@@ -23,7 +23,7 @@ def environment_is_left_as_found():
 @pytest.fixture(scope="session")
 def smoke_corpus():
     """The CI corpus (built once, about 5 s, idempotent)."""
-    from kdlib import corpus
+    from kdlib.data import corpus
 
     corpus.build("smoke", progress=False)
     return corpus.load("smoke")

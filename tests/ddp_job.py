@@ -11,8 +11,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from kdlib import results, train
-from kdlib.datasets import BucketBatches
+from kdlib import train
+from kdlib.course import results
+from kdlib.data.datasets import BucketBatches
 
 CASES = ("dataloader", "buckets")
 
@@ -52,7 +53,8 @@ def run(case: str, checkpoint: Path | None = None) -> tuple[dict, dict]:
 def embeddings() -> dict[str, torch.Tensor]:
     """A small seeded ECAPA-TDNN's embeddings of 11 smoke-corpus sentences (one repeated), whole and cropped,
     and how many whole clips this process embedded."""
-    from kdlib import corpus, evaluate
+    from kdlib.data import corpus
+    from kdlib.evaluation import verification
     from kdlib.models import speaker_model
 
     data = corpus.load("smoke")
@@ -62,13 +64,13 @@ def embeddings() -> dict[str, torch.Tensor]:
     model = speaker_model("ecapa_tdnn", channels=16, embed_dim=8)
     clips = []  # the clips this process ran its front end on
     model.frontend.register_forward_hook(lambda module, args, out: clips.append(args[0].shape[0]))
-    whole = evaluate.embed(model, data, paths, progress=False)
+    whole = verification.embed(model, data, paths, progress=False)
     return {"whole": whole, "clips_here": torch.tensor(len(clips)),
-            "cropped": evaluate.embed(model, data, paths, seconds=1.0, progress=False)}
+            "cropped": verification.embed(model, data, paths, seconds=1.0, progress=False)}
 
 
 if __name__ == "__main__":
-    from kdlib import distributed
+    from kdlib.train import distributed
 
     out = Path(sys.argv[1])
     distributed.init()

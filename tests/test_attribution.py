@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib import attribution
+from kdlib.evaluation import attribution
 
 
 class TinySpeakerNet(nn.Module):

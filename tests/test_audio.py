@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kdlib import audio
+from kdlib.data import audio
 
 
 def _write(path, x, sr=16000):
@@ -79,7 +79,7 @@ def test_write_audio_rejects_unknown_suffix(tmp_path):
 def test_distorted_crops_repeat_bit_for_bit_and_keep_the_undrawn_crops_clean():
     import torch
 
-    from kdlib.augment import distort_crops
+    from kdlib.data.augment import distort_crops
 
     waves = torch.from_numpy(np.random.default_rng(0).standard_normal((6, 4000)).astype(np.float32) * 0.1)
     a, b = distort_crops(waves, p=0.5, seed=3), distort_crops(waves, p=0.5, seed=3)
@@ -93,7 +93,7 @@ def test_distorted_crops_repeat_bit_for_bit_and_keep_the_undrawn_crops_clean():
 
 
 def test_a_telephone_channel_keeps_length_and_removes_everything_above_4_khz():
-    from kdlib.augment import telephone
+    from kdlib.data.augment import telephone
 
     t = np.arange(32_000) / 16_000
     x = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.1 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)

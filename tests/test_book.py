@@ -1,4 +1,5 @@
-"""kdlib.book: the course book is built offline from executed notebooks, one page per chapter with its figures."""
+"""kdlib.course.book: the course book is built offline from executed notebooks, one page per chapter with its
+figures."""
 
 import base64
 import io
@@ -8,7 +9,7 @@ import re
 import nbformat
 import pytest
 
-from kdlib import book
+from kdlib.course import book
 
 
 def _png() -> str:
@@ -29,7 +30,8 @@ def _executed(folder, name, wall_time=None):
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}\n\nThe loss: $L = 1 - \\cos(e_S, e_T)$, and\n"
-                                              "$$\\mathcal{L} = \\sum_{l} \\lVert \\hat{h}_l - h_l \\rVert_1$$"),
+                                              "$$\\mathcal{L} = \\sum_{l} \\lVert \\hat{h}_l - h_l \\rVert_1$$\n\n"
+                                              "[how to switch](../docs/running.md#smoke-or-full)"),
                 nbformat.v4.new_code_cell("plot()", outputs=[
                     nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"}),
                     nbformat.v4.new_output("stream", text="EER 2.70 %\n")])]
@@ -59,10 +61,20 @@ def test_every_chapter_gets_a_page_with_its_figures_and_no_outside_script(run_fo
         assert '<script defer src="_static/mathjax/tex-chtml-full.js">' in page and "MathJax.Hub" not in page
     assert "<td>60 s</td>" in landing and "<td>7 min</td>" in landing  # this run's wall times, from the results files
     assert (out / "_static" / "mathjax" / "tex-chtml-full.js").is_file()
-    assert (out / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Math-Italic.woff").is_file()
+    fonts = out / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
+    assert (fonts / "MathJax_Math-Italic.woff").is_file()
     first, last = list(book.CHAPTERS)[0], list(book.CHAPTERS)[-1]
     assert "←" not in (out / f"{first}.html").read_text().split("</nav>")[0]
     assert "→" not in (out / f"{last}.html").read_text().split("</nav>")[0]
+
+
+def test_the_notebooks_links_to_the_docs_reach_the_repositorys_docs(run_folder):
+    from kdlib.runtime import REPO_ROOT
+
+    index = book.build(run_folder / "executed", run_folder / "nested" / "book")
+    page = (index.parent / f"{list(book.CHAPTERS)[0]}.html").read_text()
+    href = re.search(r'href="([^"]*running\.md)#smoke-or-full"', page).group(1)
+    assert (index.parent / href).resolve() == REPO_ROOT / "docs" / "running.md"
 
 
 FONT_PROBE = """<script>
@@ -78,7 +90,7 @@ def test_the_books_equations_are_drawn_with_tex_fonts_in_a_browser(run_folder):
     """Headless Chromium opens a chapter from disk: MathJax typesets every equation, and the TeX fonts it draws
     them with (math italic for variables, calligraphic, the display-size sum) load from the book's own folder;
     none fails to load (a missing font makes the browser fall back to system fonts)."""
-    from kdlib import screenshots
+    from kdlib.course import screenshots
 
     out = book.build(run_folder / "executed", run_folder / "book").parent
     probe = out / "probe.html"
@@ -108,7 +120,7 @@ def test_a_book_made_from_smoke_runs_says_so_on_every_page(run_folder):
 
 def test_a_missing_chapter_is_named_with_the_command(run_folder):
     (run_folder / "executed" / "03_ensemble_kd.ipynb").unlink()
-    with pytest.raises(FileNotFoundError, match=r"03_ensemble_kd.*python -m kdlib.runner run --notebooks "
+    with pytest.raises(FileNotFoundError, match=r"03_ensemble_kd.*python -m kdlib.course.runner run --notebooks "
                                                 r"notebooks/03_ensemble_kd.ipynb"):
         book.build(run_folder / "executed", run_folder / "book")
     assert not (run_folder / "book" / "index.html").exists()

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from kdlib import corpus
-from kdlib.corpus import CorpusConfig
-from kdlib.sentences import KEYWORDS
+from kdlib.data import corpus
+from kdlib.data.corpus import CorpusConfig
+from kdlib.data.sentences import KEYWORDS
 
 TINY = CorpusConfig(name="tiny", n_train_speakers=3, n_test_speakers=2, n_other_speakers=2, sentences_per_speaker=3,
                     keyword_repeats=1, unknown_per_speaker=1, silence_per_speaker=1, n_trials=6, n_keyword_trials=6,
@@ -72,7 +72,7 @@ def test_interrupted_build_never_looks_complete(tmp_path, monkeypatch):
     monkeypatch.setattr(corpus, "_write_trials", crash)
     with pytest.raises(KeyboardInterrupt):
         corpus.build(TINY, progress=False)
-    with pytest.raises(FileNotFoundError, match="python -m kdlib.corpus build --config tiny"):
+    with pytest.raises(FileNotFoundError, match="python -m kdlib.data.corpus build --config tiny"):
         corpus.load("tiny")
     assert list((tmp_path / "a" / "corpus").glob(".tiny-v1.partial-*"))  # the leftover is hidden
     monkeypatch.undo()
@@ -90,7 +90,7 @@ def test_verify_names_a_corrupted_clip(tmp_path, monkeypatch):
 
 def test_missing_corpus_names_the_build_command(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_DATA", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="python -m kdlib.corpus build --config default"):
+    with pytest.raises(FileNotFoundError, match="python -m kdlib.data.corpus build --config default"):
         corpus.load("default")
 
 

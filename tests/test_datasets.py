@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kdlib.datasets import BucketBatches, multi_duration_crops
+from kdlib.data.datasets import BucketBatches, multi_duration_crops
 
 
 def test_multi_duration_crops_are_fixed_by_the_seed(smoke_corpus):
@@ -41,7 +41,7 @@ def test_bucket_batches_reject_ragged_fields_and_tiny_buckets():
 
 
 def test_map_clips_keeps_the_order_and_returns_cpu_outputs(smoke_corpus):
-    from kdlib.datasets import AudioCache, FrameCrops, map_clips
+    from kdlib.data.datasets import AudioCache, FrameCrops, map_clips
 
     rows = smoke_corpus.select("test", "sentence")[:3]
     paths = [r["path"] for r in rows]

@@ -1,4 +1,4 @@
-"""Data-parallel training (kdlib.distributed, kdlib.train.fit under torchrun): two CPU processes on gloo must
+"""Data-parallel training (kdlib.train.distributed, kdlib.train.fit under torchrun): two CPU processes on gloo must
 train like one process on the same global batch."""
 
 import os
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler, SequentialSampler
 
-from kdlib import distributed
+from kdlib.train import distributed
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_job  # noqa: E402

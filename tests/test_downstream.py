@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib import augment, downstream, metrics, results
-from kdlib.datasets import random_subset
+from kdlib.course import results
+from kdlib.data import augment
+from kdlib.data.datasets import random_subset
+from kdlib.evaluation import metrics, superb
 
 
 def test_weighted_sum_starts_as_the_mean_and_follows_softmax():
-    mix = downstream.WeightedLayerSum(2)
+    mix = superb.WeightedLayerSum(2)
     h = torch.tensor([[1.0, 2.0], [5.0, -2.0]])                     # 2 layers of width 2
     assert mix(h).tolist() == [3.0, 0.0]
     with torch.no_grad():
@@ -33,7 +35,7 @@ def _layered(n=240, classes=4, seed=0):
 
 def test_fit_downstream_learns_the_informative_layer():
     x, y = _layered()
-    model = downstream.fit_downstream(x, y, 4, steps=150)
+    model = superb.fit_downstream(x, y, 4, steps=150)
     xt, yt = _layered(seed=1)
     with torch.no_grad():
         assert metrics.accuracy(model(xt), yt) > 0.95
@@ -45,8 +47,8 @@ def test_an_mlp_downstream_learns_what_a_linear_one_cannot():
     x, y = _layered()
     x = x[:, 1:2].clone()                                     # one layer
     y = (x[:, 0, 0] > 0).long() ^ (x[:, 0, 1] > 0).long()   # XOR of two signs: no linear map separates it
-    linear = downstream.fit_downstream(x, y, 2, steps=300)
-    mlp = downstream.fit_downstream(x, y, 2, steps=300, hidden=32)
+    linear = superb.fit_downstream(x, y, 2, steps=300)
+    mlp = superb.fit_downstream(x, y, 2, steps=300, hidden=32)
     with torch.no_grad():
         assert metrics.accuracy(mlp(x), y) > 0.9 > 0.7 > metrics.accuracy(linear(x), y)
     assert isinstance(mlp.linear, torch.nn.Sequential) and isinstance(linear.linear, torch.nn.Linear)
@@ -56,15 +58,15 @@ def test_fit_downstream_is_deterministic_and_leaves_the_global_generator_alone()
     x, y = _layered()
     torch.manual_seed(123)
     state = torch.random.get_rng_state()
-    a = downstream.fit_downstream(x, y, 4, steps=20, seed=7)
+    a = superb.fit_downstream(x, y, 4, steps=20, seed=7)
     assert torch.equal(torch.random.get_rng_state(), state)
-    b = downstream.fit_downstream(x, y, 4, steps=20, seed=7)
+    b = superb.fit_downstream(x, y, 4, steps=20, seed=7)
     assert torch.equal(a.linear.weight, b.linear.weight)
 
 
 def test_verification_embeddings_separate_speakers():
     x, y = _layered(n=400, classes=8)
-    model = downstream.fit_downstream(x, y, 8, verification=True, embed_dim=16, steps=150)
+    model = superb.fit_downstream(x, y, 8, verification=True, embed_dim=16, steps=150)
     xt, yt = _layered(n=160, classes=8, seed=2)
     with torch.no_grad():
         e = torch.nn.functional.normalize(model(xt), dim=1)
@@ -76,9 +78,9 @@ def test_verification_embeddings_separate_speakers():
 def test_fit_downstream_rejects_bad_input():
     x, y = _layered()
     with pytest.raises(ValueError, match="labels must lie in 0..2"):
-        downstream.fit_downstream(x, y, 3)
+        superb.fit_downstream(x, y, 3)
     with pytest.raises(ValueError, match=r"statistics \(n, layers, dim\)"):
-        downstream.fit_downstream(x[:, 0], y, 4)
+        superb.fit_downstream(x[:, 0], y, 4)
 
 
 def test_layer_statistics_golden_value():
@@ -87,7 +89,7 @@ def test_layer_statistics_golden_value():
     def two_layers(batch):
         return [batch, 2 * batch]
 
-    stats = downstream.layer_statistics(two_layers, frames)
+    stats = superb.layer_statistics(two_layers, frames)
     assert stats.shape == (1, 2, 2)
     assert torch.allclose(stats[0], torch.tensor([[2.0, 1.0], [4.0, 2.0]]))   # mean, std per layer
 
@@ -109,15 +111,15 @@ def _log_mel_layers(wave):
 
 
 def test_suite_runs_end_to_end(smoke_corpus):
-    suite = downstream.build_suite(smoke_corpus, train_words=120, test_words=60)
+    suite = superb.build_suite(smoke_corpus, train_words=120, test_words=60)
     assert set(suite.sets) == {"sv_train", "sentences", "words_train", "words", "sentences_harsh", "words_harsh"}
     assert suite.sets["sentences"].shape[1] == 24_000 and suite.sets["words"].shape[1] == 16_000
     assert not torch.equal(suite.sets["sentences"], suite.sets["sentences_harsh"])
     assert suite.trials.shape[1] == 3 and suite.trials[:, 1:].max() < len(suite.rows["sentences"])
-    again = downstream.build_suite(smoke_corpus, train_words=120, test_words=60)
+    again = superb.build_suite(smoke_corpus, train_words=120, test_words=60)
     assert torch.equal(suite.sets["words_harsh"], again.sets["words_harsh"])      # repeats bit for bit
-    out = downstream.run_suite(suite.statistics(_log_mel_layers), suite, steps=30)
-    for cond in downstream.CONDITIONS:
+    out = superb.run_suite(suite.statistics(_log_mel_layers), suite, steps=30)
+    for cond in superb.CONDITIONS:
         assert set(out[cond]) == {"sid", "kws", "words", "sv_eer", "sv_min_dcf"}
         assert all(0.0 <= v <= 1.0 for v in out[cond].values())
     assert set(out["layer_weights"]) == {"sid", "kws", "words", "sv"}
@@ -126,7 +128,7 @@ def test_suite_runs_end_to_end(smoke_corpus):
 
 
 def test_suite_refuses_trials_outside_the_test_sentences(smoke_corpus, tmp_path):
-    from kdlib.sources import Source
+    from kdlib.data.sources import Source
 
     bad = tmp_path / "trials.txt"
     bad.write_text(f"1 {smoke_corpus.select('train', 'sentence')[0]['path']} "
@@ -134,11 +136,11 @@ def test_suite_refuses_trials_outside_the_test_sentences(smoke_corpus, tmp_path)
     source = Source(smoke_corpus.root, smoke_corpus.manifest, {"trials": bad}, name="odd")
     with pytest.raises(ValueError, match=r"odd: trial list .trials. \(test sentences\) names 1 clips that are not "
                                          r"among the scored ones"):
-        downstream.build_suite(source)
+        superb.build_suite(source)
 
 
 def test_harsh_is_harsher_than_the_corpus_session():
-    corpus_snr, corpus_rt60 = (5.0, 30.0), (0.1, 0.6)                   # kdlib.augment.session's defaults
+    corpus_snr, corpus_rt60 = (5.0, 30.0), (0.1, 0.6)                   # kdlib.data.augment.session's defaults
     assert augment.HARSH["snr_db"][1] <= corpus_snr[0] and augment.HARSH["rt60"][0] >= corpus_rt60[1]
     assert augment.HARSH["p_reverb"] == 1.0
     clean = torch.from_numpy(np.sin(np.linspace(0, 2000, 16_000)).astype(np.float32)).unsqueeze(0)

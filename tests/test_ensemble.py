@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kdlib import distill, ensemble
+from kdlib.kd import ensemble, losses
 from kdlib.models.heads import PredictionHeads
 from kdlib.models.ssl import make_student, stem_output, without_feature_encoder, without_stem
 
@@ -28,7 +28,7 @@ def _targets(b=2, k=3, h=3, t=5, d=4, seed=0):
 
 def test_average_of_identical_teachers_is_that_teacher():
     one = _targets(k=1)
-    average = distill.aggregate_teachers(one.expand(-1, 3, -1, -1, -1), "average")
+    average = losses.aggregate_teachers(one.expand(-1, 3, -1, -1, -1), "average")
     assert torch.allclose(average, one[:, 0], rtol=1e-6, atol=0)   # (x + x + x) / 3, up to rounding
 
 
@@ -36,16 +36,16 @@ def test_average_golden_value():
     targets = torch.zeros(1, 2, 1, 1, 2)
     targets[0, 0, 0, 0] = torch.tensor([1.0, 4.0])
     targets[0, 1, 0, 0] = torch.tensor([3.0, -2.0])
-    assert distill.aggregate_teachers(targets, "average").flatten().tolist() == [2.0, 1.0]
+    assert losses.aggregate_teachers(targets, "average").flatten().tolist() == [2.0, 1.0]
     # weights 1 and 3: (1·[1, 4] + 3·[3, −2]) / 4
-    assert distill.aggregate_teachers(targets, "average", (1.0, 3.0)).flatten().tolist() == [2.5, -0.5]
-    assert torch.equal(distill.aggregate_teachers(targets, "average", (2.0, 2.0)),
-                       distill.aggregate_teachers(targets, "average"))
+    assert losses.aggregate_teachers(targets, "average", (1.0, 3.0)).flatten().tolist() == [2.5, -0.5]
+    assert torch.equal(losses.aggregate_teachers(targets, "average", (2.0, 2.0)),
+                       losses.aggregate_teachers(targets, "average"))
 
 
 def test_concatenation_width_and_order():
     targets = _targets(k=3, d=4)
-    cat = distill.aggregate_teachers(targets, "concat")
+    cat = losses.aggregate_teachers(targets, "concat")
     assert cat.shape == (2, 3, 5, 12)
     for k in range(3):  # teacher k's features occupy columns k·D .. (k+1)·D
         assert torch.equal(cat[..., 4 * k:4 * (k + 1)], targets[:, k])
@@ -53,13 +53,13 @@ def test_concatenation_width_and_order():
 
 def test_aggregation_rejects_bad_input():
     with pytest.raises(ValueError, match="aggregation must be one of"):
-        distill.aggregate_teachers(_targets(), "median")
+        losses.aggregate_teachers(_targets(), "median")
     with pytest.raises(ValueError, match=r"\(batch, teachers, layers, frames, dim\)"):
-        distill.aggregate_teachers(torch.zeros(2, 3, 5, 4), "average")
+        losses.aggregate_teachers(torch.zeros(2, 3, 5, 4), "average")
     for weights, mode in (((1.0, 1.0), "average"), ((1.0, -1.0, 1.0), "average"), ((0.0, 0.0, 0.0), "average"),
                           ((1.0, 1.0, 1.0), "concat")):
         with pytest.raises(ValueError, match="non-negative numbers, not all 0"):
-            distill.aggregate_teachers(_targets(k=3), mode, weights)
+            losses.aggregate_teachers(_targets(k=3), mode, weights)
 
 
 # --- losses ---
@@ -67,8 +67,8 @@ def test_aggregation_rejects_bad_input():
 def test_multi_teacher_loss_is_the_sum_over_teachers():
     targets = _targets(k=3, h=2)
     predictions = torch.randn(2, 6, 5, 4, generator=torch.Generator().manual_seed(1))
-    total, parts = distill.multi_teacher(predictions, targets)
-    per_teacher = sum(distill.distilhubert(predictions[:, 2 * k:2 * k + 2], targets[:, k])[0] for k in range(3))
+    total, parts = losses.multi_teacher(predictions, targets)
+    per_teacher = sum(losses.distilhubert(predictions[:, 2 * k:2 * k + 2], targets[:, k])[0] for k in range(3))
     assert torch.allclose(total, per_teacher)
     assert torch.allclose(total, parts["l1"] + parts["cos"])
 
@@ -78,12 +78,12 @@ def test_multi_teacher_golden_value():
     predictions = torch.tensor([1.0, 2.0]).view(1, 1, 1, 2)
     targets = torch.tensor([3.0, 0.0]).view(1, 1, 1, 1, 2)
     expected = 2.0 - torch.nn.functional.logsigmoid(torch.tensor(5 ** -0.5))
-    assert torch.allclose(distill.multi_teacher(predictions, targets)[0], expected)
+    assert torch.allclose(losses.multi_teacher(predictions, targets)[0], expected)
 
 
 def test_perfect_predictions_leave_only_the_cosine_floor():
     targets = _targets(k=2, h=3)
-    total, parts = distill.multi_teacher(targets.flatten(1, 2).clone(), targets)
+    total, parts = losses.multi_teacher(targets.flatten(1, 2).clone(), targets)
     assert parts["l1"].item() == 0.0
     floor = -6 * torch.nn.functional.logsigmoid(torch.tensor(1.0))  # 6 heads, cos = 1 everywhere
     assert torch.allclose(total, floor, atol=1e-6)
@@ -129,7 +129,7 @@ def test_loss_matches_the_formula(mode):
         loss = model.loss(batch)[0]
     y = batch["targets"]
     target = {"average": y.mean(1), "concat": torch.cat(list(y.unbind(1)), dim=-1), "multihead": y.flatten(1, 2)}[mode]
-    assert torch.allclose(loss, distill.distilhubert(pred, target)[0])
+    assert torch.allclose(loss, losses.distilhubert(pred, target)[0])
 
 
 def test_single_teacher_modes_agree():
@@ -241,7 +241,7 @@ def test_teacher_weights_move_the_average_target_and_only_the_average():
     with torch.no_grad():
         weighted = ensemble.EnsembleDistiller(model.student, model.heads, "average", weights=(1.0, 0.0, 0.0))
         pred = model(batch["feats"])
-        expected = distill.distilhubert(pred, batch["targets"][:, 0])[0]   # all the weight on teacher 0
+        expected = losses.distilhubert(pred, batch["targets"][:, 0])[0]   # all the weight on teacher 0
         assert torch.allclose(weighted.loss(batch)[0], expected, rtol=1e-5)
         assert not torch.allclose(model.loss(batch)[0], expected, rtol=1e-3)
     with pytest.raises(ValueError, match="not to the concatenation"):
@@ -259,10 +259,10 @@ def test_multihead_weights_drop_the_heads_they_zero():
         pred = model(batch["feats"])
         targets = batch["targets"].flatten(1, 2)
         kept = [k for k in range(9) if k not in (3, 4)]
-        expected = distill.distilhubert(pred[:, kept], targets[:, kept])[0]
+        expected = losses.distilhubert(pred[:, kept], targets[:, kept])[0]
         assert torch.allclose(masked.loss(batch)[0], expected, rtol=1e-5)
         assert torch.allclose(ensemble.EnsembleDistiller(model.student, model.heads, "multihead",
                                                          weights=torch.ones(3, 3)).loss(batch)[0],
                               model.loss(batch)[0], rtol=1e-6)
     with pytest.raises(ValueError, match="one per head"):
-        distill.multi_teacher(pred, batch["targets"], head_weights=torch.ones(2, 3))
+        losses.multi_teacher(pred, batch["targets"], head_weights=torch.ones(2, 3))

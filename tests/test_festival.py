@@ -1,4 +1,4 @@
-"""Festival's real-speaker voices (kdlib.corpus.festival), driven here through a stand-in synthesizer: the
+"""Festival's real-speaker voices (kdlib.data.corpus.festival), driven here through a stand-in synthesizer: the
 script Festival is given, the clips read back, resampled and session-augmented, and the errors."""
 
 import re
@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from kdlib.corpus import festival
-from kdlib.transfer import LabelledWaves
+from experiments.real_voice_transfer import LabelledWaves
+from kdlib.data.corpus import festival
 
 FAKE = """#!{python}
 import re, sys
@@ -18,7 +18,8 @@ import soundfile as sf
 script = open(sys.argv[-1]).read()
 if {fail}:
     sys.exit("cannot open voice")
-for stretch, path in re.findall(r"Duration_Stretch ([0-9.]+)\\).*?\\(Utterance Text \\"[^\\"]*\\"\\)\\) \\"([^\\"]+)\\"", script):
+pattern = r"Duration_Stretch ([0-9.]+)\\).*?\\(Utterance Text \\"[^\\"]*\\"\\)\\) \\"([^\\"]+)\\""
+for stretch, path in re.findall(pattern, script):
     t = np.arange(int(22050 * float(stretch))) / 22050
     sf.write(path, 0.3 * np.sin(2 * np.pi * 150 * t), 22050)
 """

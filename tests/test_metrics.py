@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from kdlib import metrics
+from kdlib.evaluation import metrics
 
 
 def test_eer_golden_small_example():

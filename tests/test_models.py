@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib.bench import count_params
-from kdlib.models import AAMSoftmax, ECAPA_TDNN, ResNet34, SpeakerModel, speaker_model
+from kdlib.evaluation.bench import count_params
+from kdlib.models import ECAPA_TDNN, AAMSoftmax, ResNet34, SpeakerModel, speaker_model
 
 
 def test_parameter_counts_match_the_papers():
@@ -60,7 +60,7 @@ def test_aam_margin_makes_the_loss_larger():
 
 def test_small_ecapa_overfits_a_few_clips(smoke_corpus):
     """A model must be able to memorise 8 clips of 4 speakers on the CPU in seconds."""
-    from kdlib.datasets import SVTrainCrops
+    from kdlib.data.datasets import SVTrainCrops
 
     torch.manual_seed(0)
     data = SVTrainCrops(smoke_corpus, seconds=1.0)

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib import multitask, train
+from kdlib import train
+from kdlib.kd import multitask
 
 
 class Frames(nn.Module):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from kdlib.config import REPO_ROOT
+from kdlib.runtime import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
@@ -22,8 +22,8 @@ def test_notebook_is_clean(path):
     assert all(c.get("execution_count") is None for c in code), f"{path.name} has execution counts"
     source = "\n".join("".join(c["source"]) for c in code)
     assert not re.search(r"^\s*[!%]\s*pip\s+install", source, re.M), f"{path.name} installs packages"
-    knobs = [c for c in code if "kdlib.config.SMOKE" in "".join(c["source"])]
-    assert len(knobs) == 1, f"{path.name} needs exactly one knobs cell reading kdlib.config.SMOKE"
+    knobs = [c for c in code if "kdlib.runtime.SMOKE" in "".join(c["source"])]
+    assert len(knobs) == 1, f"{path.name} needs exactly one knobs cell reading kdlib.runtime.SMOKE"
     assert "results.save(" in source, f"{path.name} does not write its results file"
 
 
@@ -44,7 +44,7 @@ def test_solutions_notebook_is_clean(path):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), f"{path.name} has outputs"
     source = "\n".join("".join(c["source"]) for c in code)
     assert not re.search(r"^\s*[!%]\s*pip\s+install", source, re.M), f"{path.name} installs packages"
-    assert sum("kdlib.config.SMOKE" in "".join(c["source"]) for c in code) == 1, f"{path.name}: one knobs cell"
+    assert sum("kdlib.runtime.SMOKE" in "".join(c["source"]) for c in code) == 1, f"{path.name}: one knobs cell"
 
 
 def test_what_a_notebook_takes_comes_from_the_reference_run():
@@ -52,7 +52,7 @@ def test_what_a_notebook_takes_comes_from_the_reference_run():
     run_times.json, and the notebooks whose reference time is current call it with their name."""
     import json
 
-    from kdlib.config import REPO_ROOT, expected_times
+    from kdlib.runtime import REPO_ROOT, expected_times
 
     times = json.loads((REPO_ROOT / "results" / "reference" / "run_times.json").read_text())["notebooks"]
     for name in ("01_os_kdft", "02_iml_kd", "03_ensemble_kd", "04_joint_kd_multitask", "05_quantization",

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from kdlib import distill, one_step
-from kdlib.models import AAMSoftmax, ECAPA_TDNN, SpeakerModel
+from kdlib.kd import losses, os_kdft
+from kdlib.kd.layers import distil_layers
+from kdlib.models import ECAPA_TDNN, AAMSoftmax, SpeakerModel
 from kdlib.models.heads import PredictionHeads
 from kdlib.models.ssl import adapter_parameters, add_adapters, make_student, set_adapter_mask, without_feature_encoder
 
@@ -29,7 +30,7 @@ def _system(regime="one_step", adapters=True, kd_target="mse", steps=10, n_class
     ads = add_adapters(student, bottleneck=8) if adapters else []
     backend = SpeakerModel(ECAPA_TDNN(16, 8, n_mels=32, instance_norm=True), head=AAMSoftmax(8, n_classes))
     heads = PredictionHeads(32, 3) if kd_target == "heads" else None
-    obj = one_step.OneStepKDFT(without_feature_encoder(student), backend, regime=regime, adapters=ads,
+    obj = os_kdft.OneStepKDFT(without_feature_encoder(student), backend, regime=regime, adapters=ads,
                                kd_target=kd_target, heads=heads, kd_scale=1.0, total_steps=steps)
     return teacher, student, ads, obj
 
@@ -40,7 +41,7 @@ def _batch(teacher, n=4, k=1, seed=0):
     with torch.no_grad():
         feats = teacher.feature_extractor(wave)
         hidden = without_feature_encoder(teacher)(feats, output_hidden_states=True).hidden_states
-    layers = (3,) if k == 1 else one_step.distill_layers(3, k)
+    layers = (3,) if k == 1 else distil_layers(3, k)
     return {"feats": feats, "label": torch.arange(n) % 4, "targets": torch.stack([hidden[i] for i in layers], 1)}
 
 
@@ -59,39 +60,44 @@ def _train(obj, batch, steps, learning_rates, watch):
 
 
 def test_linear_decay_end_points():
-    assert one_step.linear_decay(0, 100) == 1.0
-    assert one_step.linear_decay(50, 100) == 0.5
-    assert one_step.linear_decay(100, 100) == 0.0 and one_step.linear_decay(150, 100) == 0.0
+    assert os_kdft.linear_decay(0, 100) == 1.0
+    assert os_kdft.linear_decay(50, 100) == 0.5
+    assert os_kdft.linear_decay(100, 100) == 0.0 and os_kdft.linear_decay(150, 100) == 0.0
     with pytest.raises(ValueError, match="positive"):
-        one_step.linear_decay(0, 0)
+        os_kdft.linear_decay(0, 0)
 
 
-def test_distill_layers_spread_like_distilhubert():
-    assert one_step.distill_layers(12) == (4, 8, 12)
-    assert one_step.distill_layers(4) == (1, 3, 4)
-    assert one_step.distill_layers(24, 4) == (6, 12, 18, 24)
+def test_distil_layers_spread_like_distilhubert():
+    assert distil_layers(12) == (4, 8, 12)
+    assert distil_layers(4) == (1, 3, 4)
+    assert distil_layers(24, 4) == (6, 12, 18, 24)
     with pytest.raises(ValueError, match="cannot spread"):
-        one_step.distill_layers(2, 3)
+        distil_layers(2, 3)
+
+
+def test_the_old_name_of_distil_layers_still_answers_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="kdlib.kd.layers.distil_layers"):
+        assert os_kdft.distill_layers(12) == (4, 8, 12)
 
 
 def test_hidden_mse_golden_and_shape_check():
     s, t = torch.zeros(1, 2, 2), torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
-    assert distill.hidden_mse(s, t).item() == pytest.approx((1 + 4 + 9 + 16) / 4)
+    assert losses.hidden_mse(s, t).item() == pytest.approx((1 + 4 + 9 + 16) / 4)
     with pytest.raises(ValueError, match="equal shapes"):
-        distill.hidden_mse(s, torch.zeros(1, 3, 2))
+        losses.hidden_mse(s, torch.zeros(1, 3, 2))
 
 
 def test_distilhubert_golden_value():
     pred = torch.tensor([[[[1.0, 0.0], [0.0, 2.0]]]])  # (B=1, K=1, T=2, D=2)
     target = torch.tensor([[[[1.0, 1.0], [0.0, 1.0]]]])
-    total, parts = distill.distilhubert(pred, target, cos_weight=1.0)
+    total, parts = losses.distilhubert(pred, target, cos_weight=1.0)
     l1 = (1 + 1) / 4  # |0-1| on frame 1, |2-1| on frame 2, averaged over T·D
     cos = -(math.log(1 / (1 + math.exp(-1 / math.sqrt(2)))) + math.log(1 / (1 + math.exp(-1)))) / 2
     assert parts["l1"].item() == pytest.approx(l1)
     assert parts["cos"].item() == pytest.approx(cos, rel=1e-5)
     assert total.item() == pytest.approx(l1 + cos, rel=1e-5)
     with pytest.raises(ValueError, match="prediction heads"):
-        distill.distilhubert(pred, target[:, :, :1])
+        losses.distilhubert(pred, target[:, :, :1])
 
 
 def test_the_student_without_its_cnn_reads_cached_features():
@@ -121,7 +127,7 @@ def test_the_two_branches_of_one_pass_equal_two_separate_passes():
         with_adapters = body(feats).last_hidden_state
         loss, terms = obj.loss(batch)
     assert not torch.allclose(without, with_adapters)
-    kd = distill.hidden_mse(without, batch["targets"][:, -1])
+    kd = losses.hidden_mse(without, batch["targets"][:, -1])
     sv, _ = obj.backend.head(obj.backend.encoder(with_adapters.transpose(1, 2)), batch["label"])
     assert terms["kd"].item() == pytest.approx(kd.item(), rel=1e-5)
     assert terms["sv"].item() == pytest.approx(sv.item(), rel=1e-5)
@@ -167,9 +173,9 @@ def test_regimes_train_their_own_parts():
     assert {id(p) for p in groups["adapters"]["params"]} == {id(p) for p in adapter_parameters(adapters)}
     assert {id(p) for p in full.heads.parameters()} <= {id(p) for p in groups["backend"]["params"]}
     with pytest.raises(ValueError, match="regime"):
-        one_step.OneStepKDFT(full.student, full.backend, regime="two_step")
+        os_kdft.OneStepKDFT(full.student, full.backend, regime="two_step")
     with pytest.raises(ValueError, match="heads"):
-        one_step.OneStepKDFT(full.student, full.backend, kd_target="heads")
+        os_kdft.OneStepKDFT(full.student, full.backend, kd_target="heads")
 
 
 @pytest.mark.parametrize("kd_target", ["mse", "heads"])

@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib import bench, quant
-from kdlib.models import ECAPA_TDNN, speaker_model
+from kdlib import quant
+from kdlib.evaluation import bench
+from kdlib.models import speaker_model
 
 
 def test_levels_golden():
@@ -84,7 +85,7 @@ def test_packed_model_size_follows_32_over_b():
     layers = quant.quantizable(model).values()
     weights = sum(m.weight.numel() for m in layers)
     alphas = sum(m.weight.shape[0] for m in layers)
-    from kdlib.bench import model_bytes
+    from kdlib.evaluation.bench import model_bytes
 
     fp32 = model_bytes(model)
     for bits in (8, 4, 2):
@@ -148,7 +149,7 @@ def test_int8_static_model_is_smaller_and_close():
 def test_fixed_alpha_and_self_distillation_qat(smoke_corpus):
     from torch.utils.data import DataLoader
 
-    from kdlib.datasets import SVTrainCrops
+    from kdlib.data.datasets import SVTrainCrops
 
     torch.manual_seed(0)
     model = speaker_model("ecapa_tdnn", channels=32).eval()

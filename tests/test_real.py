@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from kdlib import evaluate
-from kdlib.corpus import real
+from kdlib.data.corpus import real
+from kdlib.evaluation import verification
 from kdlib.models import ge2e
 
 VOICES = (real.Voice("pkg-a", "usr/share/asterisk/sounds/en_US_f_Ann", "ann", "Ann", "en-US", "CC-BY-3.0"),
@@ -60,7 +60,7 @@ def test_builder_groups_speakers_keeps_licences_and_writes_voxceleb_trials(tmp_p
     x, sr = sf.read(root / rows[0]["path"])
     assert sr == 16_000 and x.ndim == 1
     # the set is a Source: kdlib's SV evaluation runs on it unchanged
-    res = evaluate.sv(lambda w: torch.stack([w.mean(1), w.std(1)], 1), src, trials="trials", progress=False)
+    res = verification.sv(lambda w: torch.stack([w.mean(1), w.std(1)], 1), src, trials="trials", progress=False)
     assert res["n_trials"] == 15 and 0.0 <= res["eer"] <= 1.0
     # idempotent, and the same seed picks the same prompts
     assert real.build(debs, per_speaker=3, root=root, voices=VOICES, progress=False) == root
@@ -76,7 +76,7 @@ def test_builder_refuses_too_few_prompts_and_bad_packages(tmp_path, make_deb):
     (debs / "pkg-a_1.0-1_all.deb").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="pkg-a_1.0-1_all.deb: not a Debian package"):
         real.build(debs, per_speaker=2, root=tmp_path / "set", voices=VOICES, progress=False)
-    with pytest.raises(FileNotFoundError, match="python -m kdlib.corpus real build"):
+    with pytest.raises(FileNotFoundError, match="python -m kdlib.data.corpus real build"):
         real.load(tmp_path / "nowhere")
 
 

@@ -1,12 +1,12 @@
-"""kdlib.report: reading every notebook's results, the Pareto front, and the generated sections of docs/results.md
-and the README."""
+"""kdlib.course.report: reading every notebook's results, the Pareto front, and the generated sections of
+docs/results.md and the README."""
 
 import json
 
 import pytest
 
-from kdlib import report
-from kdlib.config import REPO_ROOT
+from kdlib.course import report
+from kdlib.runtime import REPO_ROOT
 
 
 def _record(notebook: str, mode: str = "full") -> dict:
@@ -38,7 +38,7 @@ def test_load_reads_every_notebook_in_course_order(results):
 
 def test_load_names_the_missing_notebook_and_the_command(results):
     (results / "03_ensemble_kd.json").unlink()
-    with pytest.raises(FileNotFoundError, match=r"03_ensemble_kd.*python -m kdlib.runner run --notebooks "
+    with pytest.raises(FileNotFoundError, match=r"03_ensemble_kd.*python -m kdlib.course.runner run --notebooks "
                                                 r"notebooks/03_ensemble_kd.ipynb"):
         report.load(results)
 
@@ -127,11 +127,13 @@ def test_docs_and_readme_show_the_committed_reference_results():
     reference = report.reference_dir()
     records, times = report.load(reference), report.load_times(reference)
     assert report.section_matches(report.results_section(records, times=times)), (
-        "docs/results.md's section differs from results/reference/; run python -m kdlib.report docs")
+        "docs/results.md's section differs from results/reference/; run python -m kdlib.course.report docs")
     assert report.section_matches(report.glance_section(records, times), report.README, report.GLANCE_BEGIN,
-                                  report.GLANCE_END), "README.md's notebook table differs; run python -m kdlib.report docs"
+                                  report.GLANCE_END), (
+        "README.md's notebook table differs; run python -m kdlib.course.report docs")
     assert report.section_matches(report.answers_section(), report.EXERCISES_PAGE, report.ANSWERS_BEGIN,
-                                  report.ANSWERS_END), "docs/exercises.md's answers differ; run python -m kdlib.report docs"
+                                  report.ANSWERS_END), (
+        "docs/exercises.md's answers differ; run python -m kdlib.course.report docs")
 
 
 def test_reference_results_are_full_runs_of_every_notebook():

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdlib import runner
+from kdlib.course import runner
 
 
 def _notebook(tmp_path, *sources):
@@ -26,7 +26,7 @@ def test_a_failure_names_the_notebook_and_the_cell(tmp_path, monkeypatch):
     [(name, _, status)] = runner.run([path])
     assert name == "99_t.ipynb"
     assert "FAILED" in status and "cell 2 (code cell 2: '1 / 0')" in status and "ZeroDivisionError" in status
-    assert f"python -m kdlib.runner run --notebooks {path}" in status
+    assert f"python -m kdlib.course.runner run --notebooks {path}" in status
     assert list((tmp_path / "results").rglob("99_t.ipynb"))  # the executed copy up to the failure is kept
 
 
@@ -98,13 +98,14 @@ def test_reference_numerics_give_numpy_and_openblas_the_avx2_results_on_any_x86_
 
 
 def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, monkeypatch):
-    from kdlib.config import REFERENCE_NUMERICS
+    from kdlib.runtime import REFERENCE_NUMERICS
 
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
     for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "KDLIB_RESULTS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
         monkeypatch.delenv(key, raising=False)  # main() sets them for its kernels: restored after the test
-    path = _notebook(tmp_path, "import kdlib\nSMOKE = kdlib.config.SMOKE\nSTEPS, LR = 3, 0.1\nNAME = 'a'",
-                     "from kdlib import results\nassert (STEPS, LR, NAME) == (7, 0.1, 'b-c'), (STEPS, LR, NAME)\n"
+    path = _notebook(tmp_path, "import kdlib\nSMOKE = kdlib.runtime.SMOKE\nSTEPS, LR = 3, 0.1\nNAME = 'a'",
+                     "from kdlib.course import results\n"
+                     "assert (STEPS, LR, NAME) == (7, 0.1, 'b-c'), (STEPS, LR, NAME)\n"
                      "results.save('99_t', seed=0, wall_time_s=0.0, models={})")
     nb = nbformat.read(path, as_version=4)
     nb.cells[1].metadata["tags"] = ["parameters"]
@@ -143,7 +144,7 @@ def test_values_parse_as_python_else_stay_strings():
 
 
 def test_every_notebook_has_a_parameters_cell_with_its_knobs():
-    from kdlib.config import REPO_ROOT
+    from kdlib.runtime import REPO_ROOT
 
     for path in sorted((REPO_ROOT / "notebooks").rglob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -153,7 +154,7 @@ def test_every_notebook_has_a_parameters_cell_with_its_knobs():
 def _smoke_run(monkeypatch, tmp_path, notebook: str, **knobs) -> dict:
     """Run ``notebooks/<notebook>.ipynb`` in smoke mode through the runner with ``-p`` knobs, in a clean numerics
     environment (restored afterwards); check that it ran and that its results record the knobs; return them."""
-    from kdlib.config import REFERENCE_NUMERICS, REPO_ROOT
+    from kdlib.runtime import REFERENCE_NUMERICS, REPO_ROOT
 
     for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "KDLIB_RESULTS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
         monkeypatch.setenv(key, "")  # recorded first, so that the value the runner sets is undone even where the
@@ -187,7 +188,7 @@ def test_a_notebook_trains_data_parallel_as_a_script_under_torchrun(tmp_path):
     import subprocess
     import sys
 
-    from kdlib.config import REPO_ROOT
+    from kdlib.runtime import REPO_ROOT
 
     script = tmp_path / "04.py"
     assert runner.main(["script", str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"),
@@ -207,7 +208,7 @@ def test_a_notebook_trains_data_parallel_as_a_script_under_torchrun(tmp_path):
 
 
 def test_a_script_refuses_an_unknown_knob(tmp_path, capsys):
-    from kdlib.config import REPO_ROOT
+    from kdlib.runtime import REPO_ROOT
 
     with pytest.raises(SystemExit):
         runner.main(["script", str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"), "-p", "SEEDZ", "1",
@@ -224,7 +225,7 @@ def _voxceleb1_tree_from(smoke, tree):
 
     import soundfile as sf
 
-    from kdlib.audio import read_audio
+    from kdlib.data.audio import read_audio
 
     test_clips, meta = [], ["VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"]
     for split, first in (("train", 10001), ("test", 10270)):
@@ -247,7 +248,7 @@ def _speech_commands_tree_from(smoke, tree):
     .wav, the test speakers' clips in testing_list.txt, the silence clips under _background_noise_."""
     import soundfile as sf
 
-    from kdlib.audio import read_audio
+    from kdlib.data.audio import read_audio
 
     speakers = sorted({r["speaker"] for r in smoke.manifest})
     testing = []
@@ -271,7 +272,7 @@ def _cnceleb_tree_from(smoke, tree):
     eval/lists/trials.lst (naming .wav, as the FLAC release does)."""
     import soundfile as sf
 
-    from kdlib.audio import read_audio
+    from kdlib.data.audio import read_audio
 
     enrolments, tests = [], []
     for k, (_, rows) in enumerate(sorted(smoke.by_speaker("other", "sentence").items())):
@@ -290,7 +291,7 @@ def _cnceleb_tree_from(smoke, tree):
 def test_a_notebook_runs_on_a_dataset_folder_in_voxceleb_layout(tmp_path, monkeypatch):
     """The full-scale data path: the smoke corpus's sentences rewritten as a VoxCeleb1 tree, given to notebook 02
     in smoke mode as a folder path (-p CORPUS)."""
-    from kdlib import corpus
+    from kdlib.data import corpus
 
     tree = _voxceleb1_tree_from(corpus.load("smoke"), tmp_path / "voxceleb1")
     record = _smoke_run(monkeypatch, tmp_path, "02_iml_kd", CORPUS=tree)
@@ -301,7 +302,7 @@ def test_a_notebook_runs_on_a_dataset_folder_in_voxceleb_layout(tmp_path, monkey
 def test_the_keyword_notebooks_run_on_voxceleb_joined_with_speech_commands(notebook, tmp_path, monkeypatch):
     """Notebooks 03 and 04 at full scale read speakers from VoxCeleb1 and keywords from Speech Commands: both trees
     made from the smoke corpus, joined by -p CORPUS 'vox+sc', run in smoke mode."""
-    from kdlib import corpus
+    from kdlib.data import corpus
 
     smoke = corpus.load("smoke")
     spec = (f"{_voxceleb1_tree_from(smoke, tmp_path / 'voxceleb1')}+"
@@ -320,7 +321,7 @@ def test_the_keyword_notebooks_run_on_voxceleb_joined_with_speech_commands(noteb
 def test_the_quantization_notebook_runs_on_voxceleb_joined_with_cnceleb(tmp_path, monkeypatch):
     """Notebook 05 at full scale tests its language mismatch on CN-Celeb: a VoxCeleb1 tree and a CN-Celeb tree made
     from the smoke corpus (English and Spanish speakers), joined by -p CORPUS 'vox+cnc', run in smoke mode."""
-    from kdlib import corpus
+    from kdlib.data import corpus
 
     smoke = corpus.load("smoke")
     spec = f"{_voxceleb1_tree_from(smoke, tmp_path / 'voxceleb1')}+{_cnceleb_tree_from(smoke, tmp_path / 'cnc')}"

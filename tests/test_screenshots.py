@@ -8,7 +8,7 @@ import stat
 import nbformat
 import pytest
 
-from kdlib import screenshots
+from kdlib.course import screenshots
 
 
 def _png(width, height):
@@ -59,8 +59,8 @@ def _fake_browser(tmp_path, succeed=True):
     """A stand-in for Chromium that records its arguments and writes the PNG it is asked for."""
     script = tmp_path / "fake-chromium"
     log = tmp_path / "args.txt"
-    body = ('for a in "$@"; do echo "$a" >> %s; case "$a" in --screenshot=*) out="${a#--screenshot=}";; esac; done\n'
-            % log)
+    body = (f'for a in "$@"; do echo "$a" >> {log}; case "$a" in --screenshot=*) out="${{a#--screenshot=}}";; esac; '
+            'done\n')
     body += 'printf "\\x89PNG" > "$out"\n' if succeed else 'echo "cannot open display" >&2; exit 3\n'
     script.write_text("#!/bin/sh\n" + body)
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
@@ -108,7 +108,7 @@ def test_table_problems_names_nan_checkerboards_and_long_decimals():
     import numpy as np
     import pandas as pd
 
-    from kdlib import report
+    from kdlib.course import report
 
     merged = pd.DataFrame({"RMS": [3.1, np.nan], "cosine": [np.nan, 0.93]}, index=["a", "a vs b"])
     sizes = pd.DataFrame({"params (M)": [1.926592]})

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kdlib import datasets, sources
+from kdlib.data import datasets, sources
 
 
 def _wav(path, seconds=1.0, sr=16000):
@@ -139,7 +139,7 @@ def test_by_speaker_groups_selected_rows_in_manifest_order(smoke_corpus):
 
 
 def test_a_dataset_folder_opens_by_its_layout_where_a_corpus_name_is_expected(tmp_path):
-    from kdlib import corpus
+    from kdlib.data import corpus
 
     _wav(tmp_path / "vox" / "wav" / "id10270" / "v" / "00001.wav")
     (tmp_path / "vox" / "veri_test2.txt").write_text("1 id10270/v/00001.wav id10270/v/00001.wav\n")
@@ -197,7 +197,7 @@ def test_a_joined_source_reads_speakers_from_voxceleb_and_keywords_from_speech_c
 
 
 def test_a_joined_source_opens_from_two_folders_and_names_what_is_wrong(tmp_path):
-    from kdlib import corpus
+    from kdlib.data import corpus
 
     _voxceleb1_tree(tmp_path / "vox")
     _speech_commands_tree(tmp_path / "sc")
@@ -265,7 +265,7 @@ def test_cnceleb_reader_maps_enrolment_ids_and_listed_paths_to_the_audio(tmp_pat
 
 
 def test_cnceleb_joined_with_voxceleb_is_the_other_language_and_errors_name_the_file(tmp_path):
-    from kdlib import corpus
+    from kdlib.data import corpus
 
     _voxceleb1_tree(tmp_path / "vox")
     _cnceleb_tree(tmp_path / "cnc")

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib import probing
-from kdlib.pretraining import (MaskedPredictionHead, compute_mask, distort, kmeans_targets,
-                                   masked_prediction_loss, mix_utterances)
+from kdlib.evaluation import probing
+from kdlib.train.pretraining import (
+    MaskedPredictionHead,
+    compute_mask,
+    distort,
+    kmeans_targets,
+    masked_prediction_loss,
+    mix_utterances,
+)
 
 
 def test_masked_prediction_loss_golden_value():
@@ -108,7 +114,7 @@ def test_probe_curves_draw_every_teacher_its_twin_and_the_mfcc_line():
 
 
 def test_random_split_halves_each_speaker_or_the_speakers_by_seed():
-    from kdlib.probing import random_split
+    from kdlib.evaluation.probing import random_split
 
     rows = [{"speaker": f"s{i % 4}", "label": "yes" if i % 2 else "no"} for i in range(24)]
     labels, fit = random_split(rows, "speaker", "row", seed=0)

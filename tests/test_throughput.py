@@ -1,9 +1,9 @@
-"""The full-scale throughput measurement (kdlib.throughput): a real DistilHuBERT step of the published
+"""The full-scale throughput measurement (kdlib.course.throughput): a real DistilHuBERT step of the published
 HuBERT Base architecture, and estimates that follow from it."""
 
 import pytest
 
-from kdlib import throughput
+from kdlib.course import throughput
 
 
 def test_one_paper_scale_distillation_step_is_timed_through_fit():

@@ -1,15 +1,17 @@
 import json
 
 import numpy as np
-
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from kdlib import bench, results, train
+from kdlib import train
+from kdlib.course import results
+from kdlib.evaluation import bench
 
 LR = 0.2
+GOLDEN_LAST_LOSS = 0.8807519674301147   # test_the_loop_gives_the_golden_losses_of_its_first_version
 
 
 def _problem():
@@ -32,6 +34,30 @@ def test_fit_learns_and_logs_history():
     assert len(means) == 10 and means[-1] < 0.05 * means[0]
     assert len(history["loss"]) == len(history["mse"]) == 80
     assert history["lr"][-1] < history["lr"][0]  # cosine decay
+
+
+def test_the_schedule_warms_up_linearly_then_decays_as_a_cosine():
+    from kdlib.train.loop import lr_factor
+
+    assert [lr_factor(s, 10, warmup_steps=2) for s in (0, 1)] == [0.5, 1.0]
+    assert lr_factor(2, 10, warmup_steps=2) == 1.0 and lr_factor(10, 10, warmup_steps=2) == pytest.approx(0.0)
+    assert lr_factor(6, 10, warmup_steps=2) == pytest.approx(0.5)          # half-way through the decay
+    assert lr_factor(7, 10, schedule="constant") == 1.0
+
+
+def test_the_loop_gives_the_golden_losses_of_its_first_version():
+    """A small run with warm-up, an outside head given through the optimizer and shuffled batches; the losses
+    were computed with the loop before it was split into named pieces (kdlib 0.1), and must not move."""
+    torch.manual_seed(0)
+    model, head = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)), nn.Linear(3, 3)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)
+    optimizer = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=3e-2)
+    history = train.fit(model, loader, lambda b: nn.functional.cross_entropy(head(model(b[0])), b[1]), epochs=3,
+                        optimizer=optimizer, warmup_steps=3, progress=False, max_steps_per_epoch=6, device="cpu")
+    assert len(history["loss"]) == 18
+    assert history["loss"][-1] == pytest.approx(GOLDEN_LAST_LOSS, rel=1e-5)
 
 
 def test_same_seed_same_weights_and_checkpoint_records_the_epoch(tmp_path):
@@ -134,7 +160,8 @@ def test_claims_read_in_full_as_markdown():
     claims = [results.claim(long, "p", "o", True), results.claim("c", "p", "o", False)]
     lines = results.claims_markdown(claims, mode="full").splitlines()
     assert lines[0] == "| claim | paper | ours | holds |" and len(lines) == 4
-    assert "x" * 80 + " \\| with a pipe" in lines[2] and lines[2].endswith("| **yes** |") and lines[3].endswith("| **no** |")
+    assert "x" * 80 + " \\| with a pipe" in lines[2]
+    assert lines[2].endswith("| **yes** |") and lines[3].endswith("| **no** |")
     smoke = results.claims_markdown(claims, mode="smoke").splitlines()   # a smoke run's verdicts say so
     assert smoke[0] == f"> {results.SMOKE_NOTE}" and smoke[2] == lines[0]
     assert smoke[4].endswith("| **yes** (smoke) |") and smoke[5].endswith("| **no** (smoke) |")
@@ -155,10 +182,10 @@ def test_the_summary_of_a_smoke_run_says_its_numbers_mean_nothing(tmp_path):
 
 
 def test_results_record_the_device_actually_used(tmp_path, monkeypatch):
-    from kdlib import config
+    from kdlib import runtime
 
-    monkeypatch.setattr(config, "_USED", set())
-    config.resolve_device(nn.Linear(2, 2), "cpu")
+    monkeypatch.setattr(runtime, "_USED", set())
+    runtime.resolve_device(nn.Linear(2, 2), "cpu")
     record = json.loads(results.save("99_dev", seed=0, wall_time_s=1, models={}, out_dir=tmp_path).read_text())
     assert record["device"] == "cpu"
 
@@ -239,7 +266,7 @@ def test_the_precision_can_come_from_the_environment(monkeypatch):
         runs.append(train.fit(model, _problem(), lambda b: nn.functional.mse_loss(model(b[0]).float(), b[1]),
                               epochs=1, lr=0.02, device="cpu", progress=False, precision=precision)["loss"])
     assert runs[0] == runs[1]
-    from kdlib.config import numerics
+    from kdlib.runtime import numerics
     assert numerics()["KDLIB_PRECISION"] == "bf16"
     monkeypatch.setenv("KDLIB_PRECISION", "float8")
     with pytest.raises(ValueError, match="KDLIB_PRECISION"):

@@ -1,4 +1,5 @@
-"""Distilling a real-speech speaker encoder into a synthetic-trained student (kdlib.transfer)."""
+"""Distilling a real-speech speaker encoder into a synthetic-trained student (kdlib.kd.real_teacher), the real clips it
+reads (kdlib.data.unlabelled), and the other attempts kept in experiments/."""
 
 import io
 
@@ -8,8 +9,11 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from kdlib import transfer
-from kdlib.corpus import real
+from experiments import real_voice_transfer as attempts
+from kdlib.data import unlabelled
+from kdlib.data.corpus import real
+from kdlib.evaluation.verification import trial_eers
+from kdlib.kd import real_teacher
 from kdlib.models import speaker_model
 
 
@@ -39,7 +43,7 @@ def _student():
 
 def test_student_learns_to_match_the_teacher_and_keeps_its_own_task():
     student = _student()
-    hist = transfer.distil_real_teacher(student, _Teacher(), _loader(), steps=40, teacher_dim=16, lr=3e-3,
+    hist = real_teacher.distil_real_teacher(student, _Teacher(), _loader(), steps=40, teacher_dim=16, lr=3e-3,
                                         progress=False)
     assert len(hist["kd"]) == 40
     assert np.mean(hist["kd"][-5:]) < 0.8 * np.mean(hist["kd"][:5])  # measured: 0.99 -> 0.66
@@ -52,12 +56,12 @@ def test_real_crops_join_the_kd_term_and_runs_repeat():
     runs = []
     for _ in range(2):
         student = _student()
-        hist = transfer.distil_real_teacher(student, _Teacher(), _loader(), steps=4, teacher_dim=16,
+        hist = real_teacher.distil_real_teacher(student, _Teacher(), _loader(), steps=4, teacher_dim=16,
                                             real_waves=waves, real_seconds=0.5, progress=False, seed=3)
         runs.append((hist["kd"], student.encoder.state_dict()))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, runs[1][1][k]) for k, a in runs[0][1].items())
-    crops, labels = transfer._RealCrops(waves, 8000)(5)
+    crops, labels = real_teacher.RealCrops(waves, 8000)(5)
     assert crops.shape == (5, 8000) and labels is None
 
 
@@ -68,24 +72,24 @@ def test_unlabelled_real_speech_reads_the_packages(tmp_path, monkeypatch, make_d
         return buf.getvalue()
 
     (tmp_path / "debs").mkdir()
-    make_deb(tmp_path / "debs" / "kids-a_1_all.deb", {"usr/share/a/en/ball.ogg": ogg(0.8), "usr/share/a/en/x.ogg": ogg(0.2),
-                                                 "usr/share/a/en/pic.png": b"png"})
-    monkeypatch.setattr(transfer, "UNLABELLED", {"kids-a": {"prefix": "usr/share/a/", "licence": "GPL-2+",
+    make_deb(tmp_path / "debs" / "kids-a_1_all.deb",
+             {"usr/share/a/en/ball.ogg": ogg(0.8), "usr/share/a/en/x.ogg": ogg(0.2), "usr/share/a/en/pic.png": b"png"})
+    monkeypatch.setattr(unlabelled, "UNLABELLED", {"kids-a": {"prefix": "usr/share/a/", "licence": "GPL-2+",
                                                             "what": "words"}})
-    waves = transfer.unlabelled_real_speech(tmp_path / "debs", progress=False)
+    waves = unlabelled.unlabelled_real_speech(tmp_path / "debs", progress=False)
     assert len(waves) == 1 and abs(len(waves[0]) - 0.8 * 16_000) < 200  # resampled to 16 kHz; 0.2 s dropped
-    waves, languages = transfer.unlabelled_real_speech(tmp_path / "debs", progress=False, with_languages=True)
+    waves, languages = unlabelled.unlabelled_real_speech(tmp_path / "debs", progress=False, with_languages=True)
     assert languages == ["en"]
     monkeypatch.setattr(real.shutil, "which", lambda _: None)
-    monkeypatch.setattr(transfer, "UNLABELLED", {"kids-b": {"prefix": "x/", "licence": "-", "what": "-"}})
+    monkeypatch.setattr(unlabelled, "UNLABELLED", {"kids-b": {"prefix": "x/", "licence": "-", "what": "-"}})
     with pytest.raises(RuntimeError, match="kids-b"):
-        transfer.unlabelled_real_speech(tmp_path / "debs", progress=False)
+        unlabelled.unlabelled_real_speech(tmp_path / "debs", progress=False)
 
 
 def test_language_voices_keep_languages_with_enough_clips():
     waves = [np.full(10, i, np.float32) for i in range(7)]
     languages = ["fr", "sr", "fr", "sr", "de", "fr", "sr"]
-    kept, labels, names = transfer.language_voices(waves, languages, min_clips=3)
+    kept, labels, names = unlabelled.language_voices(waves, languages, min_clips=3)
     assert names == ["fr", "sr"] and labels == [0, 1, 0, 1, 0, 1]
     assert [float(w[0]) for w in kept] == [0, 1, 2, 3, 5, 6]  # "de" (1 clip) dropped
 
@@ -95,13 +99,13 @@ def test_labelled_real_crops_add_a_speaker_term_that_learns():
              for i in range(6)]
     labels = [i % 2 for i in range(6)]
     student = _student()
-    hist = transfer.distil_real_teacher(student, _Teacher(), _loader(), steps=30, teacher_dim=16, lr=3e-3,
+    hist = real_teacher.distil_real_teacher(student, _Teacher(), _loader(), steps=30, teacher_dim=16, lr=3e-3,
                                         real_waves=waves, real_labels=labels, real_seconds=0.5, progress=False)
     assert len(hist["aam_real"]) == 30
     assert np.mean(hist["aam_real"][-5:]) < np.mean(hist["aam_real"][:5])
     assert not any("real_head" in k for k in student.state_dict())  # the extra head is not shipped
     with pytest.raises(ValueError, match="real_labels: 2 labels for 6 real waveforms"):
-        transfer.distil_real_teacher(_student(), _Teacher(), _loader(), steps=1, teacher_dim=16,
+        real_teacher.distil_real_teacher(_student(), _Teacher(), _loader(), steps=1, teacher_dim=16,
                                      real_waves=waves, real_labels=[0, 1], progress=False)
 
 
@@ -110,25 +114,25 @@ def test_a_student_regresses_cached_teacher_embeddings_without_labels():
     long_x = torch.randn(8, 16_000, generator=g) * torch.linspace(0.05, 0.5, 8)[:, None]
     short_x = torch.randn(8, 8_000, generator=g) * torch.linspace(0.5, 0.05, 8)[:, None]
     teacher = _Teacher()
-    banks = {"1 s": {"wave": long_x, "target": transfer.teacher_embeddings(teacher, long_x)},
-             "0.5 s": {"wave": short_x, "target": transfer.teacher_embeddings(teacher, short_x, batch_size=3)}}
+    banks = {"1 s": {"wave": long_x, "target": attempts.teacher_embeddings(teacher, long_x)},
+             "0.5 s": {"wave": short_x, "target": attempts.teacher_embeddings(teacher, short_x, batch_size=3)}}
     assert torch.allclose(banks["1 s"]["target"], teacher(long_x))  # cached once, the same embeddings
     student = speaker_model("ecapa_tdnn", channels=16, embed_dim=8)  # no head: no labels anywhere
-    history = transfer.distil_cached(student, banks, steps=60, batch=4, lr=5e-3, progress=False)
+    history = attempts.distil_cached(student, banks, steps=60, batch=4, lr=5e-3, progress=False)
     assert len(history["kd"]) == 60
     assert np.mean(history["kd"][-8:]) < 0.5 * np.mean(history["kd"][:8])
     with pytest.raises(ValueError, match="targets of one width"):
-        transfer.distil_cached(student, {"a": banks["1 s"], "b": {"wave": short_x, "target": torch.zeros(8, 3)}},
+        attempts.distil_cached(student, {"a": banks["1 s"], "b": {"wave": short_x, "target": torch.zeros(8, 3)}},
                                steps=1)
 
 
 def test_telephone_crops_change_the_drawn_share_keep_labels_and_repeat():
     waves = [np.random.default_rng(i).standard_normal(16_000).astype(np.float32) * 0.1 for i in range(20)]
-    items = transfer.LabelledWaves(waves, list(range(20)), seconds=1.0)
+    items = attempts.LabelledWaves(waves, list(range(20)), seconds=1.0)
 
     def draw(p):
         torch.manual_seed(3)
-        return [transfer.TelephoneCrops(items, p)[i] for i in range(20)]
+        return [attempts.TelephoneCrops(items, p)[i] for i in range(20)]
 
     torch.manual_seed(3)
     plain = [items[i] for i in range(20)]
@@ -139,7 +143,7 @@ def test_telephone_crops_change_the_drawn_share_keep_labels_and_repeat():
     assert all(torch.equal(a, b) for (a, _), (b, _) in zip(half, draw(0.5)))  # seeded by torch
     assert all(x.shape == (16_000,) and x.dtype == torch.float32 for x, _ in draw(1.0))
     with pytest.raises(ValueError, match="probability"):
-        transfer.TelephoneCrops(items, 2.0)
+        attempts.TelephoneCrops(items, 2.0)
 
 
 def test_trial_eers_score_all_trials_and_the_kept_ones():
@@ -147,5 +151,5 @@ def test_trial_eers_score_all_trials_and_the_kept_ones():
     all trials (EER 0.5 with one target, one of two impostors above it), and the kept trials leave it out."""
     emb = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.9, 0.436]])
     trials = [(1, "a", "b"), (0, "a", "c"), (0, "a", "d")]
-    eers = transfer.trial_eers(emb, ["a", "b", "c", "d"], trials, np.array([True, True, False]))
+    eers = trial_eers(emb, ["a", "b", "c", "d"], trials, np.array([True, True, False]))
     assert eers["eer_real"] == pytest.approx(0.5) and eers["eer_real_same_language"] == pytest.approx(0.0)

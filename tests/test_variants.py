@@ -5,9 +5,9 @@ import json
 import nbformat
 import pytest
 
-from kdlib import variants
+from kdlib.course import variants
 
-SOURCE = ("import kdlib\nfrom kdlib import results\nSMOKE = kdlib.config.SMOKE\nSTEPS = 3\n",
+SOURCE = ("import kdlib\nfrom kdlib import results\nSMOKE = kdlib.runtime.SMOKE\nSTEPS = 3\n",
           "results.save('99_v', seed=0, wall_time_s=0.0, models={'m': results.entry(params=1, bytes=4, "
           "latency_ms=1.0, eer=STEPS / 100)}, claims=[results.claim('few steps', 'p', str(STEPS), STEPS < 5)])")
 
@@ -56,12 +56,13 @@ def test_a_wrong_knob_is_refused_before_running_and_a_failure_names_the_folder(n
 
 
 def test_the_baseline_must_be_a_comparable_run_of_this_mode(tmp_path, monkeypatch):
-    from kdlib.config import REFERENCE_NUMERICS, git_commit
+    from kdlib.runtime import REFERENCE_NUMERICS, git_commit
 
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
     for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS"):
         monkeypatch.delenv(key, raising=False)
-    with pytest.raises(FileNotFoundError, match="no comparable (smoke|full) run of 99_v.*python -m kdlib.runner run"):
+    with pytest.raises(FileNotFoundError, match=(
+            "no comparable (smoke|full) run of 99_v.*python -m kdlib.course.runner run")):
         variants.baseline("99_v")
     out = variants.results_dir()
     out.mkdir(parents=True)
@@ -82,7 +83,7 @@ def test_committed_answers_are_shown_in_every_mode_and_reused_in_full_mode(noteb
     """An answer measured once in full mode and promoted beside the reference run is what the solutions show:
     execute=False returns it, a full-mode run with the same knobs and numerics reads it instead of running,
     other knobs are refused; a smoke record cannot be promoted."""
-    from kdlib.config import REFERENCE_NUMERICS, git_commit
+    from kdlib.runtime import REFERENCE_NUMERICS, git_commit
 
     monkeypatch.setattr(variants, "REFERENCE", tmp_path / "reference")
     for key, value in {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"}.items():

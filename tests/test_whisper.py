@@ -118,7 +118,7 @@ def test_packaged_encoder_matches_ctranslate2(name, smoke_corpus, tmp_path):
     a 2-core Zen 4: 1.5e-4 of 11.8 for tiny.en, 8.1e-4 of 23.6 for base; both in float32, CTranslate2's compute
     type on a CPU for these float16 files), and every frame's cosine above 0.99999."""
     ctranslate2 = pytest.importorskip("ctranslate2", reason="ctranslate2 is pinned in requirements.txt")
-    from kdlib.audio import read_audio
+    from kdlib.data.audio import read_audio
 
     model = whisper.load_packaged(name)
     wave = torch.from_numpy(read_audio(smoke_corpus.path(smoke_corpus.select("test", "sentence")[0]["path"])))
@@ -175,9 +175,9 @@ def test_hidden_states_students_and_stems(tiny_en):
 
 
 def test_adapters_start_as_the_identity_and_switch_per_sample(small_whisper):
-    from kdlib.models.ssl import adapter_parameters, add_adapters, set_adapter_mask
-
     import copy
+
+    from kdlib.models.ssl import adapter_parameters, add_adapters, set_adapter_mask
 
     model = copy.deepcopy(small_whisper)
     wave = torch.randn(2, 8000)

@@ -10,13 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
+from kdlib.models.speaker import ARCHITECTURES, SpeakerModel, speaker_model
 
-from kdlib.models.ecapa import ECAPA_TDNN
-from kdlib.models.resnet import ResNet34
-from kdlib.models.speaker import SpeakerModel
-
-ARCHITECTURES = {"ecapa_tdnn": ECAPA_TDNN, "resnet34": ResNet34}
 _FRONTEND = "fbank."
 
 
@@ -44,8 +39,6 @@ def is_speaker_checkpoint(folder: str | Path) -> bool:
 def load_speaker_model(folder: str | Path) -> SpeakerModel:
     """Load a checkpoint written by :func:`save_speaker_model` as a float32 :class:`SpeakerModel` in eval mode."""
     from safetensors.torch import load_file
-
-    from kdlib.models.speaker import speaker_model
 
     folder = Path(folder)
     try:

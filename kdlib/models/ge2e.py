@@ -11,7 +11,7 @@ This module re-implements that inference from the published description and load
 package and its ``librosa``/``webrtcvad`` dependencies are not needed). One departure: Resemblyzer trims long
 silences with a voice-activity detector before embedding; here only the volume is normalised (to -30 dBFS,
 raising quiet clips only); on the real prompts the two agree to a cosine of 0.9999999 (checked against the
-package's own code). ``python -m kdlib.corpus real build`` (or :func:`fetch_weights`) gets the wheel with
+package's own code). ``python -m kdlib.data.corpus real build`` (or :func:`fetch_weights`) gets the wheel with
 ``pip download`` into ``data/cache/wheels/``.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdlib.config import data_dir
+from kdlib.runtime import data_dir
 
 WHEEL = "Resemblyzer==0.1.4"
 WEIGHTS_IN_WHEEL = "resemblyzer/pretrained.pt"

@@ -45,14 +45,6 @@ class AAMSoftmax(nn.Module):
         return loss, self.scale * cos
 
 
-def stats_pool(x: torch.Tensor, dim: int = -1, unbiased: bool = False, floor: float = 1e-5) -> torch.Tensor:
-    """Statistics pooling, kdlib's one mean+std pooling: the mean and standard deviation over ``dim``
-    (time), concatenated; ``floor`` bounds the variance from below (0 for the exact standard deviation),
-    ``unbiased`` divides by n − 1 instead of n."""
-    var = x.var(dim, unbiased=unbiased)
-    return torch.cat([x.mean(dim), torch.sqrt(var.clamp(min=floor) if floor else var)], dim=-1)
-
-
 def _check_every_class(labels: torch.Tensor, n_classes: int) -> None:
     missing = sorted(set(range(n_classes)) - set(labels.tolist()))
     if missing:
@@ -94,7 +86,7 @@ def fitted_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int, 
 class PredictionHeads(nn.Module):
     """DistilHuBERT's prediction heads (Chang, Yang and Lee, ICASSP 2022, arXiv 2110.01900): ``n_heads``
     separate ``Linear(dim, dim) → GELU → Linear(dim, out_dim)`` maps from the student's last hidden state, head
-    k predicting teacher layer k of :func:`kdlib.one_step.distill_layers` (``out_dim``: ``dim`` unless the
+    k predicting teacher layer k of :func:`kdlib.kd.layers.distil_layers` (``out_dim``: ``dim`` unless the
     target is wider, e.g. several teachers' layers concatenated). Training only; dropped after KD.
     ``forward(h)`` with ``h`` of shape ``(batch, frames, dim)`` returns ``(batch, n_heads, frames, out_dim)``."""
 

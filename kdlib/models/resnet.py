@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kdlib.models.heads import stats_pool
+from kdlib.data.features import stats_pool
 
 
 class BasicBlock(nn.Module):

@@ -13,7 +13,12 @@ import copy
 import torch
 from torch import nn
 
-from kdlib import metrics
+from kdlib.evaluation import metrics
+from kdlib.models.ecapa import ECAPA_TDNN
+from kdlib.models.resnet import ResNet34
+
+ARCHITECTURES = {"ecapa_tdnn": ECAPA_TDNN, "resnet34": ResNet34}
+"""The speaker encoders :func:`speaker_model` builds and checkpoints name, by their name there."""
 
 
 class SpeakerModel(nn.Module):
@@ -57,7 +62,7 @@ class SpeakerModel(nn.Module):
         wrapper.training = self.training  # a new module starts in train mode; mirror the model's own
         return wrapper
 
-    def deployable(self, frontend: nn.Module | None = None) -> "SpeakerModel":
+    def deployable(self, frontend: nn.Module | None = None) -> SpeakerModel:
         """What ships: a copy of the front end (or ``frontend``, e.g. the log-mel front end of a model
         trained on cached features) and the encoder, without the training head, in eval mode."""
         front = frontend if frontend is not None else self.frontend
@@ -77,8 +82,7 @@ def speaker_model(architecture: str, n_classes: int | None = None, margin: float
                   frontend: bool = True, **kwargs) -> SpeakerModel:
     """A fresh speaker model: ``architecture`` (``"ecapa_tdnn"`` or ``"resnet34"``, with its ``kwargs``) on a
     log-mel front end (``frontend=False``: features in), with an AAM-softmax head over ``n_classes``."""
-    from kdlib.features import Fbank
-    from kdlib.models.checkpoint import ARCHITECTURES
+    from kdlib.data.features import Fbank
     from kdlib.models.heads import AAMSoftmax
 
     if architecture not in ARCHITECTURES:

@@ -285,8 +285,8 @@ PAPER_SCALE = {
 }
 """Published architectures, from their hub configurations: OS-KDFT's teachers
 (``facebook/wav2vec2-large-xlsr-53``, the paper's; ``facebook/hubert-base-ls960``, the code's later version, also
-DistilHuBERT's and the ensemble's teacher) and ``facebook/wav2vec2-base`` (the multi-task paper's other teacher). Sizes and
-latencies depend on the architecture only, so these are built with random weights, without a download."""
+DistilHuBERT's and the ensemble's teacher) and ``facebook/wav2vec2-base`` (the multi-task paper's other teacher).
+Sizes and latencies depend on the architecture only, so these are built with random weights, without a download."""
 
 
 def paper_scale_ssl(name: str, num_layers: int | None = None) -> nn.Module:

@@ -169,20 +169,20 @@ class WhisperSpeechEncoder(nn.Module):
         states[-1] = hidden
         return BaseModelOutput(last_hidden_state=hidden, hidden_states=tuple(states) if output_hidden_states else None)
 
-    def without_stem(self) -> "WhisperSpeechEncoder":
+    def without_stem(self) -> WhisperSpeechEncoder:
         """The same model, sharing every weight, reading :meth:`stem_output` given as ``(batch, dim, frames)``:
         only the transformer layers run (a frozen stem's output is then computed once per clip)."""
         body = copy.copy(self)
         body._modules = {**self._modules, "feature_extractor": nn.Identity(), "stem": _Transposed()}
         return body
 
-    def without_feature_encoder(self) -> "WhisperSpeechEncoder":
+    def without_feature_encoder(self) -> WhisperSpeechEncoder:
         """The same model, sharing every weight, reading the log-mel spectrogram ``(batch, n_mels, frames)``."""
         body = copy.copy(self)
         body._modules = {**self._modules, "feature_extractor": nn.Identity()}
         return body
 
-    def freeze_stem(self) -> "WhisperSpeechEncoder":
+    def freeze_stem(self) -> WhisperSpeechEncoder:
         for part in (self.encoder.conv1, self.encoder.conv2, self.encoder.embed_positions):
             part.requires_grad_(False)
         return self

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from torch import nn
 
-from kdlib.config import REPO_ROOT
+from kdlib.runtime import REPO_ROOT
 from kdlib.zoo.recipes import PRETRAINED, TEACHERS
 
 ZOO_DIR = REPO_ROOT / "data" / "zoo"

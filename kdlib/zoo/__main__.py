@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from kdlib import zoo
-from kdlib.config import data_dir
+from kdlib.runtime import data_dir
 from kdlib.zoo.recipes import PRETRAINED, TEACHERS, is_speaker_teacher, recipe_with
 
 MEASURES = ("profile", "headroom", "costs", "real")
@@ -64,8 +64,8 @@ def main(argv=None) -> int:
 
 def _probe(args) -> int:
     """Probe spread of each SSL teacher, written into its manifest entry as ``metrics.probe_spread``."""
-    from kdlib import corpus
-    from kdlib.probing import probe_spread
+    from kdlib.data import corpus
+    from kdlib.evaluation.probing import probe_spread
 
     data = corpus.load(args.corpus)
     shipped = zoo.manifest()
@@ -95,12 +95,12 @@ def _pretrained_entry(name: str, model) -> dict:
 
 def _measure(args) -> int:
     """Run :mod:`kdlib.zoo.measures` on each teacher and write the results into its manifest entry."""
-    from kdlib import corpus
-    from kdlib.audio import read_audio
-    from kdlib.config import provenance
-    from kdlib.corpus import real
-    from kdlib.features import mfcc_frames
+    from kdlib.data import corpus
+    from kdlib.data.audio import read_audio
+    from kdlib.data.corpus import real
+    from kdlib.data.features import mfcc_frames
     from kdlib.models.whisper import padding_agreement
+    from kdlib.runtime import provenance
     from kdlib.zoo import measures
 
     data = corpus.load(args.corpus)
@@ -138,7 +138,7 @@ def _measure(args) -> int:
 
 
 def _readme(args) -> int:
-    from kdlib.report import rewrite_section, section_matches
+    from kdlib.course.report import rewrite_section, section_matches
     from kdlib.zoo.measures import README_BEGIN, README_END, ZOO_PAGE, readme_section
 
     section = readme_section(zoo.manifest())
@@ -152,7 +152,8 @@ def _readme(args) -> int:
 
 
 def _overrides(pairs: list[str]) -> dict:
-    """``["steps=8000", "crop_seconds=2.0"]`` -> ``{"steps": 8000, "crop_seconds": 2.0}`` (values as JSON, else text)."""
+    """``["steps=8000", "crop_seconds=2.0"]`` -> ``{"steps": 8000, "crop_seconds": 2.0}`` (values as JSON, else
+    text)."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -166,7 +167,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _build(args) -> int:
-    from kdlib.zoo.build import build_sv, build_ssl
+    from kdlib.zoo.build import build_ssl, build_sv
 
     name, out = args.teacher, Path(args.out) if args.out else (data_dir() / "zoo-smoke" if args.smoke else None)
     speaker_model = is_speaker_teacher(name)

@@ -9,23 +9,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader
 
-from kdlib import corpus as corpus_mod
-from kdlib import evaluate, train
-from kdlib.bench import count_params
-from kdlib.config import device as default_device
-from kdlib.config import provenance, seed_everything
-from kdlib.datasets import SVTrainCrops
-from kdlib.features import mfcc_baseline
+from kdlib import train
+from kdlib.data import corpus as corpus_mod
+from kdlib.data.datasets import SVTrainCrops
+from kdlib.data.features import mfcc_baseline
+from kdlib.evaluation import verification
+from kdlib.evaluation.bench import count_params
 from kdlib.models import save_speaker_model, speaker_model
+from kdlib.runtime import device as default_device
+from kdlib.runtime import provenance, seed_everything
 from kdlib.zoo.recipes import SV_RECIPES, recipe_with
 
 
 def checkpoint_path(name: str) -> Path:
     """Where a build keeps its resumable training checkpoint: the git-ignored cache, never the zoo."""
-    from kdlib.config import data_dir
+    from kdlib.runtime import data_dir
 
     return data_dir() / "cache" / "zoo" / f"{name}.train.pt"
 
@@ -59,7 +59,7 @@ def build_sv(name: str, out_dir: Path, corpus: str = "default", smoke: bool = Fa
     metrics = {}
     for prefix, embedder in (("", teacher), ("mfcc_stats_", mfcc)):
         for which in ("trials", "trials_other"):
-            res = evaluate.sv(embedder, data, trials=which, progress=False)
+            res = verification.sv(embedder, data, trials=which, progress=False)
             metrics[prefix + which] = {"eer": round(res["eer"], 5), "min_dcf": round(res["min_dcf"], 5)}
     record = _record(data, start, device)
     save_speaker_model(teacher, out_dir, recipe["architecture"], recipe["kwargs"])
@@ -86,9 +86,9 @@ def build_ssl(name: str, out_dir: Path, corpus: str = "default", smoke: bool = F
     """Pretrain SSL teacher ``name``, probe it, save it in transformers' format; return its manifest entry.
     ``overrides`` replace recipe settings (``{"steps": 8000}``) and are recorded in the manifest; a recipe
     that continues another teacher (``init``) loads it from ``zoo``."""
-    from kdlib import pretraining
-    from kdlib.features import mfcc_frames
-    from kdlib.probing import probe_report
+    from kdlib.data.features import mfcc_frames
+    from kdlib.evaluation.probing import probe_report
+    from kdlib.train import pretraining
 
     recipe = recipe_with(name, overrides)
     steps = 2 if smoke else recipe["steps"]

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdlib.config import REPO_ROOT
-from kdlib.models.heads import stats_pool
-from kdlib.probing import linear_probe, pooled_features, probe_tasks, random_split
-from kdlib.sources import KWS_LABELS, Source
+from kdlib.data.features import stats_pool
+from kdlib.data.sources import KWS_LABELS, Source
+from kdlib.evaluation.probing import linear_probe, pooled_features, probe_tasks, random_split
+from kdlib.runtime import REPO_ROOT
 
 SUITE_CLIPS = {"train_words": 800, "test_words": 500}
 """Notebook 03's full-mode suite."""
@@ -48,7 +48,7 @@ def layer_profile(layers_fn, source: Source, splits: int = 3, progress: bool = T
     """``{task: {"mean": [per hidden state], "std": [...], "values": [[per split] per state]}}`` for ``speaker``
     (half of each test speaker's sentences fit), ``keyword`` (the 12 KWS classes) and ``word`` (which word, silence
     excluded), the last two fitted on half of the test speakers and scored on the others; ``splits`` random halves
-    (:func:`kdlib.probing.random_split`, seeds 0..splits-1)."""
+    (:func:`kdlib.evaluation.probing.random_split`, seeds 0..splits-1)."""
     from threadpoolctl import threadpool_limits
 
     tasks = probe_tasks(source)
@@ -79,14 +79,14 @@ def layer_profile(layers_fn, source: Source, splits: int = 3, progress: bool = T
 def headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0, 1, 2),
              suite_clips: dict | None = None, downstream_steps: int = 100, progress: bool = True) -> dict:
     """The teacher and its ``student_layers``-layer student before distillation (:func:`kdlib.models.ssl.make_student`)
-    on notebook 03's suite (:mod:`kdlib.downstream`, data seed 0), each downstream model trained once per seed
+    on notebook 03's suite (:mod:`kdlib.evaluation.superb`, data seed 0), each downstream model trained once per seed
     in ``seeds``. Returns per system and condition the mean, spread and per-seed values of every task, and the
     seconds each system's statistics took."""
-    from kdlib import downstream
+    from kdlib.evaluation import superb
     from kdlib.models.ssl import make_student
     from kdlib.progress import bar
 
-    suite = downstream.build_suite(source, seed=0, **(suite_clips or SUITE_CLIPS))
+    suite = superb.build_suite(source, seed=0, **(suite_clips or SUITE_CLIPS))
     systems = {"teacher": model, f"student, first {student_layers} layers": make_student(model, student_layers)}
     out = {"suite": suite.settings, "seeds": list(seeds), "downstream_steps": downstream_steps, "systems": {}}
     for name, system in bar(systems.items(), desc="headroom", unit="system", disable=not progress):
@@ -94,9 +94,9 @@ def headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0
         with torch.inference_mode():
             stats = suite.statistics(hidden_states_fn(system), device="cpu")
         seconds = time.time() - start
-        runs = [downstream.run_suite(stats, suite, steps=downstream_steps, seed=s) for s in seeds]
+        runs = [superb.run_suite(stats, suite, steps=downstream_steps, seed=s) for s in seeds]
         record = {"statistics_seconds": round(seconds, 1)}
-        for cond in downstream.CONDITIONS:
+        for cond in superb.CONDITIONS:
             record[cond] = {task: {"mean": float(np.mean([r[cond][task] for r in runs])),
                                    "std": float(np.std([r[cond][task] for r in runs])),
                                    "values": [float(r[cond][task]) for r in runs]} for task in runs[0][cond]}
@@ -113,7 +113,7 @@ def costs(model: nn.Module, zoo_name: str | None = None, batch: int = 24, crop_s
     the threads torch has: what computing distillation targets costs), and of one training step of its
     ``student_layers``-layer student (forward, an L1 loss on its last state, backward); the peak resident memory
     of a fresh process that loads ``zoo_name`` and runs the teacher's batch (when ``zoo_name`` is given)."""
-    from kdlib.bench import count_params, cpu_latency_ms
+    from kdlib.evaluation.bench import count_params, cpu_latency_ms
     from kdlib.models.ssl import SSLFrontEnd, make_student
 
     out = {"params": count_params(model), "threads": torch.get_num_threads()}
@@ -161,7 +161,7 @@ def peak_memory_mb(zoo_name: str, batch: int = 24, crop_seconds: float = 1.0) ->
 class PooledLayer(nn.Module):
     """A frozen encoder's hidden state ``layer`` as a speaker embedding: its mean and standard deviation over
     frames, z-scored with statistics of training clips (:meth:`fit`), as MFCC statistics are
-    (:class:`kdlib.features.MFCCStats`). Cosine scoring on it needs no training about speakers."""
+    (:class:`kdlib.data.features.MFCCStats`). Cosine scoring on it needs no training about speakers."""
 
     def __init__(self, encoder: nn.Module, layer: int):
         super().__init__()
@@ -176,7 +176,7 @@ class PooledLayer(nn.Module):
         return stats_pool(self.encoder(wave, output_hidden_states=True).hidden_states[self.layer], dim=1)
 
     @torch.no_grad()
-    def fit(self, waves) -> "PooledLayer":
+    def fit(self, waves) -> PooledLayer:
         feats = torch.cat([self.pooled(torch.as_tensor(w)) for w in waves])
         self.mean.copy_(feats.mean(0))
         self.std.copy_(feats.std(0).clamp(min=1e-5))
@@ -188,8 +188,8 @@ class PooledLayer(nn.Module):
 
 def pooled_layer_model(encoder: nn.Module, layer: int, source: Source, max_utterances: int = 400) -> PooledLayer:
     """:class:`PooledLayer` z-scored on about ``max_utterances`` training sentences of ``source``, evenly spread
-    (the same clips as :func:`kdlib.features.mfcc_baseline`)."""
-    from kdlib.datasets import AudioCache
+    (the same clips as :func:`kdlib.data.features.mfcc_baseline`)."""
+    from kdlib.data.datasets import AudioCache
 
     rows = source.select("train", "sentence")
     audio = AudioCache(source)
@@ -198,21 +198,23 @@ def pooled_layer_model(encoder: nn.Module, layer: int, source: Source, max_utter
 
 def real_voices(model: nn.Module, layers: list[int], source: Source) -> dict:
     """EER of :class:`PooledLayer` embeddings of each of ``layers`` on the real voice prompts
-    (:mod:`kdlib.corpus.real`), all trials and same-language trials, plain and centred on the prompts' mean
-    embedding (the analysis :func:`kdlib.transfer.centring_check` applies to the other SV models), and on the
+    (:mod:`kdlib.data.corpus.real`), all trials and same-language trials, plain and centred on the prompts' mean
+    embedding (the analysis ``centring_check`` of ``experiments/real_voice_transfer.py`` applies to the other SV
+    models), and on the
     synthetic test trials of ``source``."""
-    from kdlib import evaluate
-    from kdlib.corpus import real
-    from kdlib.transfer import same_language_trials, trial_eers
+    from kdlib.data.corpus import real
+    from kdlib.data.unlabelled import same_language_trials
+    from kdlib.evaluation import verification
+    from kdlib.evaluation.verification import trial_eers
 
     prompts = real.load()
     trials, keep = prompts.trials("trials"), same_language_trials(prompts)
     out = {}
     for layer in layers:
         system = pooled_layer_model(model, layer, source)
-        scored = evaluate.sv(system, prompts, trials="trials", progress=False)
+        scored = verification.sv(system, prompts, trials="trials", progress=False)
         emb, paths = scored["embeddings"], scored["paths"]
-        synthetic = evaluate.sv(system, source, trials="trials", progress=False)
+        synthetic = verification.sv(system, source, trials="trials", progress=False)
         out[layer] = {how: trial_eers(e, paths, trials, keep) for how, e in (("plain", emb),
                                                                              ("centred", emb - emb.mean(0)))}
         out[layer]["synthetic_eer"] = float(synthetic["eer"])

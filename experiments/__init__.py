@@ -1,0 +1,1 @@
+"""Experiments kept with their results; not part of kdlib (see README.md here)."""

@@ -1,0 +1,184 @@
+"""The results contract: ``results/<notebook>.json`` per notebook and ``results/SUMMARY.md`` over all.
+
+A results file holds ``notebook``, ``mode``, ``seed``, ``wall_time_s``, ``device`` (the devices the run
+actually used), ``provenance`` (versions, hardware, numerics, git commit: :func:`kdlib.runtime.provenance`),
+``models`` (name -> ``params``, ``bytes``, ``latency_ms`` and task metrics: ``eer``/``min_dcf`` as
+fractions, ``accuracy``) and ``claims`` (``{claim, paper, ours, holds}``: a paper's finding beside ours); a
+data-parallel run adds ``processes`` (how many trained together).
+A notebook states a model with :func:`entry` and a claim with :func:`claim`, one line each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from kdlib.runtime import SMOKE, device, devices_used, provenance, results_dir
+
+_FRACTIONS = ("eer", "min_dcf", "accuracy")
+
+
+def _check(models: dict, claims: list) -> None:
+    for name, entry in models.items():
+        for key in ("params", "bytes", "latency_ms"):
+            if key not in entry:
+                raise ValueError(f"model {name!r}: missing {key!r} (measure it with kdlib.evaluation.bench.measure)")
+        for key in _FRACTIONS:
+            value = entry.get(key)
+            if value is not None and not (0.0 <= value <= 1.0 and math.isfinite(value)):
+                raise ValueError(f"model {name!r}: {key}={value} is not a fraction in [0, 1]")
+    for claim in claims:
+        missing = {"claim", "paper", "ours", "holds"} - set(claim)
+        if missing:
+            raise ValueError(f"claim {claim.get('claim')!r}: missing {sorted(missing)}")
+
+
+def entry(model=None, example=None, *, test: dict | None = None, other: dict | None = None, **fields) -> dict:
+    """One model's results entry: ``params``, ``bytes`` and ``latency_ms`` measured on ``model`` with
+    ``example`` (:func:`kdlib.evaluation.bench.measure`), ``eer``/``min_dcf`` from the ``test`` SV result and
+    ``eer_other_language``/``min_dcf_other_language`` from ``other`` (:func:`kdlib.evaluation.verification.sv` results),
+    then ``fields`` as given (they win, e.g. the packed ``bytes`` of a quantized model)."""
+    from kdlib.evaluation.bench import measure
+
+    out = measure(model, example) if model is not None else {}
+    for prefix, res in (("", test), ("_other_language", other)):
+        if res is not None:
+            out.update({f"eer{prefix}": float(res["eer"]), f"min_dcf{prefix}": float(res["min_dcf"])})
+    return {**out, **fields}
+
+
+def claim(claim: str, paper: str, ours: str, holds) -> dict:
+    """A paper's finding beside ours: ``{claim, paper, ours, holds}`` (``holds`` as a plain bool)."""
+    return {"claim": claim, "paper": paper, "ours": ours, "holds": bool(holds)}
+
+
+def beats(a, b, higher_is_better: bool = True) -> bool | None:
+    """Whether system A beats system B *beyond the seed spread*: their mean scores differ in A's favour by
+    more than the larger of the two standard deviations over seeds (``a``, ``b``: one score per seed).
+    None when either has fewer than two seeds (no spread to compare with)."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    gap = (a.mean() - b.mean()) * (1 if higher_is_better else -1)
+    return bool(gap > max(a.std(ddof=1), b.std(ddof=1)))
+
+
+SMOKE_NOTE = ("**Smoke run**: tiny data, one seed and a few steps, only to prove that the code runs. Its numbers "
+              "and verdicts mean nothing; the notebook's results come from full mode (`KDLIB_SMOKE=0`).")
+"""What every number shown in smoke mode carries: claims tables, summaries, results files, the course book."""
+
+
+def smoke_note(mode: str | None = None) -> str:
+    """:data:`SMOKE_NOTE` as a Markdown paragraph (ending in a blank line) when ``mode`` (default: this
+    process's mode) is smoke; ``""`` in full mode. Notebooks put it before their summary."""
+    smoke = SMOKE if mode is None else mode == "smoke"
+    return f"> {SMOKE_NOTE}\n\n" if smoke else ""
+
+
+def claims_markdown(claims: list[dict], mode: str | None = None) -> str:
+    """The claims as a Markdown table, every cell in full (a DataFrame cuts long text at 50 characters); in a
+    smoke run (``mode``, default this process's) the table opens with :data:`SMOKE_NOTE` and every verdict says
+    "(smoke)"."""
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    smoke = " (smoke)" if smoke_note(mode) else ""
+    lines = ["| claim | paper | ours | holds |", "|---|---|---|---|"]
+    lines += [f"| {cell(c['claim'])} | {cell(c['paper'])} | {cell(c['ours'])} | "
+              f"{'**yes**' if c['holds'] else '**no**'}{smoke} |" for c in claims]
+    return smoke_note(mode) + "\n".join(lines)
+
+
+def parameters() -> dict:
+    """The knobs this run changed from the notebook's own values (``python -m kdlib.course.runner run -p KEY VALUE``
+    puts them in ``$KDLIB_PARAMETERS``); ``{}`` for a notebook run as committed."""
+    text = os.environ.get("KDLIB_PARAMETERS") or "{}"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"$KDLIB_PARAMETERS is not JSON ({err}): {text[:80]!r}") from None
+
+
+def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list | None = None,
+         extra: dict | None = None, out_dir: str | Path | None = None) -> Path:
+    """Write ``<results>/<notebook>.json`` and refresh ``SUMMARY.md``; return the JSON's path. In a
+    data-parallel run only rank 0 writes (the others check the record and return the same path)."""
+    from kdlib.train.distributed import is_main, world_size
+
+    claims = claims or []
+    _check(models, claims)
+    out = Path(out_dir) if out_dir else results_dir()
+    if not is_main():
+        return out / f"{notebook}.json"
+    out.mkdir(parents=True, exist_ok=True)
+    used = devices_used()
+    record = {"notebook": notebook, "mode": "smoke" if SMOKE else "full", "seed": seed,
+              "wall_time_s": round(float(wall_time_s), 1), "device": ", ".join(used) if used else device(),
+              "provenance": provenance(), "parameters": parameters(), "models": models, "claims": claims,
+              **({"extra": extra} if extra else {}), **({"processes": world_size()} if world_size() > 1 else {})}
+    path = out / f"{notebook}.json"
+    path.write_text(json.dumps(record, indent=1, default=float))
+    write_summary(out)
+    return path
+
+
+def model_dir(notebook: str, name: str, out_dir: str | Path | None = None) -> Path:
+    """Where :func:`save_model` keeps a notebook's trained model: ``<results>/models/<notebook>/<name>/``."""
+    return (Path(out_dir) if out_dir else results_dir()) / "models" / notebook / name
+
+
+def save_model(notebook: str, name: str, model, architecture: str, kwargs: dict,
+               out_dir: str | Path | None = None) -> Path:
+    """Keep a trained speaker model (front end + encoder, fp32, with its config) for a later notebook, which
+    loads it with :func:`kdlib.models.load_speaker_model` (notebook 06 quantizes notebook 02's students).
+    In a data-parallel run only rank 0 writes."""
+    from kdlib.models.checkpoint import save_speaker_model
+    from kdlib.train.distributed import is_main
+
+    if not is_main():
+        return model_dir(notebook, name, out_dir)
+
+    return save_speaker_model(model, model_dir(notebook, name, out_dir), architecture, kwargs, half=False)
+
+
+def _fmt(value, pct: bool = False) -> str:
+    if value is None:
+        return "–"
+    if pct:
+        return f"{100 * value:.2f} %"
+    if isinstance(value, int) and value >= 10_000:
+        return f"{value / 1e6:.2f} M"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_summary(out_dir: str | Path | None = None) -> Path:
+    """Aggregate every results JSON in ``out_dir`` into one Markdown table (``SUMMARY.md``); other JSON files
+    there (the runner's ``run_times.json``) are not results records and are left out."""
+    out = Path(out_dir) if out_dir else results_dir()
+    lines = ["# Results", "", "| notebook | mode | model | params | MB | CPU ms | EER | minDCF | accuracy |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    claim_lines = ["", "## Paper claims against this run", "", "| notebook | claim | paper | ours | holds |",
+                   "|---|---|---|---|---|"]
+    for path in sorted(out.glob("*.json")):
+        rec = json.loads(path.read_text())
+        if "notebook" not in rec:
+            continue
+        for name, m in rec.get("models", {}).items():
+            lines.append(f"| {rec['notebook']} | {rec['mode']} | {name} | {_fmt(m.get('params'))} | "
+                         f"{m['bytes'] / 1e6:.2f} | {m['latency_ms']:.1f} | {_fmt(m.get('eer'), True)} | "
+                         f"{_fmt(m.get('min_dcf'))} | {_fmt(m.get('accuracy'), True)} |")
+        smoke = " (smoke)" if rec["mode"] == "smoke" else ""
+        for c in rec.get("claims", []):
+            claim_lines.append(f"| {rec['notebook']} | {c['claim']} | {c['paper']} | {c['ours']} | "
+                               f"{'yes' if c['holds'] else 'no'}{smoke} |")
+        lines.append(f"<!-- {rec['notebook']}: {rec['mode']}, {rec['wall_time_s']} s on {rec['device']} -->")
+    modes = {json.loads(p.read_text()).get("mode") for p in out.glob("*.json")}
+    if "smoke" in modes:
+        lines[1:1] = ["", f"> {SMOKE_NOTE}", ""]
+    summary = out / "SUMMARY.md"
+    summary.write_text("\n".join(lines + claim_lines) + "\n")
+    return summary

@@ -1,0 +1,179 @@
+"""Linear probes on frozen features: how much speaker or keyword information a representation holds.
+
+Every feature is pooled the same way, the mean and standard deviation over time, then standardised and
+fed to a multinomial logistic regression (scikit-learn). Probes run on held-out speakers, so they measure
+what the frozen model encodes rather than what it memorised:
+
+- ``speaker``: test speakers' sentences, half of each speaker's utterances to fit, half to score;
+- ``keyword``: the 12 KWS classes on test speakers' one-second clips, fitted on half of the speakers and
+  scored on the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from kdlib.data.datasets import map_clips
+from kdlib.data.features import stats_pool
+from kdlib.data.sources import KWS_LABELS, Source
+from kdlib.runtime import resolve_device
+
+
+def probe_split(rows: list[dict], key: str, fit_by: str = "row", classes=None) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and the fit/score partition of a probe over ``rows``: the label of a row is the index of its
+    ``key`` value in ``classes`` (default: the sorted values). ``fit_by="row"``: within each speaker, the
+    even-numbered rows fit and the odd ones are scored (a property known from other clips of the same
+    speakers); ``fit_by="speaker"``: every other speaker (sorted) fits and the rest are scored (it must
+    generalise to new speakers)."""
+    classes = list(classes) if classes is not None else sorted({r[key] for r in rows})
+    labels = np.array([classes.index(r[key]) for r in rows])
+    if fit_by == "row":
+        seen: dict[str, int] = {}
+        fit = []
+        for r in rows:
+            fit.append(seen.get(r["speaker"], 0) % 2 == 0)
+            seen[r["speaker"]] = seen.get(r["speaker"], 0) + 1
+    elif fit_by == "speaker":
+        fit_speakers = set(sorted({r["speaker"] for r in rows})[::2])
+        fit = [r["speaker"] in fit_speakers for r in rows]
+    else:
+        raise ValueError(f"fit_by must be 'row' or 'speaker', got {fit_by!r}")
+    return labels, np.array(fit)
+
+
+def probe_tasks(source: Source, split: str = "test") -> dict[str, dict]:
+    """Rows, labels and fit/score partition of the ``speaker`` probe (test speakers' sentences, alternate
+    utterances of each speaker) and the ``keyword`` probe (the 12 KWS classes, half of the speakers)."""
+    sid_rows = [r for rows in source.by_speaker(split, "sentence").values() for r in rows]
+    kws_rows = [r for r in source.select(split, ("keyword", "unknown", "silence")) if r["label"] in KWS_LABELS]
+    tasks = {"speaker": (sid_rows, probe_split(sid_rows, "speaker", "row")),
+             "keyword": (kws_rows, probe_split(kws_rows, "label", "speaker", classes=KWS_LABELS))}
+    return {task: {"rows": rows, "labels": labels, "fit": fit} for task, (rows, (labels, fit)) in tasks.items()}
+
+
+@torch.inference_mode()
+def pooled_features(layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], source: Source, rows: list[dict],
+                    device: str | None = None, progress: bool = True) -> list[np.ndarray]:
+    """For each layer returned by ``layers_fn(wave)`` (a list of ``(1, frames, dim)``), an
+    ``(n_rows, 2·dim)`` matrix of mean+std pooled features (:func:`kdlib.models.stats_pool`, exact std)."""
+    device = resolve_device(layers_fn, device)
+    pooled = map_clips(lambda w: [stats_pool(h[0], dim=0, floor=0.0) for h in layers_fn(w)], source,
+                       [r["path"] for r in rows], device, "features", progress)
+    return [np.stack([clip[layer].float().numpy() for clip in pooled]) for layer in range(len(pooled[0]))]
+
+
+def linear_probe(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, seed: int = 0) -> float:
+    """Accuracy of a standardised logistic regression fitted on ``fit`` rows and scored on the rest."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if fit.all() or not fit.any():
+        raise ValueError("a probe needs both fit and score rows")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5, random_state=seed))
+    clf.fit(features[fit], labels[fit])
+    return float((clf.predict(features[~fit]) == labels[~fit]).mean())
+
+
+def layerwise_probes(layers_fn, source: Source, split: str = "test", device: str | None = None,
+                     progress: bool = True) -> dict[str, list[float]]:
+    """``{task: [accuracy of layer 0, layer 1, ...]}`` for the speaker and keyword probes."""
+    out = {}
+    for task, spec in probe_tasks(source, split).items():
+        feats = pooled_features(layers_fn, source, spec["rows"], device, progress)
+        out[task] = [linear_probe(f, spec["labels"], spec["fit"]) for f in feats]
+    return out
+
+
+def random_twin(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """A transformers SSL model's architecture with fresh random weights: the floor a probe must beat."""
+    import copy
+
+    torch.manual_seed(seed)
+    return type(model)(copy.deepcopy(model.config)).eval()
+
+
+def probe_report(model, source: Source, device: str | None = None) -> dict:
+    """Layer-wise probe accuracies of an SSL model, its random twin and MFCC frames, and the verdict the
+    teacher zoo requires: at its best layer the model beats its twin on both probes and matches or beats
+    MFCCs on at least one."""
+    from kdlib.data.features import mfcc_frames
+
+    device = resolve_device(model, device)
+
+    def layers(m):
+        m = m.float().to(device).eval()
+        return lambda w: m(w, output_hidden_states=True).hidden_states
+
+    report = {"teacher": layerwise_probes(layers(model), source, device=device, progress=False),
+              "random_twin": layerwise_probes(layers(random_twin(model)), source, device=device, progress=False),
+              "mfcc": layerwise_probes(lambda w: [mfcc_frames(w, cmvn=False)], source, device=device,
+                                       progress=False)}
+    best = {k: {task: max(v) for task, v in accs.items()} for k, accs in report.items()}
+    report["best"] = best
+    report["beats_random_twin"] = all(best["teacher"][t] > best["random_twin"][t] for t in ("speaker", "keyword"))
+    report["matches_mfcc"] = any(best["teacher"][t] >= best["mfcc"][t] for t in ("speaker", "keyword"))
+    return report
+
+
+def random_split(rows: list[dict], key: str, fit_by: str, seed: int, classes=None) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`probe_split`, but the fit half is drawn at random from ``seed``: within each speaker, half
+    of its rows (``fit_by="row"``), or half of the speakers (``fit_by="speaker"``)."""
+    labels, _ = probe_split(rows, key, fit_by, classes)
+    rng = np.random.default_rng(seed)
+    fit = np.zeros(len(rows), dtype=bool)
+    if fit_by == "row":
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            groups.setdefault(r["speaker"], []).append(i)
+        for idx in groups.values():
+            fit[rng.permutation(idx)[: (len(idx) + 1) // 2]] = True
+    else:
+        speakers = sorted({r["speaker"] for r in rows})
+        chosen = set(rng.permutation(speakers)[: (len(speakers) + 1) // 2])
+        fit = np.array([r["speaker"] in chosen for r in rows])
+    return labels, fit
+
+
+def probe_spread(model, source: Source, splits: int = 3, twin_seeds: int = 3, device: str | None = None,
+                 progress: bool = True) -> dict:
+    """Probes that survive a change of protocol: best-layer accuracy of ``model``, of ``twin_seeds`` random
+    twins and of MFCC frames, each over ``splits`` random fit/score splits (:func:`random_split`), with
+    scikit-learn held to one thread per fit. Returns per-split values, their mean and standard deviation, and
+    ``clears``: per task, whether the model beats its twins beyond the spread
+    (:func:`kdlib.course.results.beats`: the means differ by more than the larger standard deviation)."""
+    from threadpoolctl import threadpool_limits
+
+    from kdlib.course.results import beats
+    from kdlib.data.features import mfcc_frames
+    from kdlib.progress import bar
+
+    device = resolve_device(model, device)
+    tasks = probe_tasks(source)
+    fit_by = {"speaker": "row", "keyword": "speaker"}
+
+    def layers(m):
+        m = m.float().to(device).eval()
+        return lambda w: m(w, output_hidden_states=True).hidden_states
+
+    systems = {"teacher": [layers(model)], "random_twin": [layers(random_twin(model, s)) for s in range(twin_seeds)],
+               "mfcc": [lambda w: [mfcc_frames(w, cmvn=False)]]}
+    out: dict = {name: {task: [] for task in tasks} for name in systems}
+    jobs = [(name, fn, task) for name, fns in systems.items() for fn in fns for task in tasks]
+    for name, fn, task in bar(jobs, desc="probes", unit="system", disable=not progress):
+        spec = tasks[task]
+        feats = pooled_features(fn, source, spec["rows"], device, progress=False)
+        for split in range(splits):
+            labels, fit = random_split(spec["rows"], "speaker" if task == "speaker" else "label", fit_by[task],
+                                       seed=split, classes=None if task == "speaker" else KWS_LABELS)
+            with threadpool_limits(1):
+                out[name][task].append(max(linear_probe(f, labels, fit) for f in feats))
+    summary = {name: {task: {"values": v, "mean": float(np.mean(v)), "std": float(np.std(v))}
+                      for task, v in accs.items()} for name, accs in out.items()}
+    summary["clears"] = {task: bool(beats(out["teacher"][task], out["random_twin"][task])) for task in tasks}
+    summary["protocol"] = {"splits": splits, "twin_seeds": twin_seeds, "pooling": "mean+std over whole clips",
+                           "fit": "half of each speaker's sentences (speaker), half of the speakers (keyword)"}
+    return summary
