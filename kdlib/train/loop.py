@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kdlib.train import distributed
+
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """What :func:`fit`'s ``precision`` accepts, and the dtype autocast computes in."""
 
@@ -91,10 +93,8 @@ class _MixedPrecision:
 class _OneProcess:
     """Training in this process alone: the objective is ``loss_fn``, the step's loss is the loss."""
 
-    outside: list = []
-
     def __init__(self, loss_fn: Callable):
-        self.objective = loss_fn
+        self.objective, self.outside = loss_fn, []
 
     def shard(self, loader):
         return loader
@@ -119,15 +119,11 @@ class _DataParallel:
                                                  find_unused_parameters=True)
 
     def shard(self, loader):
-        from kdlib.train import distributed
-
         return distributed.sharded(loader)
 
     def reduce(self, loss: torch.Tensor, terms: dict, batch) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """(the loss to back-propagate, weighted by this rank's share of the batch; the global mean loss; the
         global means of the terms)."""
-        from kdlib.train import distributed
-
         items = distributed.batch_size(batch) or 1
         keys = sorted(terms)
         values = torch.stack([loss.detach().float()] + [torch.as_tensor(terms[k], dtype=torch.float32,
@@ -168,8 +164,6 @@ def _backward_and_step(loss, optimizer, scheduler, scaler, clipped: list, grad_c
                        outside: list) -> None:
     """Gradients of ``loss`` (scaled for fp16), averaged over processes for the parameters outside the
     DDP-wrapped model, clipped to a global norm of ``grad_clip``; then the optimizer and the schedule take a step."""
-    from kdlib.train import distributed
-
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     distributed.average_gradients(outside)
@@ -205,8 +199,6 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
     """
     from kdlib.progress import bar as progress_bar
     from kdlib.runtime import resolve_device
-    from kdlib.train import distributed
-
     parallel = distributed.init()
     main = distributed.is_main()
     progress = progress and main
