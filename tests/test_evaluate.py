@@ -57,9 +57,14 @@ def test_sv_on_the_smoke_trials_and_on_all_pairs(smoke_corpus):
     out = verification.sv(MFCCStats(), smoke_corpus, trials="trials", progress=False)
     assert 0.0 < out["eer"] < 0.6 and len(out["scores"]) == out["n_trials"] == 300 and out["labels"].sum() == 150
     assert np.isfinite(out["min_dcf"]) and len(out["embeddings"]) == len(out["paths"])
+    speaker_of = {r["path"]: r["speaker"] for r in smoke_corpus.manifest}
+    first = [a for _, a, _ in smoke_corpus.trials("trials")]
+    assert out["speakers"].tolist() == [speaker_of[a] for a in first]  # every trial has its speaker
     rows = [r for rows in smoke_corpus.by_speaker("test", "sentence").values() for r in rows[:3]]
     pairs = verification.sv(MFCCStats(), smoke_corpus, rows=rows, seconds=1.0, progress=False)
     assert pairs["n_trials"] == len(rows) * (len(rows) - 1) // 2 and pairs["embeddings"].shape == (len(rows), 60)
+    assert pairs["speakers"][0] == rows[0]["speaker"] and pairs["speakers"][-1] == rows[-2]["speaker"]
+    assert set(pairs["speakers"]) == {r["speaker"] for r in rows}
     with pytest.raises(ValueError, match="either trials"):
         verification.sv(MFCCStats(), smoke_corpus)
     with pytest.raises(ValueError, match="either trials"):

@@ -6,6 +6,8 @@ import json
 import pytest
 
 from kdlib.course import report
+from kdlib.course.results import claim
+from kdlib.evaluation.verdicts import better, from_value
 from kdlib.runtime import REPO_ROOT
 
 
@@ -15,8 +17,8 @@ def _record(notebook: str, mode: str = "full") -> dict:
               for i, key in enumerate(report.HEADLINE[notebook])}
     return {"notebook": notebook, "mode": mode, "seed": 0, "wall_time_s": 600.0, "device": "cpu",
             "provenance": {"hardware": "test CPU"}, "models": models,
-            "claims": [{"claim": "c", "paper": "p", "ours": "o", "holds": True},
-                       {"claim": "d", "paper": "p", "ours": "o", "holds": False}]}
+            "claims": [claim("c", "p", "o", from_value(1.0, better(), "points")),
+                       claim("d", "p", "o", from_value(-1.0, better(), "points"))]}
 
 
 @pytest.fixture
@@ -33,7 +35,9 @@ def test_load_reads_every_notebook_in_course_order(results):
     assert len(table) == sum(len(h) for h in report.HEADLINE.values())
     assert table["EER (%)"].iloc[0] == pytest.approx(10.0) and table["KWS accuracy (%)"].isna().all()
     claims = report.claims_table(records)
-    assert len(claims) == 2 * len(report.NOTEBOOKS) and claims.holds.sum() == len(report.NOTEBOOKS)
+    assert len(claims) == 2 * len(report.NOTEBOOKS)
+    assert (claims.outcome == "holds").sum() == (claims.outcome == "contradicted").sum() == len(report.NOTEBOOKS)
+    assert claims["effect [95 % interval]"].iloc[0] == "+1.00 points (measured)"
 
 
 def test_load_names_the_missing_notebook_and_the_command(results):
@@ -69,7 +73,7 @@ def test_results_section_and_rewrite(results, tmp_path):
     section = report.results_section(records, "somewhere/")
     assert section.startswith(report.BEGIN) and section.endswith(report.END)
     assert "`somewhere/`" in section and "60.0 min of notebooks" in section
-    assert section.count("| 1 of 2 |") == len(report.NOTEBOOKS)
+    assert section.count("| 1 holds, 1 contradicted, 0 inconclusive |") == len(report.NOTEBOOKS)
     assert "| 01 | (e) OS-KDFT, 2 layers | 4.00 M | 16.00 MB | 40.0 ms | 2.50 % | – |" in section
     readme = tmp_path / "results.md"
     readme.write_text(f"# title\n\n{report.BEGIN}\nold\n{report.END}\n\n## after\n")

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from kdlib import train
 from kdlib.course import results
-from kdlib.evaluation import bench
+from kdlib.evaluation import bench, verdicts
 
 LR = 0.2
 GOLDEN_LAST_LOSS = 0.8807519674301147   # test_the_loop_gives_the_golden_losses_of_its_first_version
@@ -123,7 +123,9 @@ def test_results_file_and_summary(tmp_path):
     entry = {"params": 10, "bytes": 40, "latency_ms": 1.5, "eer": 0.05, "min_dcf": 0.3}
     (tmp_path / "run_times.json").write_text('{"notebooks": {}}')  # the runner's record lies beside: skipped
     path = results.save("99_test", seed=[0, 1], wall_time_s=12.3, models={"tiny": entry},
-                        claims=[{"claim": "x beats y", "paper": "-5 %", "ours": "-3 %", "holds": False}],
+                        claims=[results.claim("x beats y", "-5 %", "-3 %",
+                                              verdicts.from_seeds([0.2, 0.3], [0.25, 0.2], verdicts.better(),
+                                                                  higher_is_better=False))],
                         out_dir=tmp_path)
     record = json.loads(path.read_text())
     assert record["notebook"] == "99_test" and record["models"]["tiny"]["eer"] == 0.05
@@ -131,6 +133,11 @@ def test_results_file_and_summary(tmp_path):
     assert {"versions", "hardware", "numerics", "git_commit"} <= set(record["provenance"])
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert "| 99_test |" in summary and "5.00 %" in summary and "x beats y" in summary
+    assert record["claims"][0]["outcome"] == "inconclusive" and "| inconclusive |" in summary
+    with pytest.raises(ValueError, match="missing .*outcome"):  # an old-style claim is refused, nothing written
+        results.save("99_old", seed=0, wall_time_s=1, models={"tiny": entry}, out_dir=tmp_path,
+                     claims=[{"claim": "x", "paper": "p", "ours": "o", "holds": True}])
+    assert not (tmp_path / "99_old.json").exists()
 
 
 @pytest.mark.parametrize("entry,message", [
@@ -150,26 +157,34 @@ def test_entry_and_claim_state_a_result_in_one_line():
     assert e["params"] == 10 and e["bytes"] == 7 and e["note"] == "x" and e["latency_ms"] > 0
     assert (e["eer"], e["min_dcf"], e["eer_other_language"], e["min_dcf_other_language"]) == (0.1, 0.5, 0.2, 0.6)
     assert results.entry(eer=0.3) == {"eer": 0.3}
-    c = results.claim("a beats b", "paper says so", "3 vs 4", np.bool_(True))
-    assert c == {"claim": "a beats b", "paper": "paper says so", "ours": "3 vs 4", "holds": True}
+    v = verdicts.from_value(3.0, verdicts.better(), "points")
+    c = results.claim("a beats b", "paper says so", "3 vs 4", v)
+    assert c == {"claim": "a beats b", "paper": "paper says so", "ours": "3 vs 4", "outcome": "holds",
+                 "holds": True, "verdict": v}
     assert type(c["holds"]) is bool
+    with pytest.raises(TypeError, match="kdlib.evaluation.verdicts"):
+        results.claim("a beats b", "p", "o", np.bool_(True))  # a bare yes/no is no longer a verdict
 
 
-def test_claims_read_in_full_as_markdown():
+def test_claims_read_in_full_as_markdown_with_effect_interval_and_outcome():
     long = "x" * 80 + " | with a pipe"
-    claims = [results.claim(long, "p", "o", True), results.claim("c", "p", "o", False)]
+    seeds = verdicts.from_seeds([0.10, 0.11, 0.12], [0.20, 0.21, 0.19], verdicts.better(), higher_is_better=False)
+    claims = [results.claim(long, "p", "o", seeds),
+              results.claim("c", "p", "o", verdicts.from_value(69.9, verdicts.about(79, 5), "%"))]
     lines = results.claims_markdown(claims, mode="full").splitlines()
-    assert lines[0] == "| claim | paper | ours | holds |" and len(lines) == 4
+    assert lines[0] == "| claim | paper | ours | effect [95 % interval] | outcome |" and len(lines) == 4
     assert "x" * 80 + " \\| with a pipe" in lines[2]
-    assert lines[2].endswith("| **yes** |") and lines[3].endswith("| **no** |")
+    assert "| +9.00 points [+6.73, +11.27], detectable 3.04 |" in lines[2] and lines[2].endswith("| **holds** |")
+    assert "+69.90 % (measured)" in lines[3] and lines[3].endswith("| **contradicted** |")
     smoke = results.claims_markdown(claims, mode="smoke").splitlines()   # a smoke run's verdicts say so
     assert smoke[0] == f"> {results.SMOKE_NOTE}" and smoke[2] == lines[0]
-    assert smoke[4].endswith("| **yes** (smoke) |") and smoke[5].endswith("| **no** (smoke) |")
+    assert smoke[4].endswith("| **holds** (smoke) |") and smoke[5].endswith("| **contradicted** (smoke) |")
     assert results.smoke_note("full") == ""
+    assert results.tally(claims) == "1 holds, 1 contradicted, 0 inconclusive"
 
 
 def test_the_summary_of_a_smoke_run_says_its_numbers_mean_nothing(tmp_path):
-    claim = results.claim("c", "p", "o", True)
+    claim = results.claim("c", "p", "o", verdicts.from_value(1.0, verdicts.better(), "points"))
     for mode in ("full", "smoke"):
         out = tmp_path / mode
         out.mkdir()
@@ -178,7 +193,7 @@ def test_the_summary_of_a_smoke_run_says_its_numbers_mean_nothing(tmp_path):
         (out / "99_x.json").write_text(json.dumps(record))
         text = results.write_summary(out).read_text()
         assert (results.SMOKE_NOTE in text) == (mode == "smoke")
-        assert text.rstrip().endswith("| yes (smoke) |" if mode == "smoke" else "| yes |")
+        assert text.rstrip().endswith("| holds (smoke) |" if mode == "smoke" else "| holds |")
 
 
 def test_results_record_the_device_actually_used(tmp_path, monkeypatch):

@@ -7,9 +7,11 @@ import pytest
 
 from kdlib.course import variants
 
-SOURCE = ("import kdlib\nfrom kdlib import results\nSMOKE = kdlib.runtime.SMOKE\nSTEPS = 3\n",
+SOURCE = ("import kdlib\nfrom kdlib import results\nfrom kdlib.evaluation import verdicts\n"
+          "SMOKE = kdlib.runtime.SMOKE\nSTEPS = 3\n",
           "results.save('99_v', seed=0, wall_time_s=0.0, models={'m': results.entry(params=1, bytes=4, "
-          "latency_ms=1.0, eer=STEPS / 100)}, claims=[results.claim('few steps', 'p', str(STEPS), STEPS < 5)])")
+          "latency_ms=1.0, eer=STEPS / 100)}, claims=[results.claim('few steps', 'p', str(STEPS), "
+          "verdicts.from_value(5 - STEPS, verdicts.better(), 'steps'))])")
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def test_a_variant_runs_with_its_knobs_in_its_own_folder_and_is_reused(notebook,
     record = variants.run(str(notebook), {"STEPS": 7}, "seven")
     assert record["parameters"] == {"STEPS": 7}
     assert record["models"]["m"]["eer"] == pytest.approx(0.07)
-    assert record["claims"][0]["holds"] is False
+    assert record["claims"][0]["holds"] is False and record["claims"][0]["outcome"] == "contradicted"
     assert variants.folder(str(notebook), "seven") == tmp_path / "results" / "variants" / "99_v" / "seven"
     assert not list((tmp_path / "results").glob("*.json"))  # the notebook's own results are not touched
     again = variants.run(str(notebook), {"STEPS": 7}, "seven")  # read back, not run again
@@ -38,7 +40,9 @@ def test_a_variant_runs_with_its_knobs_in_its_own_folder_and_is_reused(notebook,
     assert table.loc["m", ("notebook", "eer_std")] == pytest.approx(0.5)  # in percent, like the EER
     assert table.loc["m", ("notebook", "eer")] == pytest.approx(3.0)
     assert table.loc["m", ("STEPS = 7", "eer")] == pytest.approx(7.0)
-    assert list(variants.claims({"STEPS = 7": record})["STEPS = 7"]) == ["does not hold"]
+    assert list(variants.claims({"STEPS = 7": record})["STEPS = 7"]) == ["contradicted"]
+    older = {**record, "claims": [{"claim": "few steps", "paper": "p", "ours": "7", "holds": False}]}
+    assert list(variants.claims({"old": older})["old"]) == ["did not hold (older rule)"]
     assert variants.ran({"STEPS = 7": record, "not run": None}) == {"STEPS = 7": record}
     assert variants.figures(str(notebook), "seven", "results.save") == []  # that cell draws nothing
     with pytest.raises(FileNotFoundError, match="'eight' has not run"):

@@ -20,7 +20,9 @@ import json
 import sys
 from pathlib import Path
 
+from kdlib.course.results import tally
 from kdlib.course.runner import TIMES_FILE, rerun_command
+from kdlib.evaluation.verdicts import describe
 from kdlib.runtime import REPO_ROOT
 
 NOTEBOOKS = {
@@ -233,11 +235,13 @@ def models_table(records: dict[str, dict]):
 
 
 def claims_table(records: dict[str, dict]):
-    """Every paper claim of every notebook beside ours, with whether it holds."""
+    """Every paper claim of every notebook beside ours: its outcome (holds, contradicted, inconclusive) and
+    the effect with its 95 % interval (:func:`kdlib.evaluation.verdicts.describe`)."""
     import pandas as pd
 
-    return pd.DataFrame([{"notebook": notebook, **c} for notebook, record in records.items()
-                         for c in record["claims"]], columns=["notebook", "claim", "paper", "ours", "holds"])
+    return pd.DataFrame([{"notebook": notebook, **c, "effect [95 % interval]": describe(c["verdict"])}
+                         for notebook, record in records.items() for c in record["claims"]],
+                        columns=["notebook", "claim", "paper", "ours", "effect [95 % interval]", "outcome"])
 
 
 def pareto_front(x, y) -> list[bool]:
@@ -318,15 +322,14 @@ def results_section(records: dict[str, dict], source: str = "results/reference/"
     """The generated section of ``docs/results.md``: each run's time and hardware, its claims, its headline models,
     and (given the runner's ``times``) where each notebook's time went; ``source`` names the folder the
     records came from."""
-    runs = ["| notebook | wall time | hardware | device | claims that hold |", "|---|---|---|---|---|"]
+    runs = ["| notebook | wall time | hardware | device | claims |", "|---|---|---|---|---|"]
     models = ["| notebook | model | params | size | CPU latency | EER | KWS accuracy |",
               "|---|---|---|---|---|---|---|"]
     for notebook, record in records.items():
         title = NOTEBOOKS.get(notebook, notebook)
         hardware = processor(record.get("provenance", {}))
-        held = sum(bool(c["holds"]) for c in record["claims"])
         runs.append(f"| {title} | {_minutes(record['wall_time_s'])} | {hardware} | {record.get('device', '?')} | "
-                    f"{held} of {len(record['claims'])} |")
+                    f"{tally(record['claims'])} |")
         for key, name in HEADLINE.get(notebook, {}).items():
             if key not in record["models"]:
                 raise KeyError(f"{notebook}: no model {key!r} in its results; update kdlib.course.report.HEADLINE")
@@ -387,8 +390,7 @@ def glance_section(records: dict[str, dict], times: dict | None) -> str:
     rows = ["| # | notebook | reproduces | what the reference run shows | full mode |", "|---|---|---|---|---|"]
     for name, (paper, finding) in FINDINGS.items():
         record = records.get(name)
-        claims = (f"{sum(bool(c['holds']) for c in record['claims'])} of {len(record['claims'])} claims hold; "
-                  if record and record["claims"] else "")
+        claims = f"claims: {tally(record['claims'])}; " if record and record["claims"] else ""
         seconds = (times or {}).get("notebooks", {}).get(name, {}).get("seconds")
         rows.append(f"| {name[:2]} | [`{name}`](notebooks/{name}.ipynb) | {paper} | {claims}{finding} | "
                     f"{_minutes(seconds) if seconds else '–'} |")

@@ -3,8 +3,10 @@
 A results file holds ``notebook``, ``mode``, ``seed``, ``wall_time_s``, ``device`` (the devices the run
 actually used), ``provenance`` (versions, hardware, numerics, git commit: :func:`kdlib.runtime.provenance`),
 ``models`` (name -> ``params``, ``bytes``, ``latency_ms`` and task metrics: ``eer``/``min_dcf`` as
-fractions, ``accuracy``) and ``claims`` (``{claim, paper, ours, holds}``: a paper's finding beside ours); a
-data-parallel run adds ``processes`` (how many trained together).
+fractions, ``accuracy``) and ``claims`` (``{claim, paper, ours, outcome, holds, verdict}``: a paper's finding
+beside ours, judged by :mod:`kdlib.evaluation.verdicts`: ``outcome`` is holds, contradicted or inconclusive,
+``holds`` is ``outcome == "holds"`` for older readers, ``verdict`` the effect, its 95 % interval, the smallest
+detectable effect and the method); a data-parallel run adds ``processes`` (how many trained together).
 A notebook states a model with :func:`entry` and a claim with :func:`claim`, one line each.
 """
 
@@ -15,6 +17,7 @@ import math
 import os
 from pathlib import Path
 
+from kdlib.evaluation.verdicts import OUTCOMES, describe
 from kdlib.runtime import SMOKE, device, devices_used, provenance, results_dir
 
 _FRACTIONS = ("eer", "min_dcf", "accuracy")
@@ -30,9 +33,11 @@ def _check(models: dict, claims: list) -> None:
             if value is not None and not (0.0 <= value <= 1.0 and math.isfinite(value)):
                 raise ValueError(f"model {name!r}: {key}={value} is not a fraction in [0, 1]")
     for claim in claims:
-        missing = {"claim", "paper", "ours", "holds"} - set(claim)
+        missing = {"claim", "paper", "ours", "outcome", "holds", "verdict"} - set(claim)
         if missing:
-            raise ValueError(f"claim {claim.get('claim')!r}: missing {sorted(missing)}")
+            raise ValueError(f"claim {claim.get('claim')!r}: missing {sorted(missing)} (make it with results.claim)")
+        if claim["outcome"] not in OUTCOMES:
+            raise ValueError(f"claim {claim['claim']!r}: outcome {claim['outcome']!r} is not one of {OUTCOMES}")
 
 
 def entry(model=None, example=None, *, test: dict | None = None, other: dict | None = None, **fields) -> dict:
@@ -49,22 +54,13 @@ def entry(model=None, example=None, *, test: dict | None = None, other: dict | N
     return {**out, **fields}
 
 
-def claim(claim: str, paper: str, ours: str, holds) -> dict:
-    """A paper's finding beside ours: ``{claim, paper, ours, holds}`` (``holds`` as a plain bool)."""
-    return {"claim": claim, "paper": paper, "ours": ours, "holds": bool(holds)}
-
-
-def beats(a, b, higher_is_better: bool = True) -> bool | None:
-    """Whether system A beats system B *beyond the seed spread*: their mean scores differ in A's favour by
-    more than the larger of the two standard deviations over seeds (``a``, ``b``: one score per seed).
-    None when either has fewer than two seeds (no spread to compare with)."""
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 2 or len(b) < 2:
-        return None
-    gap = (a.mean() - b.mean()) * (1 if higher_is_better else -1)
-    return bool(gap > max(a.std(ddof=1), b.std(ddof=1)))
+def claim(claim: str, paper: str, ours: str, verdict: dict) -> dict:
+    """A paper's finding beside ours, judged: ``verdict`` comes from :mod:`kdlib.evaluation.verdicts`
+    (``from_trials``, ``from_seeds``, ``from_value``, ``all_of``, ``at_least``)."""
+    if not isinstance(verdict, dict) or verdict.get("outcome") not in OUTCOMES:
+        raise TypeError(f"claim {claim!r}: the verdict must come from kdlib.evaluation.verdicts, got {verdict!r}")
+    return {"claim": claim, "paper": paper, "ours": ours, "outcome": verdict["outcome"],
+            "holds": verdict["outcome"] == "holds", "verdict": verdict}
 
 
 SMOKE_NOTE = ("**Smoke run**: tiny data, one seed and a few steps, only to prove that the code runs. Its numbers "
@@ -87,10 +83,16 @@ def claims_markdown(claims: list[dict], mode: str | None = None) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
     smoke = " (smoke)" if smoke_note(mode) else ""
-    lines = ["| claim | paper | ours | holds |", "|---|---|---|---|"]
-    lines += [f"| {cell(c['claim'])} | {cell(c['paper'])} | {cell(c['ours'])} | "
-              f"{'**yes**' if c['holds'] else '**no**'}{smoke} |" for c in claims]
+    lines = ["| claim | paper | ours | effect [95 % interval] | outcome |", "|---|---|---|---|---|"]
+    lines += [f"| {cell(c['claim'])} | {cell(c['paper'])} | {cell(c['ours'])} | {cell(describe(c['verdict']))} | "
+              f"**{c['outcome']}**{smoke} |" for c in claims]
     return smoke_note(mode) + "\n".join(lines)
+
+
+def tally(claims: list[dict]) -> str:
+    """``"2 hold, 1 contradicted, 2 inconclusive"``: the outcomes of ``claims``, counted apart."""
+    counts = {o: sum(c["outcome"] == o for c in claims) for o in OUTCOMES}
+    return ", ".join(f"{n} {'hold' if o == 'holds' and n != 1 else o}" for o, n in counts.items())
 
 
 def parameters() -> dict:
@@ -161,8 +163,9 @@ def write_summary(out_dir: str | Path | None = None) -> Path:
     out = Path(out_dir) if out_dir else results_dir()
     lines = ["# Results", "", "| notebook | mode | model | params | MB | CPU ms | EER | minDCF | accuracy |",
              "|---|---|---|---|---|---|---|---|---|"]
-    claim_lines = ["", "## Paper claims against this run", "", "| notebook | claim | paper | ours | holds |",
-                   "|---|---|---|---|---|"]
+    claim_lines = ["", "## Paper claims against this run", "",
+                   "| notebook | claim | paper | ours | effect [95 % interval] | outcome |",
+                   "|---|---|---|---|---|---|"]
     for path in sorted(out.glob("*.json")):
         rec = json.loads(path.read_text())
         if "notebook" not in rec:
@@ -173,8 +176,9 @@ def write_summary(out_dir: str | Path | None = None) -> Path:
                          f"{_fmt(m.get('min_dcf'))} | {_fmt(m.get('accuracy'), True)} |")
         smoke = " (smoke)" if rec["mode"] == "smoke" else ""
         for c in rec.get("claims", []):
-            claim_lines.append(f"| {rec['notebook']} | {c['claim']} | {c['paper']} | {c['ours']} | "
-                               f"{'yes' if c['holds'] else 'no'}{smoke} |")
+            judged = describe(c["verdict"]) if "verdict" in c else "–"
+            claim_lines.append(f"| {rec['notebook']} | {c['claim']} | {c['paper']} | {c['ours']} | {judged} | "
+                               f"{c.get('outcome', 'holds' if c['holds'] else 'not judged')}{smoke} |")
         lines.append(f"<!-- {rec['notebook']}: {rec['mode']}, {rec['wall_time_s']} s on {rec['device']} -->")
     modes = {json.loads(p.read_text()).get("mode") for p in out.glob("*.json")}
     if "smoke" in modes:

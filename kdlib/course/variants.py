@@ -238,9 +238,12 @@ def table(records: dict, metrics=("eer",), models=None):
 
 
 def claims(records: dict):
-    """Which of the notebook's claims hold under each variant (rows: claims, columns: variants)."""
+    """Each claim's outcome under each variant (rows: claims, columns: variants). A record made before
+    claims were judged by :mod:`kdlib.evaluation.verdicts` says so: its yes/no came from the older rule
+    (means apart by more than the larger seed spread)."""
     import pandas as pd
 
-    return pd.DataFrame({label: {c["claim"][:90]: "holds" if c["holds"] else "does not hold"
+    old = {True: "held (older rule)", False: "did not hold (older rule)"}
+    return pd.DataFrame({label: {c["claim"][:90]: c.get("outcome", old[bool(c["holds"])])
                                  for c in record["claims"]}
                          for label, record in records.items() if record is not None})

@@ -25,27 +25,33 @@ def _as_arrays(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     return scores, labels
 
 
-def error_rates(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def error_rates(scores, labels, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Miss and false-alarm rates at every distinct threshold (accept when score >= threshold).
 
-    Returns ``(p_miss, p_fa, thresholds)``, from accepting nothing to accepting everything.
+    Returns ``(p_miss, p_fa, thresholds)``, from accepting nothing to accepting everything. ``weights``
+    (one per trial, e.g. how often a bootstrap drew it) count each trial that many times.
     """
     scores, labels = _as_arrays(scores, labels)
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    if w.shape != scores.shape or (w < 0).any():
+        raise ValueError(f"weights ({w.shape}) must be one non-negative number per trial ({scores.shape})")
     order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order]
+    s, y, w = scores[order], labels[order], w[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # ties are accepted together
-    tp = np.cumsum(y)[last_of_tie]
-    fp = np.cumsum(~y)[last_of_tie]
-    p_miss = np.r_[1.0, 1.0 - tp / y.sum()]
-    p_fa = np.r_[0.0, fp / (~y).sum()]
+    tp = np.cumsum(w * y)[last_of_tie]
+    fp = np.cumsum(w * ~y)[last_of_tie]
+    if tp[-1] <= 0 or fp[-1] <= 0:
+        raise ValueError("need target and non-target trials of positive weight")
+    p_miss = np.r_[1.0, 1.0 - tp / tp[-1]]
+    p_fa = np.r_[0.0, fp / fp[-1]]
     thresholds = np.r_[np.inf, s[last_of_tie]]
     return p_miss, p_fa, thresholds
 
 
-def eer(scores, labels) -> float:
+def eer(scores, labels, weights=None) -> float:
     """Equal error rate: where the miss rate equals the false-alarm rate (linear interpolation between
-    the two operating points that bracket the crossing)."""
-    p_miss, p_fa, _ = error_rates(scores, labels)
+    the two operating points that bracket the crossing). ``weights``: see :func:`error_rates`."""
+    p_miss, p_fa, _ = error_rates(scores, labels, weights)
     diff = p_miss - p_fa  # decreasing from 1 to -1
     i = int(np.flatnonzero(diff <= 0)[0])
     if diff[i] == 0:

@@ -143,8 +143,10 @@ def sv(model: Callable[[torch.Tensor], torch.Tensor], source: Source, *, trials:
     """Speaker verification of ``model`` on ``source``: either the trial list named ``trials`` (e.g.
     ``"trials"``, ``"trials_other"``) or every pair of ``rows`` (a fixed set, speakers from the rows).
 
-    Returns ``eer`` and ``min_dcf`` (fractions), ``scores`` and ``labels`` (for plots), ``n_trials``, and
-    ``embeddings`` (in the order of ``rows``, or of the trial list's sorted paths) with their ``paths``.
+    Returns ``eer`` and ``min_dcf`` (fractions), ``scores`` and ``labels`` (for plots), ``speakers`` (each
+    trial's first utterance's speaker, for a bootstrap over speakers: :mod:`kdlib.evaluation.verdicts`; a
+    path the manifest lacks stands for itself), ``n_trials``, and ``embeddings`` (in the order of ``rows``, or
+    of the trial list's sorted paths) with their ``paths``.
     ``inputs``: precomputed model inputs per path instead of the audio (see :func:`embed`)."""
     if (trials is None) == (rows is None):
         raise ValueError("verification.sv needs either trials (a trial list's name) or rows (scored as all pairs)")
@@ -156,14 +158,18 @@ def sv(model: Callable[[torch.Tensor], torch.Tensor], source: Source, *, trials:
         scores = metrics.cosine_scores(emb[[index[a] for _, a, _ in trial_list]],
                                        emb[[index[b] for _, _, b in trial_list]]).numpy()
         labels = np.array([t[0] for t in trial_list])
+        speaker_of = {r["path"]: r["speaker"] for r in source.manifest}
+        speakers = np.array([speaker_of.get(a, a) for _, a, _ in trial_list])
     else:
         if not rows:
             raise ValueError(f"{source.name}: no rows to score")
         paths = [r["path"] for r in rows]
         emb = embed(model, source, paths, seconds, batch_size, device, progress, inputs)
         scores, labels = all_pairs_scores(emb, [r["speaker"] for r in rows])
+        first, _ = np.triu_indices(len(rows), k=1)
+        speakers = np.array([r["speaker"] for r in rows])[first]
     return {"eer": metrics.eer(scores, labels), "min_dcf": metrics.min_dcf(scores, labels), "scores": scores,
-            "labels": labels, "n_trials": len(labels), "embeddings": emb, "paths": paths}
+            "labels": labels, "speakers": speakers, "n_trials": len(labels), "embeddings": emb, "paths": paths}
 
 
 def trial_eers(emb: torch.Tensor, paths: list[str], trials: list[tuple[int, str, str]], keep: np.ndarray) -> dict:

@@ -1,0 +1,247 @@
+"""Judging a paper's claim against a run: an effect, its 95 % interval, and one of three outcomes.
+
+Every claim is stated as a **region** that the paper says the effect lies in: "A is better than B" is the
+region above 0, "multi-task costs at most 0.5 points" the region above -0.5, "about 76 % smaller, within 2
+points" the region from 74 to 78. The effect is always signed so that positive means *A is better than B*
+(lower EER, higher accuracy), in percentage points of the metric, or in percent of B's value when
+``relative=True``. One rule then gives the outcome for every claim:
+
+- **holds**: the whole 95 % interval lies inside the region;
+- **contradicted**: the whole interval lies outside it (the run excludes the paper's effect);
+- **inconclusive**: the interval straddles an edge of the region: this run could not tell.
+
+Two ways to get the interval, and each verdict says which it used (``method``):
+
+- :func:`from_trials`: a **bootstrap** that resamples speakers (every trial goes with the speaker of its
+  first utterance; the same draw for both systems, since they scored the same trials) and, independently
+  for each system, its seeds; the percentile interval of the effect over the draws (Efron & Tibshirani
+  1993; clustered resampling as for speaker-verification confidence intervals in Bengio & Mariéthoz 2004);
+- :func:`from_seeds`: a **Welch t-interval** over per-seed numbers, when only those exist (probe accuracies,
+  task scores); a relative effect goes through the delta method.
+
+``detectable`` is the smallest true effect the run would find with 80 % power at the 5 % level:
+``(q_0.975 + q_0.80) · SE`` (t or normal quantiles), in the effect's unit: a paper's effect below it could
+not have shown here. A measured value without sampling error (a parameter count, a ratio of sizes) goes
+through :func:`from_value`, whose interval is the value itself.
+
+Claims built from several comparisons combine with :func:`all_of` ("beats every baseline") and
+:func:`at_least` ("on most tasks"). Records are plain JSON-ready dicts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from kdlib.evaluation.metrics import eer
+
+OUTCOMES = ("holds", "contradicted", "inconclusive")
+LEVEL = 0.95
+POWER = 0.80
+BOOTSTRAP_DRAWS = 1000
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where the paper puts the effect: ``low < effect < high`` (either end may be infinite), and how to
+    say it."""
+
+    low: float
+    high: float
+    text: str
+
+    def __post_init__(self):
+        if not self.low < self.high:
+            raise ValueError(f"a claim's region needs low < high, got ({self.low}, {self.high})")
+
+
+def better(by: float = 0.0) -> Region:
+    """A is better than B (by more than ``by``, in the effect's unit)."""
+    return Region(by, math.inf, f"effect > {by:g}")
+
+
+def no_worse(margin: float) -> Region:
+    """Non-inferiority: A is worse than B by less than ``margin`` (A may be better)."""
+    if margin <= 0:
+        raise ValueError(f"a no-loss margin must be positive, got {margin}")
+    return Region(-margin, math.inf, f"effect > -{margin:g}")
+
+
+def about(value: float, tolerance: float) -> Region:
+    """The effect is ``value`` within ``tolerance`` either way."""
+    if tolerance <= 0:
+        raise ValueError(f"a tolerance must be positive, got {tolerance}")
+    return Region(value - tolerance, value + tolerance, f"{value:g} ± {tolerance:g}")
+
+
+def outcome(low: float, high: float, region: Region) -> str:
+    """The one rule: holds when ``[low, high]`` lies inside the region, contradicted when it lies wholly
+    outside, inconclusive otherwise."""
+    if math.isnan(low) or math.isnan(high):
+        return "inconclusive"
+    if region.low < low and high < region.high:
+        return "holds"
+    if high <= region.low or low >= region.high:
+        return "contradicted"
+    return "inconclusive"
+
+
+def _record(effect, low, high, se, df, region: Region, method: str, unit: str, **more) -> dict:
+    q = (stats.t.ppf((1 + LEVEL) / 2, df) + stats.t.ppf(POWER, df)) if df is not None else \
+        (stats.norm.ppf((1 + LEVEL) / 2) + stats.norm.ppf(POWER))
+    detectable = float(q * se) if se is not None and math.isfinite(se) else math.inf
+    rounded = lambda v: float(round(v, 4)) if math.isfinite(v) else None  # None: unbounded (JSON has no inf)
+    return {"outcome": outcome(low, high, region), "effect": rounded(effect), "interval": [rounded(low), rounded(high)],
+            "detectable": rounded(detectable), "region": region.text, "unit": unit, "method": method, **more}
+
+
+def _signed(a_mean, b_mean, higher_is_better: bool, relative: bool) -> float:
+    gain = (a_mean - b_mean) if higher_is_better else (b_mean - a_mean)
+    return 100 * (gain / b_mean if relative else gain)
+
+
+def from_seeds(a, b, region: Region, *, higher_is_better: bool, relative: bool = False) -> dict:
+    """Verdict from one number per seed for A and B (fractions: EER, accuracy). Welch t-interval of the
+    difference of means, ``100·(mean_A − mean_B)`` signed so that positive favours A; ``relative``: in percent
+    of B's mean, by the delta method. A system with one seed borrows the other's seed variance; one seed
+    on both sides gives no interval (inconclusive)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) == 0 or len(b) == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"from_seeds needs finite numbers for both systems, got {a.tolist()} and {b.tolist()}")
+    ma, mb = a.mean(), b.mean()
+    effect = _signed(ma, mb, higher_is_better, relative)
+    unit = "% of B" if relative else "points"
+    if len(a) < 2 and len(b) < 2:
+        return _record(effect, -math.inf, math.inf, math.inf, None, region,
+                       "one run each: no interval", unit, seeds=[1, 1])
+    va = a.var(ddof=1) if len(a) > 1 else b.var(ddof=1)
+    vb = b.var(ddof=1) if len(b) > 1 else a.var(ddof=1)
+    # variance of each mean, carried to the effect's scale (delta method for mean_A / mean_B)
+    ca, cb = va / len(a), vb / len(b)
+    if relative:
+        ca, cb = ca / mb ** 2, cb * ma ** 2 / mb ** 4
+    ca, cb = 100 ** 2 * ca, 100 ** 2 * cb
+    se = math.sqrt(ca + cb)
+    if len(a) > 1 and len(b) > 1:
+        df = (ca + cb) ** 2 / (ca ** 2 / (len(a) - 1) + cb ** 2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
+        method = f"Welch t-interval over seeds ({len(a)} and {len(b)})"
+    else:
+        df = max(len(a), len(b)) - 1
+        method = f"t-interval over seeds ({len(a)} and {len(b)}; the single run takes the other's seed spread)"
+    half = stats.t.ppf((1 + LEVEL) / 2, df) * se
+    return _record(effect, effect - half, effect + half, se, df, region, method, unit, seeds=[len(a), len(b)])
+
+
+class _Sorted:
+    """One seed's scores sorted once, so that a bootstrap draw's EER is a weighted cumulative sum (the
+    same arithmetic as :func:`kdlib.evaluation.metrics.eer` with ``weights``)."""
+
+    def __init__(self, scores: np.ndarray, labels: np.ndarray):
+        order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
+        s = np.asarray(scores, dtype=np.float64)[order]
+        self.order, self.y = order, np.asarray(labels).astype(bool)[order]
+        self.last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+
+    def eer(self, weights: np.ndarray) -> float:
+        w = weights[self.order]
+        tp, fp = np.cumsum(w * self.y)[self.last_of_tie], np.cumsum(w * ~self.y)[self.last_of_tie]
+        if tp[-1] <= 0 or fp[-1] <= 0:
+            raise ValueError("a draw without target or without non-target trials")
+        p_miss, p_fa = np.r_[1.0, 1.0 - tp / tp[-1]], np.r_[0.0, fp / fp[-1]]
+        diff = p_miss - p_fa
+        i = int(np.flatnonzero(diff <= 0)[0])
+        if diff[i] == 0:
+            return float(p_miss[i])
+        t = diff[i - 1] / (diff[i - 1] - diff[i])
+        return float(p_fa[i - 1] + t * (p_fa[i] - p_fa[i - 1]))
+
+
+def from_trials(a_scores, b_scores, labels, speakers, region: Region, *, relative: bool = False,
+                draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+    """Verdict on EER from trial scores: ``a_scores``/``b_scores`` are one score array per seed (or a single
+    array), every array over the same trials (``labels``: 1 = target; ``speakers``: the speaker each trial
+    belongs to, e.g. its first utterance's). Effect: ``100·(EER_B − EER_A)`` of the mean EER over seeds
+    (positive favours A; ``relative``: in percent of B's EER). Interval: percentile bootstrap over speakers
+    (shared by A and B) and seeds (drawn per system), ``draws`` draws from a fixed ``seed``."""
+    def as_seeds(x):
+        x = [np.asarray(x, dtype=float)] if np.ndim(x) == 1 else [np.asarray(s, dtype=float) for s in x]
+        return x
+
+    a_seeds, b_seeds = as_seeds(a_scores), as_seeds(b_scores)
+    labels, speakers = np.asarray(labels), np.asarray(speakers)
+    n = len(labels)
+    for name, seeds in (("A", a_seeds), ("B", b_seeds)):
+        bad = [len(s) for s in seeds if len(s) != n]
+        if bad:
+            raise ValueError(f"system {name}: score arrays of length {bad}, the trials number {n}")
+    if len(speakers) != n:
+        raise ValueError(f"{len(speakers)} speakers for {n} trials")
+    mean_eer = lambda seeds: float(np.mean([eer(s, labels) for s in seeds]))
+    effect = _signed(mean_eer(a_seeds), mean_eer(b_seeds), False, relative)
+    groups, index = np.unique(speakers, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    sorted_a, sorted_b = [_Sorted(s, labels) for s in a_seeds], [_Sorted(s, labels) for s in b_seeds]
+    effects = []
+    while len(effects) < draws:
+        weights = np.bincount(rng.integers(0, len(groups), len(groups)), minlength=len(groups))[index].astype(float)
+        pick_a = rng.integers(0, len(sorted_a), len(sorted_a))
+        pick_b = rng.integers(0, len(sorted_b), len(sorted_b))
+        try:
+            ea = np.mean([sorted_a[i].eer(weights) for i in pick_a])
+            eb = np.mean([sorted_b[i].eer(weights) for i in pick_b])
+        except ValueError:
+            continue  # a draw without target or without non-target trials: draw again
+        effects.append(_signed(ea, eb, False, relative))
+    effects = np.asarray(effects)
+    low, high = np.quantile(effects, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    method = (f"bootstrap over {len(groups)} speakers and seeds ({len(a_seeds)} and {len(b_seeds)}), "
+              f"{draws} draws, {n} trials")
+    return _record(effect, float(low), float(high), float(effects.std(ddof=1)), None, region, method,
+                   "% of B" if relative else "points", seeds=[len(a_seeds), len(b_seeds)], trials=n)
+
+
+def from_value(value: float, region: Region, unit: str, method: str = "a measured value, no sampling error") -> dict:
+    """Verdict on a number without sampling error (a parameter count, a size ratio): the interval is the
+    value itself, so the claim holds or is contradicted."""
+    value = float(value)
+    return _record(value, value, value, 0.0, None, region, method, unit)
+
+
+def all_of(verdicts: list[dict]) -> dict:
+    """A claim that needs every part: holds when all hold, contradicted when any part is, else inconclusive."""
+    return at_least(verdicts, len(verdicts))
+
+
+def at_least(verdicts: list[dict], k: int) -> dict:
+    """A claim that needs ``k`` of the parts: holds when at least ``k`` hold, contradicted when so many are
+    contradicted that ``k`` can no longer hold, else inconclusive. The parts are kept in ``parts``."""
+    if not 1 <= k <= len(verdicts):
+        raise ValueError(f"at_least needs 1 <= k <= {len(verdicts)} parts, got k={k}")
+    counts = {o: sum(v["outcome"] == o for v in verdicts) for o in OUTCOMES}
+    result = ("holds" if counts["holds"] >= k else
+              "contradicted" if counts["contradicted"] > len(verdicts) - k else "inconclusive")
+    return {"outcome": result, "needs": f"{k} of {len(verdicts)}", "parts": verdicts}
+
+
+def describe(verdict: dict) -> str:
+    """One line for a table: ``+1.70 points [-0.9, +4.3], detectable 3.6`` or, for combined claims, the count
+    of each outcome among the parts."""
+    if "parts" in verdict:
+        counts = {o: sum(p["outcome"] == o for p in verdict["parts"]) for o in OUTCOMES}
+        return f"needs {verdict['needs']}: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+    low, high = verdict["interval"]
+    unit = verdict["unit"]
+    if low is None or high is None:
+        return f"{verdict['effect']:+.2f} {unit} ({verdict['method']})"
+    if low == high:
+        return f"{verdict['effect']:+.2f} {unit} (measured)"
+    return (f"{verdict['effect']:+.2f} {unit} [{low:+.2f}, {high:+.2f}], detectable "
+            f"{verdict['detectable']:.2f}")
+
+
+def count(claims: list[dict]) -> dict:
+    """How many claims hold, are contradicted and are inconclusive."""
+    return {o: sum(c.get("outcome") == o for c in claims) for o in OUTCOMES}

@@ -1,0 +1,129 @@
+"""The verdict function: known effects on synthetic scores give the outcome they must."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from kdlib.evaluation import metrics, verdicts
+from kdlib.evaluation.verdicts import about, all_of, at_least, better, from_seeds, from_trials, from_value, no_worse
+
+
+def synthetic_trials(separations, n_speakers=40, per_speaker=30, seed=0):
+    """Trial scores of systems that separate targets from non-targets by ``separations`` (one per seed):
+    each speaker has its own offset, so trials of a speaker are correlated, as in real evaluations."""
+    rng = np.random.default_rng(seed)
+    speakers = np.repeat(np.arange(n_speakers), per_speaker)
+    labels = np.tile(np.arange(per_speaker) % 2, n_speakers)
+    offset = rng.normal(0, 0.5, n_speakers)[speakers]
+    noise = rng.normal(0, 1, (len(separations), len(labels)))
+    return [offset + d * labels + e for d, e in zip(separations, noise)], labels, speakers
+
+
+def test_a_large_effect_over_seeds_holds_and_matches_welch():
+    a, b = [0.101, 0.098, 0.104, 0.097], [0.201, 0.195, 0.207]
+    v = from_seeds(a, b, better(), higher_is_better=False)
+    assert v["outcome"] == "holds"
+    assert v["effect"] == pytest.approx(100 * (np.mean(b) - np.mean(a)), abs=1e-3)
+    welch = stats.ttest_ind(np.array(b) * 100, np.array(a) * 100, equal_var=False).confidence_interval(0.95)
+    assert v["interval"] == pytest.approx([welch.low, welch.high], abs=1e-3)
+    assert v["detectable"] < v["effect"]
+    assert "Welch" in v["method"]
+
+
+def test_a_tiny_effect_at_three_seeds_is_inconclusive_and_below_what_the_run_can_detect():
+    v = from_seeds([0.277, 0.260, 0.294], [0.279, 0.262, 0.296], better(), higher_is_better=False)
+    assert v["outcome"] == "inconclusive"
+    assert 0 < v["effect"] < v["detectable"]
+
+
+def test_an_effect_of_the_opposite_sign_is_contradicted():
+    v = from_seeds([0.145, 0.132, 0.158], [0.089, 0.091, 0.088], better(), higher_is_better=False)
+    assert v["outcome"] == "contradicted" and v["interval"][1] < 0
+
+
+def test_higher_is_better_and_relative_effects():
+    v = from_seeds([0.90, 0.91, 0.92], [0.80, 0.81, 0.79], better(), higher_is_better=True)
+    assert v["effect"] == pytest.approx(11.0, abs=1e-6) and v["outcome"] == "holds"
+    r = from_seeds([0.095, 0.095, 0.095], [0.100, 0.100, 0.100], better(2.5), higher_is_better=False, relative=True)
+    assert r["effect"] == pytest.approx(5.0) and r["unit"] == "% of B"
+    assert r["outcome"] == "holds"  # no spread at all: the interval is the point
+
+
+def test_one_run_each_gives_no_interval_and_one_seeded_side_borrows_the_spread():
+    v = from_seeds([0.10], [0.30], better(), higher_is_better=False)
+    assert v["outcome"] == "inconclusive" and v["interval"] == [None, None]
+    json.dumps(v)  # JSON without Infinity
+    w = from_seeds([0.10], [0.30, 0.31, 0.29], better(), higher_is_better=False)
+    assert w["outcome"] == "holds" and "single run" in w["method"]
+
+
+def test_bootstrap_over_speakers_finds_the_better_system_and_is_deterministic():
+    scores, labels, speakers = synthetic_trials([2.5, 2.6, 2.4, 1.0, 1.1, 0.9])
+    good, poor = scores[:3], scores[3:]
+    v = from_trials(good, poor, labels, speakers, better(), draws=300)
+    assert v["outcome"] == "holds" and v["effect"] > 10
+    assert v == from_trials(good, poor, labels, speakers, better(), draws=300)
+    assert "40 speakers" in v["method"]
+    w = from_trials(poor, good, labels, speakers, better(), draws=300)
+    assert w["outcome"] == "contradicted"
+    assert w["effect"] == pytest.approx(-v["effect"])
+
+
+def test_two_runs_of_one_system_are_inconclusive_for_better_and_hold_for_a_wide_no_loss_margin():
+    (first, second), labels, speakers = synthetic_trials([1.5, 1.5])
+    same = from_trials(first, second, labels, speakers, better(), draws=200)
+    assert same["outcome"] == "inconclusive" and same["interval"][0] < 0 < same["interval"][1]
+    assert from_trials(first, second, labels, speakers, no_worse(8.0), draws=200)["outcome"] == "holds"
+    identical = from_trials(first, first, labels, speakers, better(), draws=50)
+    assert identical["interval"] == [0.0, 0.0] and identical["outcome"] == "contradicted"  # exactly no gain
+
+
+def test_the_bootstraps_eer_is_metrics_eer_with_weights_and_weights_count_trials():
+    scores, labels, _ = synthetic_trials([1.0], n_speakers=5, per_speaker=8)
+    scores = np.round(scores[0], 1)  # ties
+    w = np.random.default_rng(1).integers(0, 3, len(labels)).astype(float)
+    w[:2] = 1
+    sorted_scores = verdicts._Sorted(scores, labels)
+    assert sorted_scores.eer(w) == metrics.eer(scores, labels, w)
+    assert sorted_scores.eer(np.ones(len(labels))) == metrics.eer(scores, labels)
+    repeated = np.repeat(np.arange(len(labels)), w.astype(int))
+    assert metrics.eer(scores, labels, w) == pytest.approx(metrics.eer(scores[repeated], labels[repeated]))
+
+
+def test_measured_values_and_combined_claims():
+    assert from_value(77.6, about(76.2, 2.0), "%")["outcome"] == "holds"
+    assert from_value(69.9, about(79.0, 5.0), "%")["outcome"] == "contradicted"
+    h, c, i = ({"outcome": o} for o in ("holds", "contradicted", "inconclusive"))
+    assert all_of([h, h])["outcome"] == "holds"
+    assert all_of([h, i])["outcome"] == "inconclusive"
+    assert all_of([h, c, i])["outcome"] == "contradicted"
+    assert at_least([h, h, h, c], 3)["outcome"] == "holds"
+    assert at_least([h, h, c, i], 3)["outcome"] == "inconclusive"
+    assert at_least([h, c, c, i], 3)["outcome"] == "contradicted"
+    assert verdicts.count([{"outcome": "holds"}, {"outcome": "inconclusive"}]) == \
+        {"holds": 1, "contradicted": 0, "inconclusive": 1}
+
+
+def test_the_one_rule_at_the_region_edges():
+    region = better(0.0)
+    assert verdicts.outcome(0.1, 2.0, region) == "holds"
+    assert verdicts.outcome(-0.1, 2.0, region) == "inconclusive"
+    assert verdicts.outcome(-3.0, 0.0, region) == "contradicted"
+    assert verdicts.outcome(math.nan, 1.0, region) == "inconclusive"
+
+
+def test_bad_input_says_what_is_wrong():
+    with pytest.raises(ValueError, match="finite"):
+        from_seeds([0.1, math.nan], [0.2], better(), higher_is_better=False)
+    scores, labels, speakers = synthetic_trials([1.0, 1.0])
+    with pytest.raises(ValueError, match="trials number"):
+        from_trials([scores[0][:-1]], scores, labels, speakers, better())
+    with pytest.raises(ValueError, match="low < high"):
+        verdicts.Region(1.0, 1.0, "empty")
+    with pytest.raises(ValueError, match="margin"):
+        no_worse(0.0)
+    with pytest.raises(ValueError, match="weights"):
+        metrics.eer([0.1, 0.2], [0, 1], [1.0])
