@@ -66,7 +66,7 @@ def test_bootstrap_over_speakers_finds_the_better_system_and_is_deterministic():
     v = from_trials(good, poor, labels, speakers, better(), draws=300)
     assert v["outcome"] == "holds" and v["effect"] > 10
     assert v == from_trials(good, poor, labels, speakers, better(), draws=300)
-    assert "40 speakers" in v["method"]
+    assert v["method"] == "bootstrap over 40 speakers (and seeds: 3/3), 300 draws, 1200 trials"
     w = from_trials(poor, good, labels, speakers, better(), draws=300)
     assert w["outcome"] == "contradicted"
     assert w["effect"] == pytest.approx(-v["effect"])
@@ -127,3 +127,28 @@ def test_bad_input_says_what_is_wrong():
         no_worse(0.0)
     with pytest.raises(ValueError, match="weights"):
         metrics.eer([0.1, 0.2], [0, 1], [1.0])
+
+
+def test_any_function_of_several_eers_and_accuracies_from_per_item_outcomes():
+    scores, labels, speakers = synthetic_trials([2.5, 1.0, 2.4, 2.3])
+    systems = {"a32": scores[0], "a4": scores[1], "b32": scores[2], "b4": scores[3]}
+    degrades_first = lambda e: 100 * ((e["a4"] / e["a32"] - 1) - (e["b4"] / e["b32"] - 1))
+    v = verdicts.from_eers(systems, labels, speakers, degrades_first, better(), unit="% of fp32", draws=200)
+    assert v["outcome"] == "holds" and v["unit"] == "% of fp32" and v["seeds"] == [1, 1, 1, 1]
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), 4)
+    right_often, right_less = rng.random(120) < 0.9, rng.random(120) < 0.5
+    c = verdicts.from_correct(right_often, right_less, groups, better(), draws=300)
+    assert c["outcome"] == "holds" and c["effect"] == pytest.approx(100 * (right_often.mean() - right_less.mean()))
+    kept = verdicts.from_correct(right_often, right_often, groups, about(100.0, 10.0), relative=True, draws=50)
+    assert kept["effect"] == 0.0 and kept["outcome"] == "contradicted"  # relative *change* is 0, not 100
+    with pytest.raises(ValueError, match="differ in length"):
+        verdicts.from_correct(right_often[:-1], right_less, groups, better())
+
+
+def test_a_relative_change_from_zero_is_undefined_not_a_crash():
+    scores, labels, speakers = synthetic_trials([9.0, 1.0])  # the first separates every trial: EER 0
+    v = from_trials(scores[1], scores[0], labels, speakers, better(), relative=True, draws=20)
+    assert v["effect"] is None and v["outcome"] == "inconclusive" and "undefined" in verdicts.describe(v)
+    w = from_seeds([0.1, 0.2], [0.0, 0.0], better(), higher_is_better=False, relative=True)
+    assert w["effect"] is None and w["outcome"] == "inconclusive"

@@ -67,6 +67,12 @@ def pooled_features(layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], sou
 
 def linear_probe(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, seed: int = 0) -> float:
     """Accuracy of a standardised logistic regression fitted on ``fit`` rows and scored on the rest."""
+    return float(probe_outcomes(features, labels, fit, seed).mean())
+
+
+def probe_outcomes(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, seed: int = 0) -> np.ndarray:
+    """:func:`linear_probe` row by row: whether each scored row (``~fit``, in order) is classified right (for
+    a bootstrap over its speakers: :func:`kdlib.evaluation.verdicts.from_correct`)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -75,7 +81,7 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, seed
         raise ValueError("a probe needs both fit and score rows")
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5, random_state=seed))
     clf.fit(features[fit], labels[fit])
-    return float((clf.predict(features[~fit]) == labels[~fit]).mean())
+    return clf.predict(features[~fit]) == labels[~fit]
 
 
 def layerwise_probes(layers_fn, source: Source, split: str = "test", device: str | None = None,

@@ -12,10 +12,12 @@ points" the region from 74 to 78. The effect is always signed so that positive m
 
 Two ways to get the interval, and each verdict says which it used (``method``):
 
-- :func:`from_trials`: a **bootstrap** that resamples speakers (every trial goes with the speaker of its
-  first utterance; the same draw for both systems, since they scored the same trials) and, independently
-  for each system, its seeds; the percentile interval of the effect over the draws (Efron & Tibshirani
-  1993; clustered resampling as for speaker-verification confidence intervals in Bengio & Mariéthoz 2004);
+- :func:`from_trials` (:func:`from_eers` for any function of several systems' EERs, :func:`from_correct` for
+  accuracies from per-item outcomes): a **bootstrap** that resamples speakers (every trial goes with the
+  speaker of its first utterance; the same draw for both systems, since they scored the same trials) and,
+  independently for each system, its seeds; the percentile interval of the effect over the draws (Efron &
+  Tibshirani 1993). Speakers, not trials, are resampled because the trials of one speaker are correlated
+  (the user-specific bootstrap of Poh, Martin & Bengio, IEEE TPAMI 2007);
 - :func:`from_seeds`: a **Welch t-interval** over per-seed numbers, when only those exist (probe accuracies,
   task scores); a relative effect goes through the delta method.
 
@@ -100,6 +102,8 @@ def _record(effect, low, high, se, df, region: Region, method: str, unit: str, *
 
 def _signed(a_mean, b_mean, higher_is_better: bool, relative: bool) -> float:
     gain = (a_mean - b_mean) if higher_is_better else (b_mean - a_mean)
+    if relative and b_mean == 0:
+        return math.nan  # no relative change from 0
     return 100 * (gain / b_mean if relative else gain)
 
 
@@ -114,9 +118,10 @@ def from_seeds(a, b, region: Region, *, higher_is_better: bool, relative: bool =
     ma, mb = a.mean(), b.mean()
     effect = _signed(ma, mb, higher_is_better, relative)
     unit = "% of B" if relative else "points"
-    if len(a) < 2 and len(b) < 2:
-        return _record(effect, -math.inf, math.inf, math.inf, None, region,
-                       "one run each: no interval", unit, seeds=[1, 1])
+    if len(a) < 2 and len(b) < 2 or not math.isfinite(effect):
+        why = "one run each" if math.isfinite(effect) else "a relative change from 0"
+        return _record(effect, -math.inf, math.inf, math.inf, None, region, f"{why}: no interval", unit,
+                       seeds=[len(a), len(b)])
     va = a.var(ddof=1) if len(a) > 1 else b.var(ddof=1)
     vb = b.var(ddof=1) if len(b) > 1 else a.var(ddof=1)
     # variance of each mean, carried to the effect's scale (delta method for mean_A / mean_B)
@@ -159,48 +164,105 @@ class _Sorted:
         return float(p_fa[i - 1] + t * (p_fa[i] - p_fa[i - 1]))
 
 
+def _bootstrap(groups, effect_of_draw, draws: int, seed: int) -> tuple[np.ndarray, int]:
+    """Up to ``draws`` effects, each from ``effect_of_draw(weights, rng)`` where ``weights`` counts how often a
+    resampling of the groups (speakers) with replacement drew each item's group. A draw the statistic cannot
+    use (it raises ``ValueError`` or ``ZeroDivisionError``, or gives NaN: no target trial, an EER of 0 to
+    divide by) is drawn again; after ``10·draws`` such draws the bootstrap gives up with what it has."""
+    names, index = np.unique(np.asarray(groups), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    effects, failed = [], 0
+    while len(effects) < draws and failed < 10 * draws:
+        weights = np.bincount(rng.integers(0, len(names), len(names)), minlength=len(names))[index].astype(float)
+        try:
+            effect = float(effect_of_draw(weights, rng))
+        except (ValueError, ZeroDivisionError):
+            effect = math.nan
+        if math.isfinite(effect):
+            effects.append(effect)
+        else:
+            failed += 1
+    return np.asarray(effects), len(names)
+
+
+def _point(statistic, *args) -> float:
+    """The statistic on the whole run; NaN where it is undefined (a division by an EER of 0)."""
+    try:
+        return float(statistic(*args))
+    except ZeroDivisionError:
+        return math.nan
+
+
+def _from_draws(effect: float, effects: np.ndarray, region: Region, method: str, unit: str, **more) -> dict:
+    if len(effects) < 2 or not math.isfinite(effect):
+        return _record(effect, -math.inf, math.inf, math.inf, None, region,
+                       method + "; the statistic is undefined on this run (no interval)", unit, **more)
+    low, high = np.quantile(effects, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return _record(effect, float(low), float(high), float(effects.std(ddof=1)), None, region, method, unit, **more)
+
+
+def _as_seeds(scores) -> list[np.ndarray]:
+    return [np.asarray(scores, dtype=float)] if np.ndim(scores) == 1 else [np.asarray(s, dtype=float) for s in scores]
+
+
+def from_eers(systems: dict, labels, speakers, statistic, region: Region, *, unit: str = "points",
+              draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+    """Verdict on any function of several systems' EERs on the same trials: ``systems`` maps a name to its
+    score arrays (one per seed, or one array); ``statistic`` maps ``{name: mean EER over seeds}`` (fractions)
+    to the effect, signed so that positive favours the paper. Percentile bootstrap over speakers (one draw
+    shared by every system) and, per system, its seeds."""
+    labels, speakers = np.asarray(labels), np.asarray(speakers)
+    seeds = {name: _as_seeds(scores) for name, scores in systems.items()}
+    for name, arrays in seeds.items():
+        bad = [len(a) for a in arrays if len(a) != len(labels)]
+        if bad:
+            raise ValueError(f"system {name}: score arrays of length {bad}, the trials number {len(labels)}")
+    if len(speakers) != len(labels):
+        raise ValueError(f"{len(speakers)} speakers for {len(labels)} trials")
+    effect = _point(statistic, {name: float(np.mean([eer(a, labels) for a in arrays]))
+                                for name, arrays in seeds.items()})
+    presorted = {name: [_Sorted(a, labels) for a in arrays] for name, arrays in seeds.items()}
+
+    def one_draw(weights, rng):
+        return statistic({name: float(np.mean([runs[i].eer(weights) for i in rng.integers(0, len(runs), len(runs))]))
+                          for name, runs in presorted.items()})
+
+    effects, n_speakers = _bootstrap(speakers, one_draw, draws, seed)
+    counts = [len(a) for a in seeds.values()]
+    runs = "one run per system" if max(counts) == 1 else "and seeds: " + "/".join(map(str, counts))
+    method = f"bootstrap over {n_speakers} speakers ({runs}), {draws} draws, {len(labels)} trials"
+    return _from_draws(effect, effects, region, method, unit, seeds=[len(a) for a in seeds.values()],
+                       trials=len(labels))
+
+
 def from_trials(a_scores, b_scores, labels, speakers, region: Region, *, relative: bool = False,
                 draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
     """Verdict on EER from trial scores: ``a_scores``/``b_scores`` are one score array per seed (or a single
     array), every array over the same trials (``labels``: 1 = target; ``speakers``: the speaker each trial
     belongs to, e.g. its first utterance's). Effect: ``100·(EER_B − EER_A)`` of the mean EER over seeds
-    (positive favours A; ``relative``: in percent of B's EER). Interval: percentile bootstrap over speakers
-    (shared by A and B) and seeds (drawn per system), ``draws`` draws from a fixed ``seed``."""
-    def as_seeds(x):
-        x = [np.asarray(x, dtype=float)] if np.ndim(x) == 1 else [np.asarray(s, dtype=float) for s in x]
-        return x
+    (positive favours A; ``relative``: in percent of B's EER). Interval: :func:`from_eers`'s bootstrap."""
+    return from_eers({"A": a_scores, "B": b_scores}, labels, speakers,
+                     lambda e: _signed(e["A"], e["B"], False, relative), region,
+                     unit="% of B" if relative else "points", draws=draws, seed=seed)
 
-    a_seeds, b_seeds = as_seeds(a_scores), as_seeds(b_scores)
-    labels, speakers = np.asarray(labels), np.asarray(speakers)
-    n = len(labels)
-    for name, seeds in (("A", a_seeds), ("B", b_seeds)):
-        bad = [len(s) for s in seeds if len(s) != n]
-        if bad:
-            raise ValueError(f"system {name}: score arrays of length {bad}, the trials number {n}")
-    if len(speakers) != n:
-        raise ValueError(f"{len(speakers)} speakers for {n} trials")
-    mean_eer = lambda seeds: float(np.mean([eer(s, labels) for s in seeds]))
-    effect = _signed(mean_eer(a_seeds), mean_eer(b_seeds), False, relative)
-    groups, index = np.unique(speakers, return_inverse=True)
-    rng = np.random.default_rng(seed)
-    sorted_a, sorted_b = [_Sorted(s, labels) for s in a_seeds], [_Sorted(s, labels) for s in b_seeds]
-    effects = []
-    while len(effects) < draws:
-        weights = np.bincount(rng.integers(0, len(groups), len(groups)), minlength=len(groups))[index].astype(float)
-        pick_a = rng.integers(0, len(sorted_a), len(sorted_a))
-        pick_b = rng.integers(0, len(sorted_b), len(sorted_b))
-        try:
-            ea = np.mean([sorted_a[i].eer(weights) for i in pick_a])
-            eb = np.mean([sorted_b[i].eer(weights) for i in pick_b])
-        except ValueError:
-            continue  # a draw without target or without non-target trials: draw again
-        effects.append(_signed(ea, eb, False, relative))
-    effects = np.asarray(effects)
-    low, high = np.quantile(effects, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    method = (f"bootstrap over {len(groups)} speakers and seeds ({len(a_seeds)} and {len(b_seeds)}), "
-              f"{draws} draws, {n} trials")
-    return _record(effect, float(low), float(high), float(effects.std(ddof=1)), None, region, method,
-                   "% of B" if relative else "points", seeds=[len(a_seeds), len(b_seeds)], trials=n)
+
+def from_correct(a_correct, b_correct, groups, region: Region, *, relative: bool = False,
+                 draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+    """Verdict on accuracy from per-item outcomes (1 = right) of A and B on the same items, ``groups`` the
+    speaker (or other cluster) of each item. Effect: ``100·(acc_A − acc_B)`` (``relative``: in percent of
+    B's accuracy); interval: percentile bootstrap over the groups, shared by A and B."""
+    a, b = np.asarray(a_correct, dtype=float), np.asarray(b_correct, dtype=float)
+    if not len(a) == len(b) == len(groups):
+        raise ValueError(f"outcomes of A ({len(a)}) and B ({len(b)}) and their groups ({len(groups)}) differ in length")
+
+    def effect_of(weights, rng=None):
+        total = weights.sum()
+        return _signed((weights @ a) / total, (weights @ b) / total, True, relative)
+
+    effects, n_groups = _bootstrap(groups, effect_of, draws, seed)
+    method = f"bootstrap over {n_groups} groups of {len(a)} items, {draws} draws"
+    return _from_draws(effect_of(np.ones(len(a))), effects, region, method, "% of B" if relative else "points",
+                       items=len(a))
 
 
 def from_value(value: float, region: Region, unit: str, method: str = "a measured value, no sampling error") -> dict:
@@ -234,6 +296,8 @@ def describe(verdict: dict) -> str:
         return f"needs {verdict['needs']}: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
     low, high = verdict["interval"]
     unit = verdict["unit"]
+    if verdict["effect"] is None:
+        return f"undefined ({verdict['method']})"
     if low is None or high is None:
         return f"{verdict['effect']:+.2f} {unit} ({verdict['method']})"
     if low == high:
