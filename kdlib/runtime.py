@@ -94,25 +94,38 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-GPU_TIMES = {"00_data_and_teachers": "71 s (H100)", "01_os_kdft": "5.5 min at 600 steps (H100)",
-             "02_iml_kd": "142 s (H100)", "05_quantization": "87 s (H100)"}
-"""Full-mode wall times measured on a GPU (docs/gpu-and-full-scale.md); the others were not measured there."""
+TIMES_FILE = "run_times.json"
+"""The runner's record of each notebook's wall time and seconds per section, beside the results files."""
+
+
+def load_times(folder: str | Path) -> dict | None:
+    """The runner's ``run_times.json`` of a results folder (each notebook's wall time and seconds per section),
+    or None when the folder has none. Refuses a file that is not one, naming it."""
+    import json
+
+    path = Path(folder) / TIMES_FILE
+    if not path.is_file():
+        return None
+    try:
+        times = json.loads(path.read_text())
+        for entry in times["notebooks"].values():  # every time a number, or the file is not one of ours
+            [float(entry["seconds"]), *(float(s["seconds"]) for s in entry["sections"])]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a run-times file written by python -m kdlib.course.runner run ({err!r})"
+                         ) from None
+    return times
 
 
 def expected_times(notebook: str) -> dict[str, str]:
     """What a run of ``notebook`` takes, from measurements, never typed by hand: its full-mode wall time in the
-    committed reference run (``results/reference/run_times.json``, with the machine it ran on), its GPU time
-    where one was measured (:data:`GPU_TIMES`), and smoke mode's order of magnitude."""
-    import json
-
+    committed reference run (``results/reference/run_times.json``, with the machine it ran on) and smoke mode's
+    order of magnitude. No GPU time is given: no GPU run is committed."""
     times = {}
-    path = REPO_ROOT / "results" / "reference" / "run_times.json"
-    entry = json.loads(path.read_text())["notebooks"].get(notebook) if path.is_file() else None
+    folder = REPO_ROOT / "results" / "reference"
+    entry = (load_times(folder) or {"notebooks": {}})["notebooks"].get(notebook)
     if entry:
         times["cpu, full"] = (f"{entry['seconds'] / 60:.0f} min on {entry.get('hardware', 'the reference machine')} "
-                              f"(the reference run, {path.relative_to(REPO_ROOT)})")
-    if notebook in GPU_TIMES:
-        times["gpu, full"] = GPU_TIMES[notebook]
+                              f"(the reference run, {(folder / TIMES_FILE).relative_to(REPO_ROOT)})")
     times["cpu, smoke"] = "1 to 2 min: tiny data, numbers that only prove the code runs"
     return times
 

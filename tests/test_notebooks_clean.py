@@ -62,4 +62,4 @@ def test_what_a_notebook_takes_comes_from_the_reference_run():
         assert f'kdlib.env_report(\\"{name}\\")' in source, name
         what_you_need = source.split("## What you need", 1)[1].split("\"cell_type\"", 1)[0]
         assert "| full" not in what_you_need and "(measured " not in what_you_need, name   # no typed time table
-    assert "gpu, full" not in expected_times("03_ensemble_kd")   # never measured on a GPU: not claimed
+    assert all("gpu, full" not in expected_times(n) for n in times)   # no committed GPU run: no GPU time claimed

@@ -181,6 +181,11 @@ def test_claims_read_in_full_as_markdown_with_effect_interval_and_outcome():
     assert smoke[4].endswith("| **holds** (smoke) |") and smoke[5].endswith("| **contradicted** (smoke) |")
     assert results.smoke_note("full") == ""
     assert results.tally(claims) == "1 holds, 1 contradicted, 0 inconclusive"
+    assert results.resolution(claims[0]) == "detectable 3.04 points (paper: p)"
+    combined = results.claim("c", "q", "o", verdicts.all_of([seeds, verdicts.all_of([seeds])]))
+    assert results.resolution(combined) == "detectable 3.04 points (paper: q)"
+    single = verdicts.from_seeds([0.1], [0.2], verdicts.better(), higher_is_better=False)
+    assert results.resolution(results.claim("c", "q", "o", single)).startswith("no interval")
 
 
 def test_the_summary_of_a_smoke_run_says_its_numbers_mean_nothing(tmp_path):

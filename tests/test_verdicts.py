@@ -138,12 +138,15 @@ def test_any_function_of_several_eers_and_accuracies_from_per_item_outcomes():
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(30), 4)
     right_often, right_less = rng.random(120) < 0.9, rng.random(120) < 0.5
-    c = verdicts.from_correct(right_often, right_less, groups, better(), draws=300)
+    c = verdicts.from_items(right_often, right_less, groups, better(), draws=300)
     assert c["outcome"] == "holds" and c["effect"] == pytest.approx(100 * (right_often.mean() - right_less.mean()))
-    kept = verdicts.from_correct(right_often, right_often, groups, about(100.0, 10.0), relative=True, draws=50)
+    kept = verdicts.from_items(right_often, right_often, groups, about(100.0, 10.0), relative=True, draws=50)
     assert kept["effect"] == 0.0 and kept["outcome"] == "contradicted"  # relative *change* is 0, not 100
+    area = verdicts.from_items([0.3, 0.35, 0.2, 0.3], [0.4, 0.45, 0.4, 0.5], [0, 1, 2, 3], better(),
+                               higher_is_better=False, draws=200)
+    assert area["effect"] == pytest.approx(15.0) and area["outcome"] == "holds"  # a lower deletion area is better
     with pytest.raises(ValueError, match="differ in length"):
-        verdicts.from_correct(right_often[:-1], right_less, groups, better())
+        verdicts.from_items(right_often[:-1], right_less, groups, better())
 
 
 def test_a_relative_change_from_zero_is_undefined_not_a_crash():

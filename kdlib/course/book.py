@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from kdlib.course.typeset import copy_mathjax, with_mathjax
-from kdlib.runtime import GPU_TIMES, REPO_ROOT, results_dir
+from kdlib.runtime import REPO_ROOT, results_dir
 
 CHAPTERS = {
     "00_data_and_teachers": ("Data, scoring and teachers",
@@ -77,8 +77,7 @@ def _landing(order: list[str], timings: dict[str, float], smoke: bool = False) -
     rows = "\n".join(
         f"<tr><td>{name[:2]}</td><td><a href='{name}.html'>{html.escape(CHAPTERS[name][0])}</a></td>"
         f"<td>{html.escape(CHAPTERS[name][1])}</td>"
-        f"<td>{_minutes(timings[name]) if name in timings else '–'}</td>"
-        f"<td>{html.escape(GPU_TIMES.get(name, 'not measured'))}</td></tr>"
+        f"<td>{_minutes(timings[name]) if name in timings else '–'}</td></tr>"
         for name in order)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>kdlib: speech-model compression, the course book</title>
@@ -101,7 +100,7 @@ voices (chapter 00, section 7, measures how far they carry over to real ones).</
 other; read the one whose method you need. Chapter 06 puts them side by side. Each chapter opens with what you will
 learn and the paper it reproduces, and ends with a summary, the paper's claims beside ours, and exercises.</p>
 <h2>Chapters</h2>
-<table><tr><th>#</th><th>chapter</th><th>what it teaches</th><th>this run (CPU)</th><th>GPU, full mode</th></tr>
+<table><tr><th>#</th><th>chapter</th><th>what it teaches</th><th>this run (CPU)</th></tr>
 {rows}
 </table>
 <p>"This run" is the wall time of the notebooks these pages were made from (see each chapter's results file);

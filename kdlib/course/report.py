@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 from kdlib.course.results import tally
-from kdlib.course.runner import TIMES_FILE, rerun_command
+from kdlib.course.runner import rerun_command
 from kdlib.evaluation.verdicts import describe
-from kdlib.runtime import REPO_ROOT
+from kdlib.runtime import REPO_ROOT, TIMES_FILE, load_times
 
 NOTEBOOKS = {
     "00_data_and_teachers": "00 · data, SV scoring and teachers",
@@ -275,22 +275,6 @@ def _params(n: int) -> str:
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
-
-
-def load_times(results_dir: str | Path) -> dict | None:
-    """The runner's ``run_times.json`` of a results folder (each notebook's wall time and seconds per section),
-    or None when the folder has none. Refuses a file that is not one, naming it."""
-    path = Path(results_dir) / TIMES_FILE
-    if not path.is_file():
-        return None
-    try:
-        times = json.loads(path.read_text())
-        for entry in times["notebooks"].values():  # every time a number, or the file is not one of ours
-            [float(entry["seconds"]), *(float(s["seconds"]) for s in entry["sections"])]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: not a run-times file written by python -m kdlib.course.runner run ({err!r})"
-                         ) from None
-    return times
 
 
 def time_table(times: dict, top: int = 3) -> list[str]:

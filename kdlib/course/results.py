@@ -89,6 +89,20 @@ def claims_markdown(claims: list[dict], mode: str | None = None) -> str:
     return smoke_note(mode) + "\n".join(lines)
 
 
+def resolution(claim: dict) -> str:
+    """What a claim's run could resolve, in words: its smallest detectable effect (the largest over the parts of
+    a combined claim) beside the paper's words, e.g. ``"detectable 3.20 points (paper: ~5 % relative EER
+    reduction)"``."""
+    verdict = claim["verdict"]
+    parts = verdict.get("parts", [verdict])
+    parts = [p for p in parts if "detectable" in p] or [p for q in parts for p in q.get("parts", [])]
+    known = [p for p in parts if p.get("detectable") is not None]
+    if not known:
+        return f"no interval, so no detectable effect (paper: {claim['paper']})"
+    widest = max(known, key=lambda p: p["detectable"])
+    return f"detectable {widest['detectable']:.2f} {widest['unit']} (paper: {claim['paper']})"
+
+
 def tally(claims: list[dict]) -> str:
     """``"2 hold, 1 contradicted, 2 inconclusive"``: the outcomes of ``claims``, counted apart."""
     counts = {o: sum(c["outcome"] == o for c in claims) for o in OUTCOMES}

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from kdlib.runtime import REFERENCE_NUMERICS, REPO_ROOT, SMOKE, cpu, hardware, results_dir
+from kdlib.runtime import REFERENCE_NUMERICS, REPO_ROOT, SMOKE, TIMES_FILE, cpu, hardware, results_dir
 
 REFERENCE_THREADS = 2
 
@@ -118,7 +118,6 @@ def _failure(path: Path, nb, cell_index: int | None, err: Exception, executed: P
             f"    {rerun_command([path])}")
 
 
-TIMES_FILE = "run_times.json"
 """Written by :func:`run` in the results folder: each notebook's wall time and where it went."""
 
 

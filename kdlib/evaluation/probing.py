@@ -72,7 +72,7 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, seed
 
 def probe_outcomes(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, seed: int = 0) -> np.ndarray:
     """:func:`linear_probe` row by row: whether each scored row (``~fit``, in order) is classified right (for
-    a bootstrap over its speakers: :func:`kdlib.evaluation.verdicts.from_correct`)."""
+    a bootstrap over its speakers: :func:`kdlib.evaluation.verdicts.from_items`)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

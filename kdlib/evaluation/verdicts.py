@@ -12,12 +12,12 @@ points" the region from 74 to 78. The effect is always signed so that positive m
 
 Two ways to get the interval, and each verdict says which it used (``method``):
 
-- :func:`from_trials` (:func:`from_eers` for any function of several systems' EERs, :func:`from_correct` for
-  accuracies from per-item outcomes): a **bootstrap** that resamples speakers (every trial goes with the
-  speaker of its first utterance; the same draw for both systems, since they scored the same trials) and,
-  independently for each system, its seeds; the percentile interval of the effect over the draws (Efron &
-  Tibshirani 1993). Speakers, not trials, are resampled because the trials of one speaker are correlated
-  (the user-specific bootstrap of Poh, Martin & Bengio, IEEE TPAMI 2007);
+- :func:`from_trials` (:func:`from_eers` for any function of several systems' EERs, :func:`from_items` for
+  means over shared items, such as accuracies from per-clip outcomes): a **bootstrap** that resamples speakers
+  (every trial goes with the speaker of its first utterance; the same draw for both systems, since they scored
+  the same trials) and, independently for each system, its seeds; the percentile interval of the effect over
+  the draws (Efron & Tibshirani 1993). Speakers, not trials, are resampled because the trials of one speaker
+  are correlated (the user-specific bootstrap of Poh, Martin & Bengio, IEEE TPAMI 2007);
 - :func:`from_seeds`: a **Welch t-interval** over per-seed numbers, when only those exist (probe accuracies,
   task scores); a relative effect goes through the delta method.
 
@@ -246,18 +246,19 @@ def from_trials(a_scores, b_scores, labels, speakers, region: Region, *, relativ
                      unit="% of B" if relative else "points", draws=draws, seed=seed)
 
 
-def from_correct(a_correct, b_correct, groups, region: Region, *, relative: bool = False,
-                 draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
-    """Verdict on accuracy from per-item outcomes (1 = right) of A and B on the same items, ``groups`` the
-    speaker (or other cluster) of each item. Effect: ``100·(acc_A − acc_B)`` (``relative``: in percent of
-    B's accuracy); interval: percentile bootstrap over the groups, shared by A and B."""
-    a, b = np.asarray(a_correct, dtype=float), np.asarray(b_correct, dtype=float)
+def from_items(a_values, b_values, groups, region: Region, *, higher_is_better: bool = True,
+               relative: bool = False, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+    """Verdict on a mean over items that A and B share (per-clip correctness 0/1 for an accuracy, a deletion
+    area per clip), ``groups`` the speaker (or other cluster) of each item. Effect: ``100·(mean_A − mean_B)``
+    signed so that positive favours A (``relative``: in percent of B's mean); interval: percentile
+    bootstrap over the groups, one draw shared by A and B."""
+    a, b = np.asarray(a_values, dtype=float), np.asarray(b_values, dtype=float)
     if not len(a) == len(b) == len(groups):
-        raise ValueError(f"outcomes of A ({len(a)}) and B ({len(b)}) and their groups ({len(groups)}) differ in length")
+        raise ValueError(f"values of A ({len(a)}) and B ({len(b)}) and their groups ({len(groups)}) differ in length")
 
     def effect_of(weights, rng=None):
         total = weights.sum()
-        return _signed((weights @ a) / total, (weights @ b) / total, True, relative)
+        return _signed((weights @ a) / total, (weights @ b) / total, higher_is_better, relative)
 
     effects, n_groups = _bootstrap(groups, effect_of, draws, seed)
     method = f"bootstrap over {n_groups} groups of {len(a)} items, {draws} draws"
