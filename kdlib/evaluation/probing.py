@@ -149,12 +149,12 @@ def probe_spread(model, source: Source, splits: int = 3, twin_seeds: int = 3, de
     """Probes that survive a change of protocol: best-layer accuracy of ``model``, of ``twin_seeds`` random
     twins and of MFCC frames, each over ``splits`` random fit/score splits (:func:`random_split`), with
     scikit-learn held to one thread per fit. Returns per-split values, their mean and standard deviation, and
-    ``clears``: per task, whether the model beats its twins beyond the spread
-    (:func:`kdlib.course.results.beats`: the means differ by more than the larger standard deviation)."""
+    ``clears``: per task, whether the model beats its twins: the verdict "better" holds, i.e. the 95 % Welch
+    t-interval of the difference of the means lies above 0 (:func:`kdlib.evaluation.verdicts.from_seeds`)."""
     from threadpoolctl import threadpool_limits
 
-    from kdlib.course.results import beats
     from kdlib.data.features import mfcc_frames
+    from kdlib.evaluation.verdicts import better, from_seeds
     from kdlib.progress import bar
 
     device = resolve_device(model, device)
@@ -179,7 +179,8 @@ def probe_spread(model, source: Source, splits: int = 3, twin_seeds: int = 3, de
                 out[name][task].append(max(linear_probe(f, labels, fit) for f in feats))
     summary = {name: {task: {"values": v, "mean": float(np.mean(v)), "std": float(np.std(v))}
                       for task, v in accs.items()} for name, accs in out.items()}
-    summary["clears"] = {task: bool(beats(out["teacher"][task], out["random_twin"][task])) for task in tasks}
+    summary["clears"] = {task: from_seeds(out["teacher"][task], out["random_twin"][task], better(),
+                                          higher_is_better=True)["outcome"] == "holds" for task in tasks}
     summary["protocol"] = {"splits": splits, "twin_seeds": twin_seeds, "pooling": "mean+std over whole clips",
                            "fit": "half of each speaker's sentences (speaker), half of the speakers (keyword)"}
     return summary
