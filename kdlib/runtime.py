@@ -116,6 +116,11 @@ def load_times(folder: str | Path) -> dict | None:
     return times
 
 
+def duration(seconds: float) -> str:
+    """A wall time for people: ``"45 s"`` below 90 s, else minutes to one decimal (``"11.0 min"``)."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
 def expected_times(notebook: str) -> dict[str, str]:
     """What a run of ``notebook`` takes, from measurements, never typed by hand: its full-mode wall time in the
     committed reference run (``results/reference/run_times.json``, with the machine it ran on) and smoke mode's
@@ -124,7 +129,7 @@ def expected_times(notebook: str) -> dict[str, str]:
     folder = REPO_ROOT / "results" / "reference"
     entry = (load_times(folder) or {"notebooks": {}})["notebooks"].get(notebook)
     if entry:
-        times["cpu, full"] = (f"{entry['seconds'] / 60:.0f} min on {entry.get('hardware', 'the reference machine')} "
+        times["cpu, full"] = (f"{duration(entry['seconds'])} on {entry.get('hardware', 'the reference machine')} "
                               f"(the reference run, {(folder / TIMES_FILE).relative_to(REPO_ROOT)})")
     times["cpu, smoke"] = "1 to 2 min: tiny data, numbers that only prove the code runs"
     return times

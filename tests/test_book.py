@@ -59,7 +59,7 @@ def test_every_chapter_gets_a_page_with_its_figures_and_no_outside_script(run_fo
         assert "EER 2.70 %" in page and 'href="index.html"' in page
         assert not re.search(r'<script[^>]+src="https?://', page), f"{name} fetches a script from outside"
         assert '<script defer src="_static/mathjax/tex-chtml-full.js">' in page and "MathJax.Hub" not in page
-    assert "<td>60 s</td>" in landing and "<td>7 min</td>" in landing  # this run's wall times, from the results files
+    assert "<td>60 s</td>" in landing and "<td>7.0 min</td>" in landing  # this run's wall times, from the results files
     assert (out / "_static" / "mathjax" / "tex-chtml-full.js").is_file()
     fonts = out / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
     assert (fonts / "MathJax_Math-Italic.woff").is_file()

@@ -52,12 +52,12 @@ def test_what_a_notebook_takes_comes_from_the_reference_run():
     run_times.json, and the notebooks whose reference time is current call it with their name."""
     import json
 
-    from kdlib.runtime import REPO_ROOT, expected_times
+    from kdlib.runtime import REPO_ROOT, duration, expected_times
 
     times = json.loads((REPO_ROOT / "results" / "reference" / "run_times.json").read_text())["notebooks"]
     for name in ("01_os_kdft", "02_iml_kd", "03_ensemble_kd", "04_joint_kd_multitask", "05_quantization",
                  "06_compare"):
-        assert expected_times(name)["cpu, full"].startswith(f"{times[name]['seconds'] / 60:.0f} min on ")
+        assert expected_times(name)["cpu, full"].startswith(f"{duration(times[name]['seconds'])} on ")
         source = (REPO_ROOT / "notebooks" / f"{name}.ipynb").read_text()
         assert f'kdlib.env_report(\\"{name}\\")' in source, name
         what_you_need = source.split("## What you need", 1)[1].split("\"cell_type\"", 1)[0]

@@ -60,3 +60,9 @@ def test_provenance_names_versions_hardware_numerics_and_commit():
         assert {"cpu family", "model", "features"} <= set(record["cpu"])
         assert set(record["cpu"]["features"]) <= set(runtime.CPU_FEATURES)
     assert set(runtime.REFERENCE_NUMERICS) <= set(record["numerics"])
+
+
+def test_one_way_to_write_a_wall_time():
+    from kdlib.runtime import duration
+
+    assert (duration(45.4), duration(89.6), duration(90), duration(661.1)) == ("45 s", "90 s", "1.5 min", "11.0 min")

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from kdlib.course.typeset import copy_mathjax, with_mathjax
-from kdlib.runtime import REPO_ROOT, results_dir
+from kdlib.runtime import REPO_ROOT, duration, results_dir
 
 CHAPTERS = {
     "00_data_and_teachers": ("Data, scoring and teachers",
@@ -43,9 +43,6 @@ CHAPTERS = {
 
 _CDN_SCRIPT = re.compile(r'<script src="https?://[^"]*"></script>\s*')
 
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 SMOKE_BANNER = ('<p class="kdlib-smoke" style="font: 15px sans-serif; margin: 8px 16px; padding: 8px 12px; '
@@ -77,7 +74,7 @@ def _landing(order: list[str], timings: dict[str, float], smoke: bool = False) -
     rows = "\n".join(
         f"<tr><td>{name[:2]}</td><td><a href='{name}.html'>{html.escape(CHAPTERS[name][0])}</a></td>"
         f"<td>{html.escape(CHAPTERS[name][1])}</td>"
-        f"<td>{_minutes(timings[name]) if name in timings else '–'}</td></tr>"
+        f"<td>{duration(timings[name]) if name in timings else '–'}</td></tr>"
         for name in order)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>kdlib: speech-model compression, the course book</title>

@@ -23,7 +23,7 @@ from pathlib import Path
 from kdlib.course.results import tally
 from kdlib.course.runner import rerun_command
 from kdlib.evaluation.verdicts import describe
-from kdlib.runtime import REPO_ROOT, TIMES_FILE, load_times
+from kdlib.runtime import REPO_ROOT, TIMES_FILE, duration, load_times
 
 NOTEBOOKS = {
     "00_data_and_teachers": "00 · data, SV scoring and teachers",
@@ -273,9 +273,6 @@ def _params(n: int) -> str:
     return f"{n / 1e6:.2f} M" if n >= 10_000 else str(n)
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min"
-
 
 def time_table(times: dict, top: int = 3) -> list[str]:
     """Markdown lines: every notebook's wall time as the runner measured it, and its ``top`` longest sections."""
@@ -283,9 +280,9 @@ def time_table(times: dict, top: int = 3) -> list[str]:
     for name, entry in times["notebooks"].items():
         longest = sorted(entry["sections"], key=lambda s: -s["seconds"])[:top]
         parts = "; ".join(f"{s['section']} {s['seconds']:.0f} s" for s in longest)
-        rows.append(f"| {name} | {_minutes(entry['seconds'])} | {parts} |")
+        rows.append(f"| {name} | {duration(entry['seconds'])} | {parts} |")
     total = sum(e["seconds"] for e in times["notebooks"].values())
-    return [f"The runner's wall time, all {len(times['notebooks'])} notebooks: **{_minutes(total)}** "
+    return [f"The runner's wall time, all {len(times['notebooks'])} notebooks: **{duration(total)}** "
             f"(kernel start-up included; `{TIMES_FILE}`).", "", *rows]
 
 
@@ -312,7 +309,7 @@ def results_section(records: dict[str, dict], source: str = "results/reference/"
     for notebook, record in records.items():
         title = NOTEBOOKS.get(notebook, notebook)
         hardware = processor(record.get("provenance", {}))
-        runs.append(f"| {title} | {_minutes(record['wall_time_s'])} | {hardware} | {record.get('device', '?')} | "
+        runs.append(f"| {title} | {duration(record['wall_time_s'])} | {hardware} | {record.get('device', '?')} | "
                     f"{tally(record['claims'])} |")
         for key, name in HEADLINE.get(notebook, {}).items():
             if key not in record["models"]:
@@ -322,7 +319,7 @@ def results_section(records: dict[str, dict], source: str = "results/reference/"
             models.append(f"| {notebook[:2]} | {name} | {_params(m['params'])} | {_size(m['bytes'])} | "
                           f"{m['latency_ms']:.1f} ms{mark} | {_pct(m.get('eer'))} | {_pct(_kws_accuracy(m))} |")
     total = sum(r["wall_time_s"] for r in records.values())
-    lines = [BEGIN, "", f"Generated from `{source}` (a full run, {_minutes(total)} of notebooks in all)"
+    lines = [BEGIN, "", f"Generated from `{source}` (a full run, {duration(total)} of notebooks in all)"
              " by `python -m kdlib.course.report docs`; do not edit by hand.", "", *runs, "",
              "Headline models (size as stored: fp32, or packed for quantized weights; CPU latency: one thread; "
              "each notebook's EER on its own trials, see its section):", "", *models, "",
@@ -362,7 +359,7 @@ def answers_section(reference: str | Path | None = None) -> str:
         record = json.loads(path.read_text())
         knobs = ", ".join(f"`{k} = {v}`" for k, v in record["parameters"].items())
         rows.append(f"| {path.parent.parent.name} | {path.parent.name} | {knobs} | "
-                    f"{record['provenance']['created'][:10]} | {_minutes(record['wall_time_s'])} |")
+                    f"{record['provenance']['created'][:10]} | {duration(record['wall_time_s'])} |")
     if len(rows) == 2:
         rows = ["No answer has been measured in full mode yet."]
     return "\n".join([ANSWERS_BEGIN, "", *rows, "", ANSWERS_END])
@@ -377,7 +374,7 @@ def glance_section(records: dict[str, dict], times: dict | None) -> str:
         claims = f"claims: {tally(record['claims'])}; " if record and record["claims"] else ""
         seconds = (times or {}).get("notebooks", {}).get(name, {}).get("seconds")
         rows.append(f"| {name[:2]} | [`{name}`](notebooks/{name}.ipynb) | {paper} | {claims}{finding} | "
-                    f"{_minutes(seconds) if seconds else '–'} |")
+                    f"{duration(seconds) if seconds else '–'} |")
     machine = processor(next(iter(records.values())).get("provenance", {})) if records else "?"
     return "\n".join([GLANCE_BEGIN, "", *rows, "", f"Full mode: the reference run's wall time on {machine}, "
                       "reference numerics (`results/reference/`); smoke mode takes about 1 to 2 min per notebook.",

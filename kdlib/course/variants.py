@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from kdlib.course.runner import inject_parameters, reference_environment, rerun_command
-from kdlib.runtime import REPO_ROOT, SMOKE, results_dir, results_root
+from kdlib.runtime import REPO_ROOT, SMOKE, duration, results_dir, results_root
 
 
 def _notebook_path(notebook: str) -> Path:
@@ -67,7 +67,7 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     if not execute:
         if answer is not None:
             print(f"{Path(notebook).stem} {name}: the committed answer (full mode, "
-                  f"{answer['provenance']['created'][:10]}, {_seconds(answer['wall_time_s'])})")
+                  f"{answer['provenance']['created'][:10]}, {duration(answer['wall_time_s'])})")
         return answer
     if reuse and not SMOKE and answer is not None and _same_conditions(answer, same_commit=False):
         print(f"{Path(notebook).stem} {name}: reusing the committed answer ({answer['provenance']['created']})")
@@ -93,9 +93,6 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
         raise RuntimeError(f"{notebook} with {knobs} failed; its executed copy is under {out}.\n{tail}")
     return _read(record_path)
 
-
-def _seconds(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def committed_path(notebook: str, name: str) -> Path:
@@ -132,7 +129,7 @@ def committed_table(notebook: str):
 
     stem = Path(notebook).stem
     rows = [{"variant": path.parent.name, "knobs": ", ".join(f"{k} = {v}" for k, v in rec["parameters"].items()),
-             "measured": rec["provenance"]["created"][:10], "wall time": _seconds(rec["wall_time_s"])}
+             "measured": rec["provenance"]["created"][:10], "wall time": duration(rec["wall_time_s"])}
             for path in sorted((REFERENCE / "variants" / stem).glob(f"*/{stem}.json"))
             for rec in [_read(path)]]
     return pd.DataFrame(rows, columns=["variant", "knobs", "measured", "wall time"]).set_index("variant")
