@@ -146,6 +146,27 @@ def test_reference_results_are_full_runs_of_every_notebook():
     assert all(r["wall_time_s"] > 60 and r["claims"] and r["models"] for r in records.values())
 
 
+def _leaves(verdict: dict) -> list[dict]:
+    return [leaf for part in verdict.get("parts", [verdict]) for leaf in _leaves(part)] if "parts" in verdict \
+        else [verdict]
+
+
+def test_every_reference_claim_is_judged_by_the_one_verdict_rule():
+    from kdlib.evaluation.verdicts import OUTCOMES, Region, outcome
+
+    for notebook, record in report.load(report.reference_dir()).items():
+        for claim in record["claims"]:
+            where = (notebook, claim["claim"])
+            assert claim["outcome"] == claim["verdict"]["outcome"] in OUTCOMES, where
+            assert claim["holds"] == (claim["outcome"] == "holds"), where
+            for leaf in _leaves(claim["verdict"]):
+                assert leaf["method"] and leaf["unit"] and len(leaf["interval"]) == 2, where
+                low, high = leaf["interval"]
+                if low is not None and high is not None and leaf["region"].startswith("effect > "):
+                    edge = float(leaf["region"].removeprefix("effect > "))
+                    assert outcome(low, high, Region(edge, float("inf"), "")) == leaf["outcome"], where
+
+
 def test_promote_copies_a_complete_full_run_and_refuses_anything_less(results, tmp_path):
     reference = tmp_path / "reference"
     written = report.promote(results, reference)
