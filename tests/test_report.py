@@ -155,11 +155,11 @@ def test_every_reference_claim_is_judged_by_the_one_verdict_rule():
     from kdlib.evaluation.verdicts import OUTCOMES, Region, outcome
 
     for notebook, record in report.load(report.reference_dir()).items():
-        for claim in record["claims"]:
-            where = (notebook, claim["claim"])
-            assert claim["outcome"] == claim["verdict"]["outcome"] in OUTCOMES, where
-            assert claim["holds"] == (claim["outcome"] == "holds"), where
-            for leaf in _leaves(claim["verdict"]):
+        for judged in record["claims"]:
+            where = (notebook, judged["claim"])
+            assert judged["outcome"] == judged["verdict"]["outcome"] in OUTCOMES, where
+            assert judged["holds"] == (judged["outcome"] == "holds"), where
+            for leaf in _leaves(judged["verdict"]):
                 assert leaf["method"] and leaf["unit"] and len(leaf["interval"]) == 2, where
                 low, high = leaf["interval"]
                 if low is not None and high is not None and leaf["region"].startswith("effect > "):
