@@ -75,6 +75,7 @@ def test_results_section_and_rewrite(results, tmp_path):
     assert "`somewhere/`" in section and "60.0 min of notebooks" in section
     assert section.count("| 1 holds, 1 contradicted, 0 inconclusive |") == len(report.NOTEBOOKS)
     assert "| 01 | (e) OS-KDFT, 2 layers | 4.00 M | 16.00 MB | 40.0 ms | 2.50 % | – |" in section
+    assert "| 01 | d | **contradicted** | -1.00 points (measured) |" in section  # every claim, with its effect
     readme = tmp_path / "results.md"
     readme.write_text(f"# title\n\n{report.BEGIN}\nold\n{report.END}\n\n## after\n")
     assert not report.section_matches(section, readme)

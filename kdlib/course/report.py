@@ -300,8 +300,9 @@ def processor(provenance: dict) -> str:
 
 def results_section(records: dict[str, dict], source: str = "results/reference/",
                    times: dict | None = None) -> str:
-    """The generated section of ``docs/results.md``: each run's time and hardware, its claims, its headline models,
-    and (given the runner's ``times``) where each notebook's time went; ``source`` names the folder the
+    """The generated section of ``docs/results.md``: each run's time and hardware, the count of its claims'
+    outcomes, its headline models, every claim with its outcome, effect and interval, and (given the runner's
+    ``times``) where each notebook's time went; ``source`` names the folder the
     records came from."""
     runs = ["| notebook | wall time | hardware | device | claims |", "|---|---|---|---|---|"]
     models = ["| notebook | model | params | size | CPU latency | EER | KWS accuracy |",
@@ -318,12 +319,18 @@ def results_section(records: dict[str, dict], source: str = "results/reference/"
             mark = " †" if m.get("latency_note") and m.get("bits", 32) < 32 else ""
             models.append(f"| {notebook[:2]} | {name} | {_params(m['params'])} | {_size(m['bytes'])} | "
                           f"{m['latency_ms']:.1f} ms{mark} | {_pct(m.get('eer'))} | {_pct(_kws_accuracy(m))} |")
+    claims = ["| notebook | claim | outcome | effect [95 % interval] |", "|---|---|---|---|"]
+    claims += [f"| {notebook[:2]} | {c['claim']} | **{c['outcome']}** | {describe(c['verdict'])} |"
+               for notebook, record in records.items() for c in record["claims"]]
     total = sum(r["wall_time_s"] for r in records.values())
     lines = [BEGIN, "", f"Generated from `{source}` (a full run, {duration(total)} of notebooks in all)"
              " by `python -m kdlib.course.report docs`; do not edit by hand.", "", *runs, "",
              "Headline models (size as stored: fp32, or packed for quantized weights; CPU latency: one thread; "
              "each notebook's EER on its own trials, see its section):", "", *models, "",
-             "† " + _LATENCY_NOTE, "", *([*time_table(times), ""] if times else []), END]
+             "† " + _LATENCY_NOTE, "",
+             "Every paper claim, judged as [verdicts.md](verdicts.md) says (effects in points of the metric or in "
+             "percent of the system compared with, positive in the paper's favour; a claim of several parts counts "
+             "their outcomes):", "", *claims, "", *([*time_table(times), ""] if times else []), END]
     return "\n".join(lines)
 
 
