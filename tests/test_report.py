@@ -122,7 +122,7 @@ def test_docs_check_command(results, tmp_path, capsys):
     assert report.main(command) == 0
     assert report.main([*command, "--check"]) == 0
     assert "| 02 | [`02_iml_kd`](notebooks/02_iml_kd.ipynb) | IML-KD" in readme.read_text()
-    assert "1 of 2 claims hold; " in readme.read_text()
+    assert "claims: 1 holds, 1 contradicted, 0 inconclusive; " in readme.read_text()
     assert "| 02_iml_kd | fitted | `TEACHER_HEAD = fitted` | 2026-12-04 | 16.0 min |" in exercises.read_text()
 
 
