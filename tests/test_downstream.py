@@ -1,4 +1,4 @@
-"""SUPERB-style evaluation: the weighted layer sum, the downstream models, the task suite; results.beats."""
+"""SUPERB-style evaluation: the weighted layer sum, the downstream models, the task suite; the per-task verdicts."""
 
 import math
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.course import results
 from kdlib.data import augment
 from kdlib.data.datasets import random_subset
 from kdlib.evaluation import metrics, superb
+from kdlib.evaluation.verdicts import better, from_seeds
 
 
 def test_weighted_sum_starts_as_the_mean_and_follows_softmax():
@@ -148,9 +148,11 @@ def test_harsh_is_harsher_than_the_corpus_session():
     assert not torch.equal(harsh, clean)
 
 
-def test_beats_golden_values():
-    assert results.beats([0.80, 0.82, 0.81], [0.70, 0.71, 0.72]) is True
-    assert results.beats([0.80, 0.90, 0.70], [0.75, 0.76, 0.77]) is False   # gap 0.04 < spread 0.1
-    assert results.beats([0.10, 0.11, 0.12], [0.20, 0.21, 0.22], higher_is_better=False) is True
-    assert results.beats([0.10, 0.11, 0.12], [0.20, 0.21, 0.22]) is False
-    assert results.beats([0.9], [0.1, 0.2]) is None                          # one seed: no spread
+def test_per_task_verdicts_that_replaced_the_spread_rule():
+    """The cases the old "beyond the spread" rule was checked on, judged by the verdict rule of notebook 03."""
+    outcome = lambda a, b, higher=True: from_seeds(a, b, better(), higher_is_better=higher)["outcome"]
+    assert outcome([0.80, 0.82, 0.81], [0.70, 0.71, 0.72]) == "holds"
+    assert outcome([0.80, 0.90, 0.70], [0.75, 0.76, 0.77]) == "inconclusive"   # gap 0.04, spread 0.1
+    assert outcome([0.10, 0.11, 0.12], [0.20, 0.21, 0.22], higher=False) == "holds"
+    assert outcome([0.10, 0.11, 0.12], [0.20, 0.21, 0.22]) == "contradicted"
+    assert outcome([0.9], [0.1]) == "inconclusive"                              # one run each: no interval
