@@ -86,7 +86,7 @@ def test_the_bootstraps_eer_is_metrics_eer_with_weights_and_weights_count_trials
     scores = np.round(scores[0], 1)  # ties
     w = np.random.default_rng(1).integers(0, 3, len(labels)).astype(float)
     w[:2] = 1
-    sorted_scores = verdicts._Sorted(scores, labels)
+    sorted_scores = metrics.SortedTrials(scores, labels)
     assert sorted_scores.eer(w) == metrics.eer(scores, labels, w)
     assert sorted_scores.eer(np.ones(len(labels))) == metrics.eer(scores, labels)
     repeated = np.repeat(np.arange(len(labels)), w.astype(int))

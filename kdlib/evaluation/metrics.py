@@ -25,40 +25,56 @@ def _as_arrays(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     return scores, labels
 
 
+class SortedTrials:
+    """Trials sorted by score once, so that their error rates under many weightings (a bootstrap's draws) are
+    weighted cumulative sums: :func:`error_rates` and :func:`eer` use it for a single weighting."""
+
+    def __init__(self, scores, labels):
+        scores, labels = _as_arrays(scores, labels)
+        self.order = np.argsort(-scores, kind="mergesort")
+        self.scores, self.labels = scores[self.order], labels[self.order]
+        self.last_of_tie = np.r_[np.flatnonzero(np.diff(self.scores)), len(scores) - 1]  # ties accepted together
+
+    def error_rates(self, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(p_miss, p_fa, thresholds)`` as :func:`error_rates`; ``weights`` in the trials' original order."""
+        n = len(self.order)
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+        if w.shape != (n,) or (w < 0).any():
+            raise ValueError(f"weights ({w.shape}) must be one non-negative number per trial ({(n,)})")
+        w, y = w[self.order], self.labels
+        tp = np.cumsum(w * y)[self.last_of_tie]
+        fp = np.cumsum(w * ~y)[self.last_of_tie]
+        if tp[-1] <= 0 or fp[-1] <= 0:
+            raise ValueError("need target and non-target trials of positive weight")
+        p_miss = np.r_[1.0, 1.0 - tp / tp[-1]]
+        p_fa = np.r_[0.0, fp / fp[-1]]
+        return p_miss, p_fa, np.r_[np.inf, self.scores[self.last_of_tie]]
+
+    def eer(self, weights=None) -> float:
+        """:func:`eer` under ``weights``."""
+        p_miss, p_fa, _ = self.error_rates(weights)
+        diff = p_miss - p_fa  # decreasing from 1 to -1
+        i = int(np.flatnonzero(diff <= 0)[0])
+        if diff[i] == 0:
+            return float(p_miss[i])
+        # segment from point i-1 (diff > 0) to point i (diff < 0)
+        t = diff[i - 1] / (diff[i - 1] - diff[i])
+        return float(p_fa[i - 1] + t * (p_fa[i] - p_fa[i - 1]))
+
+
 def error_rates(scores, labels, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Miss and false-alarm rates at every distinct threshold (accept when score >= threshold).
 
     Returns ``(p_miss, p_fa, thresholds)``, from accepting nothing to accepting everything. ``weights``
     (one per trial, e.g. how often a bootstrap drew it) count each trial that many times.
     """
-    scores, labels = _as_arrays(scores, labels)
-    w = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
-    if w.shape != scores.shape or (w < 0).any():
-        raise ValueError(f"weights ({w.shape}) must be one non-negative number per trial ({scores.shape})")
-    order = np.argsort(-scores, kind="mergesort")
-    s, y, w = scores[order], labels[order], w[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # ties are accepted together
-    tp = np.cumsum(w * y)[last_of_tie]
-    fp = np.cumsum(w * ~y)[last_of_tie]
-    if tp[-1] <= 0 or fp[-1] <= 0:
-        raise ValueError("need target and non-target trials of positive weight")
-    p_miss = np.r_[1.0, 1.0 - tp / tp[-1]]
-    p_fa = np.r_[0.0, fp / fp[-1]]
-    thresholds = np.r_[np.inf, s[last_of_tie]]
-    return p_miss, p_fa, thresholds
+    return SortedTrials(scores, labels).error_rates(weights)
 
 
 def eer(scores, labels, weights=None) -> float:
     """Equal error rate: where the miss rate equals the false-alarm rate (linear interpolation between
     the two operating points that bracket the crossing). ``weights``: see :func:`error_rates`."""
-    p_miss, p_fa, _ = error_rates(scores, labels, weights)
-    diff = p_miss - p_fa  # decreasing from 1 to -1
-    i = int(np.flatnonzero(diff <= 0)[0])
-    if diff[i] == 0:
-        return float(p_miss[i])
-    # segment from point i-1 (diff > 0) to point i (diff < 0)
-    t = diff[i - 1] / (diff[i - 1] - diff[i])
-    return float(p_fa[i - 1] + t * (p_fa[i] - p_fa[i - 1]))
+    return SortedTrials(scores, labels).eer(weights)
 
 
 def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> float:

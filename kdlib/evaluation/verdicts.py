@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from kdlib.evaluation.metrics import eer
+from kdlib.evaluation.metrics import SortedTrials
 
 OUTCOMES = ("holds", "contradicted", "inconclusive")
 LEVEL = 0.95
@@ -140,30 +140,6 @@ def from_seeds(a, b, region: Region, *, higher_is_better: bool, relative: bool =
     return _record(effect, effect - half, effect + half, se, df, region, method, unit, seeds=[len(a), len(b)])
 
 
-class _Sorted:
-    """One seed's scores sorted once, so that a bootstrap draw's EER is a weighted cumulative sum (the
-    same arithmetic as :func:`kdlib.evaluation.metrics.eer` with ``weights``)."""
-
-    def __init__(self, scores: np.ndarray, labels: np.ndarray):
-        order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
-        s = np.asarray(scores, dtype=np.float64)[order]
-        self.order, self.y = order, np.asarray(labels).astype(bool)[order]
-        self.last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-
-    def eer(self, weights: np.ndarray) -> float:
-        w = weights[self.order]
-        tp, fp = np.cumsum(w * self.y)[self.last_of_tie], np.cumsum(w * ~self.y)[self.last_of_tie]
-        if tp[-1] <= 0 or fp[-1] <= 0:
-            raise ValueError("a draw without target or without non-target trials")
-        p_miss, p_fa = np.r_[1.0, 1.0 - tp / tp[-1]], np.r_[0.0, fp / fp[-1]]
-        diff = p_miss - p_fa
-        i = int(np.flatnonzero(diff <= 0)[0])
-        if diff[i] == 0:
-            return float(p_miss[i])
-        t = diff[i - 1] / (diff[i - 1] - diff[i])
-        return float(p_fa[i - 1] + t * (p_fa[i] - p_fa[i - 1]))
-
-
 def _bootstrap(groups, effect_of_draw, draws: int, seed: int) -> tuple[np.ndarray, int]:
     """Up to ``draws`` effects, each from ``effect_of_draw(weights, rng)`` where ``weights`` counts how often a
     resampling of the groups (speakers) with replacement drew each item's group. A draw the statistic cannot
@@ -219,9 +195,8 @@ def from_eers(systems: dict, labels, speakers, statistic, region: Region, *, uni
             raise ValueError(f"system {name}: score arrays of length {bad}, the trials number {len(labels)}")
     if len(speakers) != len(labels):
         raise ValueError(f"{len(speakers)} speakers for {len(labels)} trials")
-    effect = _point(statistic, {name: float(np.mean([eer(a, labels) for a in arrays]))
-                                for name, arrays in seeds.items()})
-    presorted = {name: [_Sorted(a, labels) for a in arrays] for name, arrays in seeds.items()}
+    presorted = {name: [SortedTrials(a, labels) for a in arrays] for name, arrays in seeds.items()}
+    effect = _point(statistic, {name: float(np.mean([run.eer() for run in runs])) for name, runs in presorted.items()})
 
     def one_draw(weights, rng):
         return statistic({name: float(np.mean([runs[i].eer(weights) for i in rng.integers(0, len(runs), len(runs))]))
@@ -231,7 +206,7 @@ def from_eers(systems: dict, labels, speakers, statistic, region: Region, *, uni
     counts = [len(a) for a in seeds.values()]
     runs = "one run per system" if max(counts) == 1 else "and seeds: " + "/".join(map(str, counts))
     method = f"bootstrap over {n_speakers} speakers ({runs}), {draws} draws, {len(labels)} trials"
-    return _from_draws(effect, effects, region, method, unit, seeds=[len(a) for a in seeds.values()],
+    return _from_draws(effect, effects, region, method, unit, seeds=counts,
                        trials=len(labels))
 
 
