@@ -17,7 +17,7 @@ import math
 import os
 from pathlib import Path
 
-from kdlib.evaluation.verdicts import OUTCOMES, describe
+from kdlib.evaluation.verdicts import OUTCOMES, count, describe
 from kdlib.runtime import SMOKE, device, devices_used, provenance, results_dir
 
 _FRACTIONS = ("eer", "min_dcf", "accuracy")
@@ -105,8 +105,7 @@ def resolution(claim: dict) -> str:
 
 def tally(claims: list[dict]) -> str:
     """``"2 hold, 1 contradicted, 2 inconclusive"``: the outcomes of ``claims``, counted apart."""
-    counts = {o: sum(c["outcome"] == o for c in claims) for o in OUTCOMES}
-    return ", ".join(f"{n} {'hold' if o == 'holds' and n != 1 else o}" for o, n in counts.items())
+    return ", ".join(f"{n} {'hold' if o == 'holds' and n != 1 else o}" for o, n in count(claims).items())
 
 
 def parameters() -> dict:

@@ -258,7 +258,7 @@ def at_least(verdicts: list[dict], k: int) -> dict:
     contradicted that ``k`` can no longer hold, else inconclusive. The parts are kept in ``parts``."""
     if not 1 <= k <= len(verdicts):
         raise ValueError(f"at_least needs 1 <= k <= {len(verdicts)} parts, got k={k}")
-    counts = {o: sum(v["outcome"] == o for v in verdicts) for o in OUTCOMES}
+    counts = count(verdicts)
     result = ("holds" if counts["holds"] >= k else
               "contradicted" if counts["contradicted"] > len(verdicts) - k else "inconclusive")
     return {"outcome": result, "needs": f"{k} of {len(verdicts)}", "parts": verdicts}
@@ -268,8 +268,7 @@ def describe(verdict: dict) -> str:
     """One line for a table: ``+1.70 points [-0.9, +4.3], detectable 3.6`` or, for combined claims, the count
     of each outcome among the parts."""
     if "parts" in verdict:
-        counts = {o: sum(p["outcome"] == o for p in verdict["parts"]) for o in OUTCOMES}
-        return f"needs {verdict['needs']}: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+        return f"needs {verdict['needs']}: " + ", ".join(f"{n} {o}" for o, n in count(verdict["parts"]).items() if n)
     low, high = verdict["interval"]
     unit = verdict["unit"]
     if verdict["effect"] is None:
