@@ -11,11 +11,11 @@ import pytest
 from kdlib.course import runner
 
 
-def _notebook(tmp_path, *sources):
+def _notebook(tmp_path, *sources, name="99_t"):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t")]
                                   + [nbformat.v4.new_code_cell(s) for s in sources])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = tmp_path / "99_t.ipynb"
+    path = tmp_path / f"{name}.ipynb"
     nbformat.write(nb, path)
     return path
 
@@ -57,6 +57,17 @@ def test_the_run_times_record_each_notebooks_seconds_per_section(tmp_path, monke
     (first, slow), (second, quick) = [(s["section"], s["seconds"]) for s in entry["sections"]]
     assert (first, second) == ("t", "2. Quick part")
     assert 1.5 <= slow < entry["seconds"] and quick < 1.0
+    assert entry["precision"] == (os.environ.get("KDLIB_PRECISION") or "fp32")
+
+
+def test_the_run_times_record_the_kernels_peak_memory(tmp_path, monkeypatch):
+    """A kernel that held 400 MB at one point (freed at once) records at least that as its peak."""
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    small = _notebook(tmp_path, "x = 1")
+    big = _notebook(tmp_path, "import numpy as np\nnp.ones(50_000_000).sum()", name="98_big")
+    runner.run([small, big])
+    record = json.loads((runner.results_dir() / runner.TIMES_FILE).read_text())["notebooks"]
+    assert 20 < record["99_t"]["peak_memory_mb"] < record["98_big"]["peak_memory_mb"] - 350
 
 
 def test_reference_numerics_do_not_override_the_user(monkeypatch):
@@ -66,12 +77,21 @@ def test_reference_numerics_do_not_override_the_user(monkeypatch):
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
     for key in ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("KDLIB_PRECISION", raising=False)
     in_force = runner.set_numerics("reference")
     assert in_force == {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
                         "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell",
-                        "OMP_NUM_THREADS": "2"}
+                        "OMP_NUM_THREADS": "2", "KDLIB_PRECISION": None}
     with pytest.raises(ValueError, match="numerics"):
-        runner.set_numerics("fast")
+        runner.set_numerics("fastest")
+
+
+def test_fast_numerics_train_in_bfloat16_on_the_native_kernels(monkeypatch):
+    for key in (*runner.REFERENCE_NUMERICS, "OMP_NUM_THREADS", "KDLIB_PRECISION"):
+        monkeypatch.delenv(key, raising=False)
+    in_force = runner.set_numerics("fast")
+    assert in_force["KDLIB_PRECISION"] == "bf16"
+    assert all(in_force[key] is None for key in runner.REFERENCE_NUMERICS)   # no cap: the processor's own kernels
 
 
 EXP_BITS, MATMUL_BITS = "af895c6a34af10a4", "7857c6704d977c59"  # AVX2 paths, 2 threads (OpenBLAS splits by thread)

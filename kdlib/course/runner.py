@@ -16,7 +16,11 @@ records each notebook's wall time and its seconds per section. A full run never 
 slow: there is no per-cell time limit unless ``--cell-timeout`` asks for one (CI). By default the kernels
 run with kdlib's reference numerics (:data:`kdlib.runtime.REFERENCE_NUMERICS` and 2 threads), so that a run
 on another x86 machine reproduces the reference results bit for bit; ``--numerics native`` uses every core
-and the processor's own kernels instead (faster on a big machine; results then differ within seed noise).
+and the processor's own kernels instead (faster on a big machine; results then differ within seed noise);
+``--numerics fast`` is native with every training loop in bfloat16 autocast (``KDLIB_PRECISION=bf16``), the
+fastest mode on a processor with AVX-512 BF16 or AMX (and on a GPU); its results are recorded as such and differ
+from the reference ones (docs/performance.md compares them). ``run_times.json`` also records each kernel's peak
+resident memory.
 """
 
 from __future__ import annotations
@@ -39,15 +43,20 @@ def reference_environment() -> dict:
     return {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": str(REFERENCE_THREADS)}
 
 
+NUMERICS = ("reference", "native", "fast")
+"""The runner's numerics modes: reference (bit-reproducible), native (the processor's own kernels, every core) and
+fast (native, training in bfloat16 autocast)."""
+
+
 def set_numerics(numerics: str = "reference") -> dict:
-    """Put kdlib's reference numerics in this process's environment (inherited by the kernels it starts),
-    unless the user already set a variable; return what is in force."""
-    if numerics not in ("reference", "native"):
-        raise ValueError(f"numerics must be 'reference' or 'native', got {numerics!r}")
-    wanted = reference_environment() if numerics == "reference" else {}
+    """Put the environment of a numerics mode (:data:`NUMERICS`) in this process (inherited by the kernels it
+    starts), unless the user already set a variable; return what is in force."""
+    if numerics not in NUMERICS:
+        raise ValueError(f"numerics must be one of {NUMERICS}, got {numerics!r}")
+    wanted = {"reference": reference_environment(), "fast": {"KDLIB_PRECISION": "bf16"}}.get(numerics, {})
     for key, value in wanted.items():
         os.environ.setdefault(key, value)
-    return {key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS")}
+    return {key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS", "KDLIB_PRECISION")}
 
 
 def rerun_command(names) -> str:
@@ -142,13 +151,33 @@ def section_seconds(nb) -> list[dict]:
     return [{"section": name, "seconds": round(seconds, 1)} for name, seconds in sections.items()]
 
 
-def record_times(name: str, seconds: float, status: str, executed) -> Path:
+class PeakMemory:
+    """The peak resident memory of a kernel process (``VmHWM`` in ``/proc/<pid>/status``, Linux), read after
+    every cell while the kernel lives; None where it cannot be read."""
+
+    def __init__(self):
+        self.client, self.mb = None, None
+
+    def read(self, **_) -> None:
+        try:
+            pid = self.client.km.provisioner.pid
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            kb = next(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))
+        except (AttributeError, OSError, StopIteration, ValueError):
+            return
+        self.mb = max(self.mb or 0.0, kb / 1024)
+
+
+def record_times(name: str, seconds: float, status: str, executed, peak_mb: float | None = None) -> Path:
     """Merge one executed notebook into ``results/run_times.json`` (a notebook run later replaces its entry):
-    wall time, status, mode, hardware and seconds per section."""
+    wall time, status, mode, numerics, the kernel's peak memory, hardware and seconds per section."""
     path = results_dir() / TIMES_FILE
     record = json.loads(path.read_text()) if path.is_file() else {"notebooks": {}}
     record["notebooks"][Path(name).stem] = {
         "seconds": round(seconds, 1), "status": status.splitlines()[0], "mode": "smoke" if SMOKE else "full",
+        "precision": os.environ.get("KDLIB_PRECISION") or "fp32",
+        "isa_capped": os.environ.get("ATEN_CPU_CAPABILITY") == REFERENCE_NUMERICS["ATEN_CPU_CAPABILITY"],
+        "peak_memory_mb": None if peak_mb is None else round(peak_mb),
         "hardware": hardware(), "cpu": cpu(), "sections": section_seconds(executed)}
     record["notebooks"] = dict(sorted(record["notebooks"].items()))
     path.write_text(json.dumps(record, indent=1) + "\n")
@@ -174,9 +203,12 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
         start = time.time()
         print(f"running {path.name} ({'smoke' if SMOKE else 'full'} mode) ...", flush=True)
         current: dict = {"index": None}
+        peak = PeakMemory()
         client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}},
-                                on_cell_start=lambda cell, cell_index: current.update(index=cell_index))
+                                on_cell_start=lambda cell, cell_index: current.update(index=cell_index),
+                                on_cell_executed=peak.read)
+        peak.client = client
         status = "ok"
         try:
             client.execute(env=kernel_env)
@@ -184,7 +216,7 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
             status = _failure(path, nb, current["index"], err, out_dir / path.name)
         nbformat.write(nb, out_dir / path.name)
         report.append((path.name, time.time() - start, status))
-        record_times(*report[-1], nb)
+        record_times(*report[-1], nb, peak.mb)
         print(f"  {status} in {report[-1][1]:.0f} s -> {out_dir / path.name}", flush=True)
     return report
 
@@ -267,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--notebooks", nargs="+", default=None, metavar="NOTEBOOK", help="notebooks to run")
     r.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
                    help="fail a cell that runs longer than this (default: no limit)")
-    r.add_argument("--numerics", choices=("reference", "native"), default="reference",
+    r.add_argument("--numerics", choices=NUMERICS, default="reference",
                    help="reference: AVX2 kernels and 2 threads, bit-reproducible across x86 machines (default); "
-                        "native: every core and the processor's own kernels")
+                        "native: every core and the processor's own kernels; fast: native, training in bfloat16")
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="set a knob of the notebooks' knobs cell (papermill's -p); repeat for several")
     r.add_argument("--results", default=None, metavar="DIR",

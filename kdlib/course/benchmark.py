@@ -1,0 +1,394 @@
+"""How fast the notebooks' training loops run, against what the processor itself can do:
+``python -m kdlib.course.benchmark``.
+
+Each *workload* is one notebook's main training step at its full-mode knobs, built from the same kdlib parts and
+run through the same loop (:func:`kdlib.train.fit`, the notebook's optimizer and clipping): notebook 00's ECAPA-TDNN,
+01's OS-KDFT system (e), 02's IML-KD student, 03's ensemble student (layerwise average) and 04's distillation
+(stage 1) and multi-task fine-tuning (stage 2). Frozen teachers' forward passes are timed as the notebooks call
+them (hidden states of every layer, no gradient). Inputs are random tensors of the notebooks' shapes: the time of
+a step does not depend on what the audio says.
+
+For each it records the median seconds per step over ``--steps`` timed steps (after untimed warm-up steps), steps
+and audio seconds per second, the floating-point operations of one step (forward and backward, as
+:class:`torch.utils.flop_counter.FlopCounterMode` counts them: matrix products, convolutions and attention; not
+element-wise work or the optimizer), the achieved GFLOP/s, and, **in the same process**, the machine's own
+matrix-product speed at the workload's main product size (:data:`Workload.gemm`) and at 2048³. The *ratio*
+achieved / machine-at-that-size says how much of the processor the loop uses.
+
+    python -m kdlib.course.benchmark                              # reference numerics (AVX2, 2 threads), fp32
+    python -m kdlib.course.benchmark --numerics native --precision bf16
+    python -m kdlib.course.benchmark --only 01 03 --steps 5       # a quick look
+
+Results go to ``results/benchmark/<numerics>-<precision>-<device>.json`` (``--out`` to choose);
+``python -m kdlib.course.benchmark table FILE...`` prints them side by side as Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+LARGE = 2048
+"""The side of the large square matrix product that stands for the processor's peak."""
+
+N_SPEAKERS, N_KEYWORDS = 200, 12
+"""The embedded corpus's training speakers and Speech Commands' 12 classes (the heads' sizes)."""
+
+
+@dataclass
+class Workload:
+    """One training step to time. ``build()`` returns ``(model, loss_fn, batches, optimizer, fit_options)``:
+    ``batches`` is a list cycled through (one item per step). ``gemm`` ``(M, K, N)`` is the matrix product that
+    carries most of the step's work (rows = batch × frames, K and N the layer's widths), where the machine's own
+    speed is measured."""
+
+    key: str
+    notebook: str
+    what: str
+    build: Callable[[], tuple]
+    audio_seconds: float
+    gemm: tuple[int, int, int]
+
+
+def _ssl_student(teacher_name: str = "hubert-tiny", layers: int = 2):
+    from kdlib import zoo
+    from kdlib.models.ssl import make_student
+
+    teacher = zoo.load(teacher_name).requires_grad_(False)
+    return teacher, make_student(teacher, layers).requires_grad_(True)
+
+
+def _ecapa_00():
+    from kdlib.models.speaker import speaker_model
+
+    model = speaker_model("ecapa_tdnn", N_SPEAKERS, 0.2, 30.0, channels=256, embed_dim=192)
+    batches = [(0.1 * torch.randn(32, 32_000), torch.randint(0, N_SPEAKERS, (32,)))]
+    return model, model.loss, batches, torch.optim.AdamW(model.parameters(), 2e-3, weight_decay=2e-5), {}
+
+
+def _oskdft_01():
+    from kdlib.kd import os_kdft
+    from kdlib.models import ECAPA_TDNN, AAMSoftmax, SpeakerModel
+    from kdlib.models.ssl import add_adapters, without_feature_encoder
+
+    teacher, student = _ssl_student()
+    student.feature_extractor.requires_grad_(False)
+    adapters = add_adapters(student, 64)
+    dim = teacher.config.hidden_size
+    backend = SpeakerModel(ECAPA_TDNN(128, 192, n_mels=dim, instance_norm=True),
+                           head=AAMSoftmax(192, N_SPEAKERS, margin=0.2, scale=30.0))
+    objective = os_kdft.OneStepKDFT(without_feature_encoder(student), backend, regime="one_step", adapters=adapters,
+                                    kd_target="mse", kd_scale=1.0, total_steps=120)
+    with torch.no_grad():
+        feats = teacher.feature_extractor(0.1 * torch.randn(32, 16_000))
+    frames = feats.shape[-1]
+    batch = {"feats": feats, "label": torch.randint(0, N_SPEAKERS, (32,)),
+             "targets": torch.randn(32, 1, frames, dim).half()}
+    optimizer = torch.optim.Adam(objective.param_groups(2e-4, 2e-3, 2e-3))
+    return objective, objective.loss, [batch], optimizer, {"grad_clip": None}
+
+
+def _imlkd_02():
+    from kdlib.kd import losses
+    from kdlib.models.speaker import speaker_model
+
+    student = speaker_model("ecapa_tdnn", 120, 0.2, 30.0, frontend=False, channels=128, embed_dim=192)
+
+    def loss_fn(batch):
+        emb = student.encoder(batch["integrated"])
+        aam, logits = student.head(emb, batch["label"])
+        kd = losses.multi_level(logits, batch["t_logits_integrated"], losses.MLKD_TEMPERATURES)[0]
+        return aam + kd, {"aam": aam, "kd": kd}
+
+    batches = [{"integrated": torch.randn(32, 80, 100 * s + 1), "label": torch.randint(0, 120, (32,)),
+                "t_logits_integrated": 10 * torch.randn(32, 120)} for s in (1, 2, 3)]
+    return student, loss_fn, batches, torch.optim.AdamW(student.parameters(), 2e-3, weight_decay=2e-5), {}
+
+
+def _stems(teacher, batch: int, seconds: float) -> torch.Tensor:
+    from kdlib.models.ssl import stem_output
+
+    with torch.no_grad():
+        wave = 0.1 * torch.randn(batch, int(seconds * 16_000))
+        return stem_output(teacher, teacher.feature_extractor(wave)).transpose(1, 2)
+
+
+def _distil(n_teachers: int):
+    from kdlib.kd import ensemble
+    from kdlib.kd.layers import distil_layers
+    from kdlib.models.ssl import freeze_stem, without_stem
+
+    teacher, student = _ssl_student()
+    freeze_stem(student)
+    dim, layers = teacher.config.hidden_size, distil_layers(teacher.config.num_hidden_layers, 3)
+    distiller = ensemble.EnsembleDistiller(without_stem(student),
+                                           ensemble.heads_for("average", dim, n_teachers, len(layers)))
+    feats = _stems(teacher, 24, 1.0)
+    batch = {"feats": feats, "targets": torch.randn(24, n_teachers, len(layers), feats.shape[-1], dim).half()}
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in student.parameters() if p.requires_grad], "lr": 5e-4},
+        {"params": list(distiller.heads.parameters()), "lr": 2e-3}], betas=(0.9, 0.98), weight_decay=1e-6)
+    return distiller, distiller.loss, [batch], optimizer, {"grad_clip": 5.0}
+
+
+def _finetune_04():
+    from kdlib.kd import multitask
+    from kdlib.kd.layers import distil_layers
+    from kdlib.models.heads import PredictionHeads
+    from kdlib.models.ssl import freeze_stem, without_stem
+
+    teacher, student = _ssl_student()
+    dim = teacher.config.hidden_size
+    heads = PredictionHeads(dim, len(distil_layers(teacher.config.num_hidden_layers, 3)))
+    encoder = multitask.EncoderOutput(without_stem(freeze_stem(student)), heads, -1)
+    model = multitask.JointModel(encoder, dim, N_KEYWORDS, N_SPEAKERS, margin=0.2, scale=30.0)
+    stems = _stems(teacher, 24, 1.0)
+    batches = [{"task": "kws", "wave": stems, "label": torch.randint(0, N_KEYWORDS, (24,))},
+               {"task": "sv", "wave": stems, "label": torch.randint(0, N_SPEAKERS, (24,))}]
+    optimizer = torch.optim.Adam([
+        {"params": [p for head in model.task_heads() for p in head.parameters()], "lr": 1e-3},
+        {"params": [p for p in encoder.parameters() if p.requires_grad], "lr": 5e-4}])
+    return model, model.loss, batches, optimizer, {"grad_clip": 5.0}
+
+
+def _ssl_gemm(batch: int, seconds: float, dim: int = 256) -> tuple[int, int, int]:
+    """A transformer layer's feed-forward product: (batch × frames) × dim → 4·dim."""
+    return batch * int(seconds * 50 - 1), dim, 4 * dim
+
+
+WORKLOADS = [
+    Workload("00", "00_data_and_teachers", "ECAPA-TDNN C=256 from audio, AAM-softmax, 32 × 2 s", _ecapa_00,
+             32 * 2.0, (32 * 201, 3 * 256, 256)),
+    Workload("01", "01_os_kdft", "OS-KDFT (e): 2-layer student with adapters, two branches, ECAPA C=128 backend, "
+             "32 × 1 s", _oskdft_01, 32 * 1.0, _ssl_gemm(64, 1.0)),
+    Workload("02", "02_iml_kd", "IML-KD (b): ECAPA C=128 student on log-mel features, multi-level KD, 32 × 1, 2 "
+             "and 3 s", _imlkd_02, 32 * 2.0, (32 * 201, 3 * 128, 128)),
+    Workload("03", "03_ensemble_kd", "ensemble distillation, layerwise average of 3 teachers, 2-layer student, "
+             "24 × 1 s", lambda: _distil(3), 24 * 1.0, _ssl_gemm(24, 1.0)),
+    Workload("04a", "04_joint_kd_multitask", "stage 1: DistilHuBERT distillation, 2-layer student, 24 × 1 s",
+             lambda: _distil(1), 24 * 1.0, _ssl_gemm(24, 1.0)),
+    Workload("04b", "04_joint_kd_multitask", "stage 2: KWS + SV fine-tuning of the distilled student, 24 × 1 s",
+             _finetune_04, 24 * 1.0, _ssl_gemm(24, 1.0)),
+]
+
+TEACHERS = {"hubert-tiny": "01, 03, 04", "wavlm-tiny": "03", "wav2vec2-tiny": "04", "ecapa": "02, 05",
+            "whisper-tiny.en": "00", "whisper-base": "00"}
+"""Zoo teachers whose forward pass is timed, and the notebooks that run it."""
+
+
+def flops_of(model: nn.Module, loss_fn: Callable, batch) -> int:
+    """Floating-point operations of one training step's forward and backward pass (FlopCounterMode's count)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = loss_fn(batch)
+        (out[0] if isinstance(out, tuple) else out).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_gflops(m: int, k: int, n: int, dtype: torch.dtype = torch.float32, seconds: float = 0.5,
+                  device: str = "cpu") -> float:
+    """The machine's matrix-product speed, ``(m, k) @ (k, n)`` in ``dtype``: 2·m·k·n / the median time of
+    repeated products (repeated for about ``seconds`` after a warm-up)."""
+    a, b = torch.randn(m, k, device=device).to(dtype), torch.randn(k, n, device=device).to(dtype)
+    torch.mm(a, b)
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        _sync(device)
+        t = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return 2 * m * k * n / statistics.median(times) / 1e9
+
+
+class _Timed:
+    """The workload's batches, cycled for ``steps`` steps, noting the time each is asked for (after the previous
+    step has finished)."""
+
+    def __init__(self, batches: list, steps: int, device: str = "cpu"):
+        self.batches, self.steps, self.device, self.times = batches, steps, device, []
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        for i in range(self.steps):
+            _sync(self.device)
+            self.times.append(time.perf_counter())
+            yield self.batches[i % len(self.batches)]
+        _sync(self.device)
+        self.times.append(time.perf_counter())
+
+
+def time_workload(workload: Workload, steps: int = 10, warmup: int = 3, precision: str = "fp32",
+                  device: str = "cpu") -> dict:
+    """Seconds per training step of ``workload`` (the median of ``steps`` after ``warmup``), its FLOPs, the
+    achieved GFLOP/s and the ratio to the machine's matrix-product speed at the workload's size."""
+    from kdlib import train
+
+    torch.manual_seed(0)
+    model, loss_fn, batches, optimizer, options = workload.build()
+    flops = statistics.mean(flops_of(model, loss_fn, b) for b in batches)
+    loader = _Timed(batches, warmup + steps, device)
+    train.fit(model, loader, loss_fn, epochs=1, optimizer=optimizer, device=device, progress=False,
+              precision=precision, **options)
+    per_step = statistics.median(b - a for a, b in zip(loader.times[warmup:-1], loader.times[warmup + 1:]))
+    achieved = flops / per_step / 1e9
+    dtype = train.PRECISIONS[precision]
+    machine = matmul_gflops(*workload.gemm, dtype=dtype, device=device)
+    return {"workload": workload.key, "notebook": workload.notebook, "what": workload.what,
+            "seconds_per_step": per_step, "steps_per_second": 1 / per_step,
+            "audio_seconds_per_second": workload.audio_seconds / per_step, "gflop_per_step": flops / 1e9,
+            "achieved_gflops": achieved, "gemm": list(workload.gemm), "machine_gflops": machine,
+            "ratio": achieved / machine}
+
+
+def time_teacher(name: str, batch: int = 24, seconds: float = 1.0, repeats: int = 5,
+                 precision: str = "fp32", device: str = "cpu") -> dict:
+    """A frozen teacher's forward pass as the notebooks run it: every hidden state (SSL, Whisper) or the
+    embedding (a speaker model), no gradient; the median of ``repeats`` after one warm-up."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from kdlib import train, zoo
+
+    teacher = zoo.load(name).eval().to(device)
+    wave = 0.1 * torch.randn(batch, int(seconds * 16_000), device=device)
+    speaker = not hasattr(teacher, "config")
+    autocast = torch.autocast(torch.device(device).type, dtype=train.PRECISIONS[precision],
+                              enabled=precision != "fp32")
+
+    def forward():
+        with torch.no_grad(), autocast:
+            return teacher(wave) if speaker else teacher(wave, output_hidden_states=True)
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        forward()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        forward()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    per_pass = statistics.median(times)
+    return {"teacher": name, "notebooks": TEACHERS[name], "batch": batch, "crop_seconds": seconds,
+            "seconds_per_batch": per_pass, "audio_seconds_per_second": batch * seconds / per_pass,
+            "gflop_per_batch": counter.get_total_flops() / 1e9,
+            "achieved_gflops": counter.get_total_flops() / per_pass / 1e9}
+
+
+def run(only: list[str] | None = None, steps: int = 10, warmup: int = 3, precision: str = "fp32",
+        teachers: bool = True, progress: bool = True, device: str = "cpu") -> dict:
+    """Every workload (or those whose key starts with one of ``only``), the teachers' forward passes and the
+    machine's large matrix product, with the processor, versions and numerics in force."""
+    from kdlib import runtime, train
+    from kdlib.progress import bar
+
+    chosen = [w for w in WORKLOADS if not only or any(w.key.startswith(o) for o in only)]
+    if only and not chosen:
+        raise ValueError(f"no workload matches {only}; the workloads are {[w.key for w in WORKLOADS]}")
+    rows = [time_workload(w, steps, warmup, precision, device)
+            for w in bar(chosen, desc="training steps", unit="workload", disable=not progress)]
+    forward = [time_teacher(name, precision=precision, device=device)
+               for name in bar(TEACHERS if teachers else [], desc="teachers' forward", unit="teacher",
+                               disable=not progress)]
+    dtype = train.PRECISIONS[precision]
+    return {"precision": precision, "device": device, "threads": torch.get_num_threads(), "steps": steps,
+            "warmup": warmup, "machine_gflops_large": matmul_gflops(LARGE, LARGE, LARGE, dtype, device=device),
+            "large": LARGE,
+            "workloads": rows, "teachers": forward, "provenance": runtime.provenance()}
+
+
+def table(records: dict[str, dict]) -> str:
+    """Markdown: each workload's seconds per step and ratio in each record (``{label: run(...) result}``), with
+    the speed-up of each later record over the first."""
+    labels = list(records)
+    first = {r["workload"]: r for r in records[labels[0]]["workloads"]}
+    head = "| workload | GFLOP/step | " + " | ".join(
+        f"{label}: s/step | GFLOP/s (ratio)" + (" | speed-up" if i else "") for i, label in enumerate(labels)) + " |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for key, base in first.items():
+        cells = [f"{key}: {base['what'].split(':')[0]}", f"{base['gflop_per_step']:.1f}"]
+        for i, label in enumerate(labels):
+            row = next((r for r in records[label]["workloads"] if r["workload"] == key), None)
+            if row is None:
+                cells += ["–", "–"] + (["–"] if i else [])
+                continue
+            cells += [f"{row['seconds_per_step']:.3f}", f"{row['achieved_gflops']:.1f} ({100 * row['ratio']:.0f} %)"]
+            if i:
+                cells.append(f"{base['seconds_per_step'] / row['seconds_per_step']:.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    machine = "; ".join(f"{label}: {r['machine_gflops_large']:.0f} GFLOP/s at {r['large']}³ ({r['precision']})"
+                        for label, r in records.items())
+    return "\n".join(lines) + f"\n\nThe machine's large matrix product: {machine}."
+
+
+def _reexec_with(numerics: str, argv: list[str]) -> None:
+    """Start this command again with kdlib's reference numerics in the environment (the kernel libraries read
+    it when torch loads), unless they are already in force."""
+    from kdlib.course.runner import reference_environment
+
+    wanted = reference_environment() if numerics == "reference" else {}
+    if all(os.environ.get(k) == v for k, v in wanted.items()):
+        return
+    env = {**os.environ, **wanted}
+    os.execve(sys.executable, [sys.executable, "-m", "kdlib.course.benchmark", *argv], env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kdlib.runtime import results_dir
+    from kdlib.train import PRECISIONS
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["table"]:
+        paths = [Path(p) for p in argv[1:]]
+        missing = [str(p) for p in paths if not p.exists()]
+        if not paths or missing:
+            raise SystemExit(f"table: give benchmark JSON files; missing: {missing or 'none given'}")
+        print(table({p.stem: json.loads(p.read_text()) for p in paths}))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m kdlib.course.benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("--numerics", choices=("reference", "native"), default="reference")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
+    parser.add_argument("--only", nargs="+", metavar="KEY", help="workloads whose key starts with these (00 .. 04)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per workload")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--no-teachers", action="store_true", help="skip the teachers' forward passes")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--out", default=None, metavar="FILE", help="JSON file (default: results/benchmark/...)")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("need at least one timed step and no negative warm-up")
+    _reexec_with(args.numerics, argv)
+    result = {"numerics": args.numerics, **run(args.only, args.steps, args.warmup, args.precision,
+                                                not args.no_teachers, device=args.device)}
+    where = "cpu" if args.device == "cpu" else "gpu"
+    out = Path(args.out) if args.out else results_dir() / "benchmark" / f"{args.numerics}-{args.precision}-{where}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(table({out.stem: result}))
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
