@@ -229,3 +229,17 @@ def test_promote_copies_the_run_times_only_when_every_notebook_ran_in_full(resul
     written = report.promote(results, tmp_path / "reference")
     assert report.load_times(tmp_path / "reference") == report.load_times(results)
     assert len(written) == len(report.NOTEBOOKS) + 1
+
+
+def test_outcome_agreement_sets_each_claim_beside_the_reference():
+    verdict = lambda effect: {"effect": effect, "interval": [effect - 1, effect + 1], "unit": "points",
+                              "relative": False, "region": [0.0, None], "method": "bootstrap", "detectable": 2.0}
+    claim = lambda name, outcome, effect: {"claim": name, "outcome": outcome, "verdict": verdict(effect)}
+    reference = {"01_os_kdft": {"claims": [claim("a", "holds", 3.0), claim("b", "inconclusive", 0.5)]}}
+    other = {"01_os_kdft": {"claims": [claim("a", "holds", 2.5), claim("b", "contradicted", -1.5),
+                                       claim("c", "holds", 4.0)]}}
+    table = report.outcome_agreement(reference, other)
+    assert table.claim.tolist() == ["a", "b", "c"]
+    assert table.agree.tolist() == [True, False, False]
+    assert table["reference"].tolist() == ["holds", "inconclusive", "–"]
+    assert table["other run"].tolist() == ["holds", "contradicted", "holds"]

@@ -246,6 +246,26 @@ def claims_table(records: dict[str, dict]):
                         columns=["notebook", "claim", "paper", "ours", "effect [95 % interval]", "outcome"])
 
 
+def outcome_agreement(reference: dict[str, dict], other: dict[str, dict]):
+    """The claims of the notebooks in ``other`` (a run in another numerics mode, another machine) beside the same
+    claims in ``reference``: each run's outcome and effect [95 % interval], and whether the outcomes agree. A claim
+    that only one run has shows "–" on the other side and counts as a disagreement."""
+    import pandas as pd
+
+    rows = []
+    for notebook, record in other.items():
+        theirs = {c["claim"]: c for c in record["claims"]}
+        ours = {c["claim"]: c for c in reference.get(notebook, {}).get("claims", [])}
+        for claim in [*ours, *(c for c in theirs if c not in ours)]:
+            a, b = ours.get(claim), theirs.get(claim)
+            rows.append({"notebook": notebook, "claim": claim,
+                         "reference": a["outcome"] if a else "–", "other run": b["outcome"] if b else "–",
+                         "reference effect": describe(a["verdict"]) if a else "–",
+                         "other effect": describe(b["verdict"]) if b else "–",
+                         "agree": bool(a and b and a["outcome"] == b["outcome"])})
+    return pd.DataFrame(rows)
+
+
 def pareto_front(x, y) -> list[bool]:
     """Which points (smaller is better on both axes) no other point beats on one axis while matching or
     beating it on the other; missing values (None/NaN) are never on the front."""
@@ -425,9 +445,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--page", default=str(RESULTS_PAGE))
     p.add_argument("--readme", default=str(README))
     p.add_argument("--exercises", default=str(EXERCISES_PAGE))
+    c = sub.add_parser("compare", help="each claim's outcome in a run (e.g. --numerics fast) beside the reference")
+    c.add_argument("--results", required=True, help="results folder of the other run (its notebooks are compared)")
+    c.add_argument("--against", default=None, help="the reference folder (default: results/reference/)")
     args = parser.parse_args(argv)
     from kdlib.runtime import results_dir
 
+    if args.command == "compare":
+        present = [n for n in NOTEBOOKS if (Path(args.results) / f"{n}.json").is_file()]
+        if not present:
+            parser.error(f"{args.results}: no notebook results to compare")
+        table = outcome_agreement(load(args.against or reference_dir()), load(args.results, present))
+        from kdlib.zoo.measures import markdown_table
+
+        print(markdown_table(table.set_index("notebook")))
+        print(f"\n{int(table.agree.sum())} of {len(table)} claims end the same way")
+        return 0
     if args.command == "promote":
         written = promote(args.results or results_dir())
         print(f"reference results: {', '.join(p.name for p in written)} -> {reference_dir()}")
