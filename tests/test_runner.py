@@ -70,14 +70,10 @@ def test_the_run_times_record_the_kernels_peak_memory(tmp_path, monkeypatch):
     assert 20 < record["99_t"]["peak_memory_mb"] < record["98_big"]["peak_memory_mb"] - 350
 
 
-def test_reference_numerics_do_not_override_the_user(monkeypatch):
+def test_reference_numerics_do_not_override_the_user(monkeypatch, unset):
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
-    for key in ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.delenv("KDLIB_PRECISION", raising=False)
+    unset("ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES",
+          "OPENBLAS_CORETYPE", "KDLIB_PRECISION")
     in_force = runner.set_numerics("reference")
     assert in_force == {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
                         "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell",
@@ -86,9 +82,8 @@ def test_reference_numerics_do_not_override_the_user(monkeypatch):
         runner.set_numerics("fastest")
 
 
-def test_fast_numerics_train_in_bfloat16_on_the_native_kernels(monkeypatch):
-    for key in (*runner.REFERENCE_NUMERICS, "OMP_NUM_THREADS", "KDLIB_PRECISION"):
-        monkeypatch.delenv(key, raising=False)
+def test_fast_numerics_train_in_bfloat16_on_the_native_kernels(unset):
+    unset(*runner.REFERENCE_NUMERICS, "OMP_NUM_THREADS", "KDLIB_PRECISION")
     in_force = runner.set_numerics("fast")
     assert in_force["KDLIB_PRECISION"] == "bf16"
     assert all(in_force[key] is None for key in runner.REFERENCE_NUMERICS)   # no cap: the processor's own kernels
@@ -117,12 +112,10 @@ def test_reference_numerics_give_numpy_and_openblas_the_avx2_results_on_any_x86_
     assert out.stdout.split() == [EXP_BITS, MATMUL_BITS], out.stderr
 
 
-def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, monkeypatch):
+def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, unset):
     from kdlib.runtime import REFERENCE_NUMERICS
 
-    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
-    for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "KDLIB_RESULTS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
-        monkeypatch.delenv(key, raising=False)  # main() sets them for its kernels: restored after the test
+    unset("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "KDLIB_RESULTS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS)
     path = _notebook(tmp_path, "import kdlib\nSMOKE = kdlib.runtime.SMOKE\nSTEPS, LR = 3, 0.1\nNAME = 'a'",
                      "from kdlib.course import results\n"
                      "assert (STEPS, LR, NAME) == (7, 0.1, 'b-c'), (STEPS, LR, NAME)\n"
@@ -144,7 +137,8 @@ def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, mon
     assert "KDLIB_PARAMETERS" not in os.environ  # the kernel got the knobs; this process keeps none
 
 
-def test_an_unknown_knob_or_a_missing_knobs_cell_is_refused_by_name(tmp_path):
+def test_an_unknown_knob_or_a_missing_knobs_cell_is_refused_by_name(tmp_path, unset):
+    unset("KDLIB_HEADLESS", "OMP_NUM_THREADS", *runner.REFERENCE_NUMERICS)  # main() sets them before it refuses
     path = _notebook(tmp_path, "STEPS = 3")
     nb = nbformat.read(path, as_version=4)
     with pytest.raises(ValueError, match="99_t.*exactly one cell tagged 'parameters'"):
@@ -415,3 +409,18 @@ def test_jump_to_definition_can_open_kdlib_from_the_lab_copy(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert model["type"] == "file" and "def lab_copy(" in model["content"]
+
+
+def test_a_course_notebook_can_be_named_by_its_number(tmp_path, unset):
+    from kdlib.runtime import REPO_ROOT
+
+    unset("KDLIB_HEADLESS", "OMP_NUM_THREADS", *runner.REFERENCE_NUMERICS)  # main() sets them before it refuses
+    assert runner.notebook_path("01") == REPO_ROOT / "notebooks" / "01_os_kdft.ipynb"
+    assert runner.notebook_path("03_ensemble") == REPO_ROOT / "notebooks" / "03_ensemble_kd.ipynb"
+    assert runner.notebook_path("0") == Path("0")                      # several match: left as given, refused later
+    assert runner.notebook_path("99") == Path("99")
+    own = tmp_path / "01"
+    own.write_text("{}")
+    assert runner.notebook_path(str(own)) == own                       # an existing path wins
+    with pytest.raises(SystemExit):
+        runner.main(["run", "--notebooks", "99"])

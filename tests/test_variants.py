@@ -59,12 +59,11 @@ def test_a_wrong_knob_is_refused_before_running_and_a_failure_names_the_folder(n
         variants.run(str(notebook), {"STEPS": "x"}, "bad")  # '/' on a string fails inside the notebook
 
 
-def test_the_baseline_must_be_a_comparable_run_of_this_mode(tmp_path, monkeypatch):
+def test_the_baseline_must_be_a_comparable_run_of_this_mode(tmp_path, monkeypatch, unset):
     from kdlib.runtime import REFERENCE_NUMERICS, git_commit
 
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
-    for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS"):
-        monkeypatch.delenv(key, raising=False)
+    unset(*REFERENCE_NUMERICS, "OMP_NUM_THREADS")
     with pytest.raises(FileNotFoundError, match=(
             "no comparable (smoke|full) run of 99_v.*python -m kdlib.course.runner run")):
         variants.baseline("99_v")

@@ -59,6 +59,16 @@ def set_numerics(numerics: str = "reference") -> dict:
     return {key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS", "KDLIB_PRECISION")}
 
 
+def notebook_path(name: str) -> Path:
+    """A notebook given on the command line: a path as given when it exists, else the course notebook whose name
+    starts with it (``01`` or ``01_os_kdft`` for ``notebooks/01_os_kdft.ipynb``) when exactly one does."""
+    path = Path(name)
+    if path.exists() or path.suffix == ".ipynb":
+        return path
+    matches = sorted((REPO_ROOT / "notebooks").glob(f"{name}*.ipynb"))
+    return matches[0] if len(matches) == 1 else path
+
+
 def rerun_command(names) -> str:
     """The command that runs the named notebooks (``"02_iml_kd"`` or a path) headlessly, as errors quote it."""
     paths = [str(n) if str(n).endswith(".ipynb") else f"notebooks/{n}.ipynb" for n in names]
@@ -346,10 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["KDLIB_HEADLESS"] = "1"  # saved notebooks get one line per loop, not frozen widget bars
     print("numerics: " + ", ".join(f"{k}={v}" for k, v in in_force.items()), flush=True)
     print(f"processor: {hardware()}, {cpu()}", flush=True)  # the same name can hide different generations
-    paths = [Path(p) for p in args.notebooks or []] or sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    paths = [notebook_path(p) for p in args.notebooks or []] or sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb"))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        parser.error(f"no such notebook: {', '.join(missing)}")
+        parser.error(f"no such notebook: {', '.join(missing)} (give a path, or a course notebook's number: 01)")
     try:
         report = run(paths, args.cell_timeout, parameters)
     except ValueError as err:
