@@ -95,6 +95,8 @@ def test_the_processor_column_names_the_generation_behind_the_name():
         "AMD EPYC, 2 cores (family 25, model 17, AVX-512)"
     assert report.processor({"hardware": "AMD EPYC, 2 cores", "cpu": {**cpu, "features": ["avx2"]}}).endswith(
         "model 17, AVX2)")
+    assert report.processor({"hardware": "Intel Xeon", "cpu": {**cpu, "features": ["avx512f", "amx_tile"]}}).endswith(
+        "AVX-512 and AMX)")
     assert report.processor({"hardware": "test CPU"}) == "test CPU"  # records made before kdlib recorded it
     assert report.processor({}) == "?"
 

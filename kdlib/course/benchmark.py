@@ -20,7 +20,9 @@ achieved / machine-at-that-size says how much of the processor the loop uses.
     python -m kdlib.course.benchmark --only 01 03 --steps 5       # a quick look
 
 Results go to ``results/benchmark/<numerics>-<precision>-<device>.json`` (``--out`` to choose);
-``python -m kdlib.course.benchmark table FILE...`` prints them side by side as Markdown.
+``python -m kdlib.course.benchmark table FILE...`` prints them side by side as Markdown, and
+``python -m kdlib.course.benchmark docs`` rewrites docs/performance.md's generated part from the committed ones in
+``results/reference/benchmark/``.
 """
 
 from __future__ import annotations
@@ -186,11 +188,27 @@ TEACHERS = {"hubert-tiny": "01, 03, 04", "wavlm-tiny": "03", "wav2vec2-tiny": "0
 """Zoo teachers whose forward pass is timed, and the notebooks that run it."""
 
 
+def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                        _output_padding, _groups, output_mask, out_shape=None) -> int:
+    """FLOPs of a convolution's backward pass: each of the input gradient and the weight gradient asked for
+    (``output_mask``) costs what the forward convolution costs, 2·N·T_out·C_out·(C_in / groups)·K.
+
+    Replaces FlopCounterMode's own formula, which in torch 2.11 counts the weight gradient of a grouped
+    convolution as if it were dense (``groups`` times too much: 16 times for the positional convolution of the
+    HuBERT-like students, which made 01's step look 1.6 times as large as it is)."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed=transposed)
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
 def flops_of(model: nn.Module, loss_fn: Callable, batch) -> int:
-    """Floating-point operations of one training step's forward and backward pass (FlopCounterMode's count)."""
+    """Floating-point operations of one training step's forward and backward pass (FlopCounterMode's count,
+    with :func:`conv_backward_flops` for convolutions' backward passes)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False,
+                              custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flops})
     with counter:
         out = loss_fn(batch)
         (out[0] if isinstance(out, tuple) else out).backward()
@@ -238,10 +256,28 @@ class _Timed:
         self.times.append(time.perf_counter())
 
 
+def where_time_goes(model: nn.Module, loss_fn: Callable, batches: list, optimizer, options: dict, steps: int = 3,
+                    precision: str = "fp32", device: str = "cpu", top: int = 6) -> dict[str, float]:
+    """The share of ``steps`` training steps' operator time taken by each of the ``top`` costliest operators
+    (self time, torch.profiler), e.g. ``{"aten::mm": 0.41, "aten::bernoulli_": 0.09, ...}``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from kdlib import train
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train.fit(model, _Timed(batches, steps, device), loss_fn, epochs=1, optimizer=optimizer, device=device,
+                  progress=False, precision=precision, **options)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    ranked = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
+    return {e.key: round(e.self_cpu_time_total / total, 4) for e in ranked}
+
+
 def time_workload(workload: Workload, steps: int = 10, warmup: int = 3, precision: str = "fp32",
-                  device: str = "cpu") -> dict:
+                  device: str = "cpu", profile: bool = False) -> dict:
     """Seconds per training step of ``workload`` (the median of ``steps`` after ``warmup``), its FLOPs, the
-    achieved GFLOP/s and the ratio to the machine's matrix-product speed at the workload's size."""
+    achieved GFLOP/s and the ratio to the machine's matrix-product speed at the workload's size; with
+    ``profile``, also the operators that take the time (:func:`where_time_goes`, after the timed steps)."""
     from kdlib import train
 
     torch.manual_seed(0)
@@ -250,6 +286,8 @@ def time_workload(workload: Workload, steps: int = 10, warmup: int = 3, precisio
     loader = _Timed(batches, warmup + steps, device)
     train.fit(model, loader, loss_fn, epochs=1, optimizer=optimizer, device=device, progress=False,
               precision=precision, **options)
+    operators = (where_time_goes(model, loss_fn, batches, optimizer, options, precision=precision, device=device)
+                 if profile else None)
     per_step = statistics.median(b - a for a, b in zip(loader.times[warmup:-1], loader.times[warmup + 1:]))
     achieved = flops / per_step / 1e9
     dtype = train.PRECISIONS[precision]
@@ -258,7 +296,7 @@ def time_workload(workload: Workload, steps: int = 10, warmup: int = 3, precisio
             "seconds_per_step": per_step, "steps_per_second": 1 / per_step,
             "audio_seconds_per_second": workload.audio_seconds / per_step, "gflop_per_step": flops / 1e9,
             "achieved_gflops": achieved, "gemm": list(workload.gemm), "machine_gflops": machine,
-            "ratio": achieved / machine}
+            "ratio": achieved / machine, **({"top_operators": operators} if operators else {})}
 
 
 def time_teacher(name: str, batch: int = 24, seconds: float = 1.0, repeats: int = 5,
@@ -297,7 +335,7 @@ def time_teacher(name: str, batch: int = 24, seconds: float = 1.0, repeats: int 
 
 
 def run(only: list[str] | None = None, steps: int = 10, warmup: int = 3, precision: str = "fp32",
-        teachers: bool = True, progress: bool = True, device: str = "cpu") -> dict:
+        teachers: bool = True, progress: bool = True, device: str = "cpu", profile: bool = False) -> dict:
     """Every workload (or those whose key starts with one of ``only``), the teachers' forward passes and the
     machine's large matrix product, with the processor, versions and numerics in force."""
     from kdlib import runtime, train
@@ -306,7 +344,7 @@ def run(only: list[str] | None = None, steps: int = 10, warmup: int = 3, precisi
     chosen = [w for w in WORKLOADS if not only or any(w.key.startswith(o) for o in only)]
     if only and not chosen:
         raise ValueError(f"no workload matches {only}; the workloads are {[w.key for w in WORKLOADS]}")
-    rows = [time_workload(w, steps, warmup, precision, device)
+    rows = [time_workload(w, steps, warmup, precision, device, profile)
             for w in bar(chosen, desc="training steps", unit="workload", disable=not progress)]
     forward = [time_teacher(name, precision=precision, device=device)
                for name in bar(TEACHERS if teachers else [], desc="teachers' forward", unit="teacher",
@@ -342,6 +380,58 @@ def table(records: dict[str, dict]) -> str:
     return "\n".join(lines) + f"\n\nThe machine's large matrix product: {machine}."
 
 
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
+MEASURED = PAGE.parents[1] / "results" / "reference" / "benchmark"
+"""The committed measurements: one folder per machine, each holding a file per mode of :data:`MODES`."""
+BEGIN, END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
+MODES = ("reference-fp32-cpu", "native-fp32-cpu", "native-bf16-cpu", "native-bf16-gpu")
+"""The modes the performance page shows, in this order, where measured."""
+
+
+def machine_section(folder: Path) -> list[str]:
+    """One machine's part of the performance page, from the benchmark files in ``folder``: the training steps in
+    every measured mode side by side, where a step's time goes, and the teachers' forward passes."""
+    from kdlib.course.report import processor
+
+    records = {m: json.loads((folder / f"{m}.json").read_text()) for m in MODES if (folder / f"{m}.json").is_file()}
+    if not records:
+        raise FileNotFoundError(f"{folder}: no benchmark results ({', '.join(m + '.json' for m in MODES)}); "
+                                "measure with python -m kdlib.course.benchmark --out FILE")
+    first = next(iter(records.values()))
+    teachers = ["| teacher (24 × 1 s, every hidden state) | used in | " + " | ".join(records) + " |",
+                "|---|---|" + "---|" * len(records)]
+    for row in first["teachers"]:
+        cells = []
+        for record in records.values():
+            match = next((t for t in record["teachers"] if t["teacher"] == row["teacher"]), None)
+            cells.append(f"{match['seconds_per_batch']:.3f} s, {match['achieved_gflops']:.0f} GFLOP/s" if match
+                         else "–")
+        teachers.append(f"| {row['teacher']} | {row['notebooks']} | " + " | ".join(cells) + " |")
+    operators = [f"| workload | where a step's time goes, {next(iter(records))} (operator: share of operator time) |",
+                 "|---|---|"]
+    operators += [f"| {row['workload']} | " + ", ".join(f"{name.removeprefix('aten::')} {100 * share:.0f} %"
+                                                      for name, share in row["top_operators"].items()) + " |"
+                  for row in first["workloads"] if row.get("top_operators")]
+    return [f"### {processor(first['provenance'])}", "",
+            f"`{folder.relative_to(MEASURED.parents[2]) if folder.is_relative_to(MEASURED.parents[2]) else folder}`: "
+            f"{first['threads']} threads; {first['steps']} timed steps per workload after {first['warmup']} warm-up "
+            f"steps; torch {first['provenance']['versions'].get('torch', '?')}.", "",
+            table(records), "", *(operators + [""] if len(operators) > 2 else []), *teachers, ""]
+
+
+def docs_section(folder: Path = MEASURED) -> str:
+    """The performance page's generated part: :func:`machine_section` for every machine folder in ``folder``."""
+    machines = sorted(p for p in Path(folder).iterdir() if p.is_dir()) if Path(folder).is_dir() else []
+    if not machines:
+        raise FileNotFoundError(f"{folder}: no benchmark results (a folder per machine, each with files named "
+                                f"{', '.join(m + '.json' for m in MODES)}); measure with "
+                                "python -m kdlib.course.benchmark --out FOLDER/MACHINE/MODE.json")
+    body = [line for machine in machines for line in machine_section(machine)]
+    return "\n".join([BEGIN, "", "Generated from `results/reference/benchmark/` by `python -m kdlib.course.benchmark "
+                      "docs`; do not edit by hand. Ratio: achieved GFLOP/s over the machine's own matrix product at "
+                      "the workload's size, in the same run and precision.", "", *body, END])
+
+
 def _reexec_with(numerics: str, argv: list[str]) -> None:
     """Start this command again with kdlib's reference numerics in the environment (the kernel libraries read
     it when torch loads), unless they are already in force."""
@@ -359,6 +449,18 @@ def main(argv: list[str] | None = None) -> int:
     from kdlib.train import PRECISIONS
 
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["docs"]:
+        from kdlib.course.report import rewrite_section, section_matches
+
+        section = docs_section()
+        if "--check" in argv:
+            same = section_matches(section, PAGE, BEGIN, END)
+            print(f"{PAGE}: generated section " + ("matches" if same else
+                                                   "differs; run python -m kdlib.course.benchmark docs"))
+            return 0 if same else 1
+        changed = rewrite_section(section, PAGE, BEGIN, END)
+        print(f"{PAGE}: generated section {'rewritten' if changed else 'already up to date'}")
+        return 0
     if argv[:1] == ["table"]:
         paths = [Path(p) for p in argv[1:]]
         missing = [str(p) for p in paths if not p.exists()]
@@ -374,13 +476,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--no-teachers", action="store_true", help="skip the teachers' forward passes")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--profile", action="store_true", help="also record the operators that take the time")
     parser.add_argument("--out", default=None, metavar="FILE", help="JSON file (default: results/benchmark/...)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("need at least one timed step and no negative warm-up")
     _reexec_with(args.numerics, argv)
     result = {"numerics": args.numerics, **run(args.only, args.steps, args.warmup, args.precision,
-                                                not args.no_teachers, device=args.device)}
+                                                not args.no_teachers, device=args.device,
+                                                profile=args.profile)}
     where = "cpu" if args.device == "cpu" else "gpu"
     out = Path(args.out) if args.out else results_dir() / "benchmark" / f"{args.numerics}-{args.precision}-{where}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
