@@ -15,7 +15,8 @@ from kdlib.zoo.__main__ import main as zoo_main
 def measured_zoo(tmp_path_factory, smoke_corpus):
     out = tmp_path_factory.mktemp("zoo")
     assert zoo_main(["measure", "--teacher", "whisper-tiny.en", "--corpus", "smoke", "--smoke", "--seeds", "2",
-                     "--only", "profile", "--only", "headroom", "--only", "costs", "--zoo", str(out)]) == 0
+                     "--only", "profile", "--only", "headroom", "--only", "phonemes", "--only", "costs",
+                     "--zoo", str(out)]) == 0
     return zoo.manifest(out)
 
 
@@ -24,7 +25,7 @@ def test_measure_records_profile_headroom_and_costs(measured_zoo):
     assert entry["source"]["sha256"] == PACKAGED["whisper-tiny.en"].sha256 and entry["licence"].startswith("MIT")
     assert (entry["layers"], entry["width"]) == (4, 384)
     assert "files" not in entry  # the weights live in the package, not in the zoo folder
-    assert set(entry["measured"]) == {"profile", "headroom", "costs"}  # when and where each measure was taken
+    assert set(entry["measured"]) == {"profile", "headroom", "phonemes", "costs"}  # when and where each was taken
     assert entry["measured"]["costs"]["corpus"] == "smoke" and "hardware" in entry["measured"]["costs"]
     m = entry["metrics"]
     for task in ("speaker", "keyword", "word"):
@@ -40,6 +41,12 @@ def test_measure_records_profile_headroom_and_costs(measured_zoo):
         for cond in ("clean", "harsh"):
             assert len(system[cond]["sid"]["values"]) == 2
             assert system[cond]["sid"]["mean"] == pytest.approx(np.mean(system[cond]["sid"]["values"]))
+    phonemes = m["phonemes"]
+    assert phonemes["task"]["train_clips"] == 24 and phonemes["task"]["test_clips"] == 12 and phonemes["steps"] == 20
+    for system in phonemes["systems"].values():
+        for cond in ("clean", "harsh"):
+            assert len(system[cond]["per"]["values"]) == 2 and system[cond]["per"]["mean"] > 0
+        assert len(system["layer_weights"]) in (5, 3) and system["frames_seconds"] >= 0
     costs = m["costs"]
     assert costs["latency_ms_4s"] > costs["latency_ms_1s"] > 0 and costs["peak_memory_mb"] > 100
     assert costs["params"] == sum(p.numel() for p in zoo.load("whisper-tiny.en").parameters())
@@ -59,6 +66,13 @@ def test_tables_of_the_records(measured_zoo):
     eer_s = record["student, first 2 layers"]["clean"]["sv_eer"]["mean"]
     gap = headroom.loc["whisper-tiny.en: gap (teacher better > 0)", ("clean", "SV EER")]
     assert gap == f"{100 * (eer_s - eer_t):+.1f}"
+    phones = measures.phoneme_table(measured_zoo)
+    per = measured_zoo["whisper-tiny.en"]["metrics"]["phonemes"]["systems"]
+    t, s = per["teacher"]["harsh"]["per"], per["student, first 2 layers"]["harsh"]["per"]
+    assert phones.loc["whisper-tiny.en: all 4 layers", "harsh PER"] == f"{100 * t['mean']:.1f} ± {100 * t['std']:.1f}"
+    assert phones.loc["whisper-tiny.en: gap (teacher better > 0)", "harsh PER"] == (
+        f"{100 * (s['mean'] - t['mean']):+.1f}")
+    assert "Phoneme recognition" in measures.readme_section(measured_zoo)
     costs = measures.costs_table(measured_zoo)
     assert costs.loc["whisper-tiny.en", "params (M)"] == pytest.approx(8.21, abs=0.01)
     pretrained = measures.pretrained_table(measured_zoo)

@@ -74,3 +74,35 @@ class Espeak:
             raise RuntimeError(f"espeak_Synth failed with status {status} for text {text!r}")
         self.lib.espeak_Synchronize()
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+
+
+def _phoneme_binding(lib) -> None:
+    """Declare ``espeak_TextToPhonemes``'s signature: ``(const void **textptr, int textmode, int phonememode)``,
+    returning the phonemes of one clause and advancing ``*textptr`` (NULL at the end of the text)."""
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+
+
+PHONEMES_IPA = 0x02
+"""``phonememode`` bit 1 of ``espeak_TextToPhonemes``: IPA characters rather than eSpeak's ASCII names; bits 8-23
+hold the character written between phonemes."""
+
+
+def text_to_phonemes(text: str, voice: str, separator: str = "_") -> list[str]:
+    """The IPA phonemes eSpeak NG would speak for ``text`` in ``voice`` (its language decides the
+    pronunciation), one string per clause: phonemes joined by ``separator``, words by spaces, stress marks kept,
+    e.g. ``["ð_ə k_w_ˈɪ_k", ...]``. Uses the engine of this process (:class:`Espeak`)."""
+    engine = Espeak()
+    if not hasattr(engine, "_phonemes_declared"):
+        _phoneme_binding(engine.lib)
+        engine._phonemes_declared = True
+    if engine.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        raise ValueError(f"eSpeak NG has no voice {voice!r}")
+    buf = ctypes.create_string_buffer(text.encode("utf-8"))
+    pointer = ctypes.c_void_p(ctypes.addressof(buf))
+    clauses = []
+    while pointer.value:
+        out = engine.lib.espeak_TextToPhonemes(ctypes.byref(pointer), ESPEAK_CHARS_UTF8,
+                                               PHONEMES_IPA | (ord(separator) << 8))
+        clauses.append((out or b"").decode("utf-8"))
+    return clauses

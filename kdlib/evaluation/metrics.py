@@ -1,9 +1,12 @@
-"""Verification and classification metrics. Scores: higher means "same speaker"; labels: 1 = target trial.
+"""Verification, classification and recognition metrics. Scores: higher means "same speaker"; labels: 1 = target
+trial.
 
-EER and minDCF are returned as fractions (0.05 = 5 %).
+EER, minDCF and the phone error rate are returned as fractions (0.05 = 5 %).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -96,3 +99,26 @@ def cosine_scores(emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy as a fraction."""
     return float((logits.argmax(-1) == labels).float().mean())
+
+
+def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:
+    """Levenshtein distance: the fewest substitutions, deletions and insertions that turn ``hypothesis`` into
+    ``reference`` (dynamic programming over one row, O(len(reference) · len(hypothesis)))."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, start=1):
+        current = [i]
+        for j, hyp in enumerate(hypothesis, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
+        previous = current
+    return previous[-1]
+
+
+def phone_error_rate(references: Sequence[Sequence], hypotheses: Sequence[Sequence]) -> float:
+    """Phone error rate, as SUPERB's PR scores it: ``PER = Σ_i edit(ref_i, hyp_i) / Σ_i |ref_i|``, the errors of
+    every utterance over the reference phones of all (a fraction; above 1 when the hypotheses insert a lot)."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    total = sum(len(r) for r in references)
+    if total == 0:
+        raise ValueError("the references hold no phones")
+    return sum(edit_distance(r, h) for r, h in zip(references, hypotheses)) / total

@@ -14,7 +14,7 @@ from kdlib import zoo
 from kdlib.runtime import data_dir
 from kdlib.zoo.recipes import PRETRAINED, TEACHERS, is_speaker_teacher, recipe_with
 
-MEASURES = ("profile", "headroom", "costs", "real")
+MEASURES = ("profile", "headroom", "phonemes", "costs", "real")
 
 
 def main(argv=None) -> int:
@@ -122,6 +122,10 @@ def _measure(args) -> int:
                 metrics["padding_agreement"] = {"mean_cosine": cosines.mean(0).round(4).tolist(), "clips": len(waves)}
         if "headroom" in only:
             metrics["headroom"] = measures.headroom(model, data, seeds=tuple(range(args.seeds)), suite_clips=clips)
+        if "phonemes" in only:
+            metrics["phonemes"] = measures.phoneme_headroom(
+                model, data, seeds=tuple(range(args.seeds)), steps=20 if args.smoke else 300,
+                clips=dict(train_clips=24, test_clips=12) if args.smoke else None)
         if "costs" in only:
             metrics["costs"] = measures.costs(model, zoo_name=name)
         if "real" in only and real.available():

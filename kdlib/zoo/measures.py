@@ -105,6 +105,33 @@ def headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0
     return out
 
 
+def phoneme_headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0, 1, 2),
+                     clips: dict | None = None, steps: int = 300, progress: bool = True) -> dict:
+    """The teacher and its ``student_layers``-layer student before distillation on the phoneme-recognition task
+    (:mod:`kdlib.evaluation.phoneme_recognition`: a CTC head on the frozen layers, whole sentences, data seed 0),
+    the head trained once per seed in ``seeds``: per system and condition the phone error rate's mean, spread and
+    per-seed values, and the seconds each system's frames took."""
+    from kdlib.evaluation import phoneme_recognition as pr
+    from kdlib.models.ssl import make_student
+    from kdlib.progress import bar
+
+    task = pr.build_phoneme_task(source, seed=0, **(clips or {}))
+    systems = {"teacher": model, f"student, first {student_layers} layers": make_student(model, student_layers)}
+    out = {"task": task.settings, "seeds": list(seeds), "steps": steps, "systems": {}}
+    for name, system in bar(systems.items(), desc="phoneme headroom", unit="system", disable=not progress):
+        start = time.time()
+        with torch.inference_mode():
+            frames = task.frames(hidden_states_fn(system))
+        record = {"frames_seconds": round(time.time() - start, 1)}
+        runs = [pr.run_phoneme_task(frames, task, steps=steps, seed=s) for s in seeds]
+        for cond in ("clean", "harsh"):
+            values = [float(r[cond]["per"]) for r in runs]
+            record[cond] = {"per": {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}}
+        record["layer_weights"] = runs[0]["layer_weights"]
+        out["systems"][name] = record
+    return out
+
+
 @torch.no_grad()
 def costs(model: nn.Module, zoo_name: str | None = None, batch: int = 24, crop_seconds: float = 1.0,
           student_layers: int = 2) -> dict:
@@ -254,6 +281,26 @@ def headroom_table(entries: dict):
     return table
 
 
+def phoneme_table(entries: dict):
+    """The phoneme-recognition records of zoo ``entries``: a row per teacher and per its student before
+    distillation, the phone error rate in % ("mean ± std" over the head's seeds) clean and harsh, and a ``gap`` row
+    per teacher (student − teacher: > 0 where the teacher is better)."""
+    import pandas as pd
+
+    rows = {}
+    for name, entry in entries.items():
+        record = entry.get("metrics", {}).get("phonemes")
+        if record is None:
+            continue
+        t = record["systems"]["teacher"]
+        student, s = next((k, v) for k, v in record["systems"].items() if k != "teacher")
+        for label, system in ((f"{name}: all {entry_depth(entry)} layers", t), (f"{name}: {student}", s)):
+            rows[label] = {f"{c} PER": _mean_std(system[c]["per"]) for c in ("clean", "harsh")}
+        rows[f"{name}: gap (teacher better > 0)"] = {
+            f"{c} PER": f"{100 * (s[c]['per']['mean'] - t[c]['per']['mean']):+.1f}" for c in ("clean", "harsh")}
+    return pd.DataFrame(rows).T
+
+
 def entry_depth(entry: dict) -> int:
     """Transformer layers of a zoo entry's model: recorded for pretrained teachers, else its probe's depth."""
     if "layers" in entry:
@@ -360,6 +407,13 @@ def readme_section(entries: dict) -> str:
              "output):", "", markdown_table(profile_table(entries)), "",
              "Headroom: each teacher against its own 2-layer student before distillation, notebook 03's suite (mean "
              "± std over the downstream models' seeds, %):", "", markdown_table(headroom_table(entries)), ""]
+    phones = phoneme_table(entries)
+    if len(phones):
+        task = next(e["metrics"]["phonemes"]["task"] for e in entries.values() if "phonemes" in e.get("metrics", {}))
+        parts += [f"Phoneme recognition: each teacher against its own 2-layer student before distillation, a CTC "
+                  f"head on the frozen layers ({task['train_clips']} training and {task['test_clips']} test sentences, "
+                  f"{task['phones']} eSpeak NG phonemes), phone error rate % (mean ± std over the head's seeds):",
+                  "", markdown_table(phones), ""]
     real = real_voices_table(entries)
     if len(real):
         parts += ["Real voices: the best speaker state's pooled statistics (z-scored on the corpus's training "
