@@ -229,7 +229,8 @@ def versions() -> dict[str, str]:
 
 REFERENCE_NUMERICS = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
                       "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"}
-"""Environment for bit-reproducible CPU runs across x86 machines. Every numerical library picks its code path,
+"""Environment for bit-reproducible CPU runs across x86 machines (checked across two AMD generations; an Intel
+Xeon still differs in trained models, see docs/reproducibility.md). Every numerical library picks its code path,
 and so its rounding, by the processor's instruction set; capping each at AVX2 makes an AVX-512 machine compute
 what an AVX2 one does: MKL (in its conditional-numerical-reproducibility mode: deterministic reductions, static
 scheduling), oneDNN and PyTorch's own vectorised kernels (ATen) for torch; NumPy's SIMD dispatch (its AVX-512

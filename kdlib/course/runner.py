@@ -15,7 +15,8 @@ its own ``results/<notebook>.json``; ``results/SUMMARY.md`` aggregates them, and
 records each notebook's wall time and its seconds per section. A full run never fails for being
 slow: there is no per-cell time limit unless ``--cell-timeout`` asks for one (CI). By default the kernels
 run with kdlib's reference numerics (:data:`kdlib.runtime.REFERENCE_NUMERICS` and 2 threads), so that a run
-on another x86 machine reproduces the reference results bit for bit; ``--numerics native`` uses every core
+on another AMD x86 machine reproduces the reference results bit for bit (an Intel one does not yet: see
+docs/reproducibility.md); ``--numerics native`` uses every core
 and the processor's own kernels instead (faster on a big machine; results then differ within seed noise);
 ``--numerics fast`` is native with every training loop in bfloat16 autocast (``KDLIB_PRECISION=bf16``), the
 fastest mode on a processor with AVX-512 BF16 or AMX (and on a GPU); its results are recorded as such and differ
@@ -310,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
                    help="fail a cell that runs longer than this (default: no limit)")
     r.add_argument("--numerics", choices=NUMERICS, default="reference",
-                   help="reference: AVX2 kernels and 2 threads, bit-reproducible across x86 machines (default); "
+                   help="reference: AVX2 kernels and 2 threads, bit-reproducible across AMD machines, not yet "
+                        "from AMD to Intel (default); "
                         "native: every core and the processor's own kernels; fast: native, training in bfloat16")
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="set a knob of the notebooks' knobs cell (papermill's -p); repeat for several")
