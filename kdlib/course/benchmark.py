@@ -450,17 +450,10 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["docs"]:
-        from kdlib.course.report import rewrite_section, section_matches
+        from kdlib.course.report import write_or_check
 
-        section = docs_section()
-        if "--check" in argv:
-            same = section_matches(section, PAGE, BEGIN, END)
-            print(f"{PAGE}: generated section " + ("matches" if same else
-                                                   "differs; run python -m kdlib.course.benchmark docs"))
-            return 0 if same else 1
-        changed = rewrite_section(section, PAGE, BEGIN, END)
-        print(f"{PAGE}: generated section {'rewritten' if changed else 'already up to date'}")
-        return 0
+        return write_or_check(docs_section(), PAGE, BEGIN, END, check="--check" in argv, what="generated section",
+                              command="python -m kdlib.course.benchmark docs")
     if argv[:1] == ["table"]:
         paths = [Path(p) for p in argv[1:]]
         missing = [str(p) for p in paths if not p.exists()]

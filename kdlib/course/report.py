@@ -378,6 +378,19 @@ def section_matches(section: str, page: str | Path = RESULTS_PAGE, begin: str = 
     return begin in text and end in text and text[text.index(begin):text.index(end) + len(end)] == section
 
 
+def write_or_check(section: str, page: str | Path, begin: str, end: str, *, check: bool, what: str,
+                   command: str) -> int:
+    """A ``docs`` subcommand's work: with ``check``, say whether ``page``'s generated ``what`` is ``section``
+    (exit status 1 when not, naming ``command``); otherwise rewrite it (:func:`rewrite_section`) and say so."""
+    if check:
+        same = section_matches(section, page, begin, end)
+        print(f"{page}: {what} " + ("matches" if same else f"differs; run {command}"))
+        return 0 if same else 1
+    changed = rewrite_section(section, page, begin, end)
+    print(f"{page}: {what} {'rewritten' if changed else 'already up to date'}")
+    return 0
+
+
 def answers_section(reference: str | Path | None = None) -> str:
     """The generated table of docs/exercises.md: every committed answer of the solutions notebooks (the variants
     run once in full mode, under ``<reference>/variants/``), with its knobs, when it ran and how long it took."""

@@ -118,21 +118,18 @@ def fit_ctc(frames: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], n_c
     if too_short:
         raise ValueError(f"clips {too_short[:5]} have fewer frames than phonemes: CTC cannot align them")
     generator = torch.Generator().manual_seed(seed)
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch.random.fork_rng():  # seeded here, the caller's generator left as it was
+        torch.manual_seed(seed)
         model = FrameDownstream(*frames[0].shape[1:], n_classes).standardise_with(frames)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        with torch.enable_grad():
-            for _ in range(steps):
-                batch = torch.randperm(len(frames), generator=generator)[:batch_size].tolist()
-                x, n = pad([frames[i] for i in batch])
-                loss = ctc_objective(model(x), n, [targets[i] for i in batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-    finally:
-        torch.random.set_rng_state(state)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    with torch.enable_grad():
+        for _ in range(steps):
+            batch = torch.randperm(len(frames), generator=generator)[:batch_size].tolist()
+            x, n = pad([frames[i] for i in batch])
+            loss = ctc_objective(model(x), n, [targets[i] for i in batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
     return model.eval().requires_grad_(False)
 
 

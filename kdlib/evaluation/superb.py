@@ -99,9 +99,8 @@ def fit_downstream(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, verifica
         raise ValueError(f"need statistics (n, layers, dim) and n labels, got {tuple(x.shape)} and {len(y)}")
     if int(y.max()) >= n_classes or int(y.min()) < 0:
         raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {int(y.min())}..{int(y.max())}")
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch.random.fork_rng():  # seeded here, the caller's generator left as it was
+        torch.manual_seed(seed)
         model = UtteranceDownstream(x.shape[1], x.shape[2], embed_dim if verification else n_classes, hidden)
         model.standardise_with(x)
         head = AAMSoftmax(embed_dim, n_classes) if verification else None
@@ -114,8 +113,6 @@ def fit_downstream(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, verifica
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-    finally:
-        torch.random.set_rng_state(generator_state)
     return model.eval().requires_grad_(False)
 
 

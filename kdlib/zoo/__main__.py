@@ -142,17 +142,11 @@ def _measure(args) -> int:
 
 
 def _readme(args) -> int:
-    from kdlib.course.report import rewrite_section, section_matches
+    from kdlib.course.report import write_or_check
     from kdlib.zoo.measures import README_BEGIN, README_END, ZOO_PAGE, readme_section
 
-    section = readme_section(zoo.manifest())
-    if args.check:
-        ok = section_matches(section, ZOO_PAGE, begin=README_BEGIN, end=README_END)
-        print("zoo section matches" if ok else f"{ZOO_PAGE}: zoo section differs; run python -m kdlib.zoo docs")
-        return 0 if ok else 1
-    changed = rewrite_section(section, ZOO_PAGE, begin=README_BEGIN, end=README_END)
-    print(f"{ZOO_PAGE}: zoo section {'rewritten' if changed else 'already up to date'}")
-    return 0
+    return write_or_check(readme_section(zoo.manifest()), ZOO_PAGE, README_BEGIN, README_END, check=args.check,
+                          what="zoo section", command="python -m kdlib.zoo docs")
 
 
 def _overrides(pairs: list[str]) -> dict:

@@ -76,6 +76,20 @@ def layer_profile(layers_fn, source: Source, splits: int = 3, progress: bool = T
     return out
 
 
+def _spread(values) -> dict:
+    """``{"mean", "std", "values"}`` of per-seed values, as the manifest records them."""
+    values = [float(v) for v in values]
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+
+
+def _teacher_and_student(model: nn.Module, student_layers: int) -> dict[str, nn.Module]:
+    """The two systems a headroom measure compares: the teacher and its first ``student_layers`` layers, copied
+    (:func:`kdlib.models.ssl.make_student`), under the names the manifest records."""
+    from kdlib.models.ssl import make_student
+
+    return {"teacher": model, f"student, first {student_layers} layers": make_student(model, student_layers)}
+
+
 def headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0, 1, 2),
              suite_clips: dict | None = None, downstream_steps: int = 100, progress: bool = True) -> dict:
     """The teacher and its ``student_layers``-layer student before distillation (:func:`kdlib.models.ssl.make_student`)
@@ -83,11 +97,10 @@ def headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0
     in ``seeds``. Returns per system and condition the mean, spread and per-seed values of every task, and the
     seconds each system's statistics took."""
     from kdlib.evaluation import superb
-    from kdlib.models.ssl import make_student
     from kdlib.progress import bar
 
     suite = superb.build_suite(source, seed=0, **(suite_clips or SUITE_CLIPS))
-    systems = {"teacher": model, f"student, first {student_layers} layers": make_student(model, student_layers)}
+    systems = _teacher_and_student(model, student_layers)
     out = {"suite": suite.settings, "seeds": list(seeds), "downstream_steps": downstream_steps, "systems": {}}
     for name, system in bar(systems.items(), desc="headroom", unit="system", disable=not progress):
         start = time.time()
@@ -97,9 +110,7 @@ def headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0
         runs = [superb.run_suite(stats, suite, steps=downstream_steps, seed=s) for s in seeds]
         record = {"statistics_seconds": round(seconds, 1)}
         for cond in superb.CONDITIONS:
-            record[cond] = {task: {"mean": float(np.mean([r[cond][task] for r in runs])),
-                                   "std": float(np.std([r[cond][task] for r in runs])),
-                                   "values": [float(r[cond][task]) for r in runs]} for task in runs[0][cond]}
+            record[cond] = {task: _spread([r[cond][task] for r in runs]) for task in runs[0][cond]}
         record["layer_weights"] = runs[0]["layer_weights"]
         out["systems"][name] = record
     return out
@@ -112,11 +123,10 @@ def phoneme_headroom(model: nn.Module, source: Source, student_layers: int = 2, 
     the head trained once per seed in ``seeds``: per system and condition the phone error rate's mean, spread and
     per-seed values, and the seconds each system's frames took."""
     from kdlib.evaluation import phoneme_recognition as pr
-    from kdlib.models.ssl import make_student
     from kdlib.progress import bar
 
     task = pr.build_phoneme_task(source, seed=0, **(clips or {}))
-    systems = {"teacher": model, f"student, first {student_layers} layers": make_student(model, student_layers)}
+    systems = _teacher_and_student(model, student_layers)
     out = {"task": task.settings, "seeds": list(seeds), "steps": steps, "systems": {}}
     for name, system in bar(systems.items(), desc="phoneme headroom", unit="system", disable=not progress):
         start = time.time()
@@ -125,8 +135,7 @@ def phoneme_headroom(model: nn.Module, source: Source, student_layers: int = 2, 
         record = {"frames_seconds": round(time.time() - start, 1)}
         runs = [pr.run_phoneme_task(frames, task, steps=steps, seed=s) for s in seeds]
         for cond in ("clean", "harsh"):
-            values = [float(r[cond]["per"]) for r in runs]
-            record[cond] = {"per": {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}}
+            record[cond] = {"per": _spread([r[cond]["per"] for r in runs])}
         record["layer_weights"] = runs[0]["layer_weights"]
         out["systems"][name] = record
     return out
@@ -256,6 +265,18 @@ def _mean_std(record: dict, percent: bool = True) -> str:
 HEADROOM_TASKS = {"sid": "SID acc", "kws": "KWS acc", "words": "word acc", "sv_eer": "SV EER"}
 
 
+def _compared_systems(entries: dict, measure: str):
+    """For each zoo entry with a teacher-and-student record under ``measure`` (:func:`headroom`,
+    :func:`phoneme_headroom`): its name, the two rows' labels, the teacher's record and the student's."""
+    for name, entry in entries.items():
+        record = entry.get("metrics", {}).get(measure)
+        if record is None:
+            continue
+        teacher = record["systems"]["teacher"]
+        student, s = next((k, v) for k, v in record["systems"].items() if k != "teacher")  # JSON sorts the keys
+        yield name, (f"{name}: all {entry_depth(entry)} layers", f"{name}: {student}"), teacher, s
+
+
 def headroom_table(entries: dict):
     """The headroom records of zoo ``entries`` (``{name: manifest entry}``) as one table: a row per teacher and
     per its student before distillation, columns ``(condition, task)`` as "mean ± std" in % over the suite's
@@ -264,13 +285,8 @@ def headroom_table(entries: dict):
     import pandas as pd
 
     rows = {}
-    for name, entry in entries.items():
-        record = entry.get("metrics", {}).get("headroom")
-        if record is None:
-            continue
-        t = record["systems"]["teacher"]
-        student, s = next((k, v) for k, v in record["systems"].items() if k != "teacher")  # JSON sorts the keys
-        for label, system in ((f"{name}: all {entry_depth(entry)} layers", t), (f"{name}: {student}", s)):
+    for name, labels, t, s in _compared_systems(entries, "headroom"):
+        for label, system in zip(labels, (t, s)):
             rows[label] = {(c, shown): _mean_std(system[c][key]) for c in ("clean", "harsh")
                            for key, shown in HEADROOM_TASKS.items()}
         rows[f"{name}: gap (teacher better > 0)"] = {
@@ -288,13 +304,8 @@ def phoneme_table(entries: dict):
     import pandas as pd
 
     rows = {}
-    for name, entry in entries.items():
-        record = entry.get("metrics", {}).get("phonemes")
-        if record is None:
-            continue
-        t = record["systems"]["teacher"]
-        student, s = next((k, v) for k, v in record["systems"].items() if k != "teacher")
-        for label, system in ((f"{name}: all {entry_depth(entry)} layers", t), (f"{name}: {student}", s)):
+    for name, labels, t, s in _compared_systems(entries, "phonemes"):
+        for label, system in zip(labels, (t, s)):
             rows[label] = {f"{c} PER": _mean_std(system[c]["per"]) for c in ("clean", "harsh")}
         rows[f"{name}: gap (teacher better > 0)"] = {
             f"{c} PER": f"{100 * (s[c]['per']['mean'] - t[c]['per']['mean']):+.1f}" for c in ("clean", "harsh")}
