@@ -266,3 +266,33 @@ def test_multihead_weights_drop_the_heads_they_zero():
                               model.loss(batch)[0], rtol=1e-6)
     with pytest.raises(ValueError, match="one per head"):
         losses.multi_teacher(pred, batch["targets"], head_weights=torch.ones(2, 3))
+
+
+def test_width_map_keeps_what_it_can_and_says_how_much():
+    torch.manual_seed(0)
+    low_rank = torch.randn(500, 3) @ torch.randn(3, 8)             # frames of width 8 that span 3 directions
+    cut = ensemble.WidthMap(low_rank, 3)
+    assert cut(low_rank).shape == (500, 3)
+    assert cut.kept == pytest.approx(1.0, abs=1e-9)                # 3 directions hold all the energy
+    # a projection onto orthonormal directions that span the data keeps every norm and every cosine
+    assert torch.allclose(cut(low_rank).norm(dim=1), low_rank.norm(dim=1), rtol=1e-4)
+    full = torch.randn(500, 8)
+    assert 0.3 < ensemble.WidthMap(full, 3).kept < 0.6               # about 3/8 of isotropic energy
+    same = ensemble.WidthMap(full, 8)
+    assert same.kept == 1.0 and torch.equal(same(full), full)        # at the width: untouched
+    padded = ensemble.WidthMap(full, 10)(full)
+    assert padded.shape == (500, 10) and torch.equal(padded[:, :8], full) and not padded[:, 8:].any()
+
+
+def test_to_width_maps_each_layer_and_refuses_bad_shapes():
+    torch.manual_seed(0)
+    states = torch.randn(20, 3, 5, 12).half()
+    mapped, kept = ensemble.to_width(states, 6, fit_on=8)
+    assert mapped.shape == (20, 3, 5, 6) and mapped.dtype == torch.float16 and 0 < kept < 1
+    # the first layer's map is the one fitted on that layer's frames alone
+    alone = ensemble.WidthMap(states[:8, 0].reshape(-1, 12).float(), 6)
+    assert torch.allclose(mapped[:, 0].float(), alone(states[:, 0].float()), atol=2e-3)
+    with pytest.raises(ValueError, match="crops, layers, frames, dim"):
+        ensemble.to_width(states[0], 6)
+    with pytest.raises(ValueError, match="fitted on width 12"):
+        ensemble.WidthMap(states[:8, 0].reshape(-1, 12).float(), 6)(torch.zeros(2, 7))

@@ -122,3 +122,34 @@ def phone_error_rate(references: Sequence[Sequence], hypotheses: Sequence[Sequen
     if total == 0:
         raise ValueError("the references hold no phones")
     return sum(edit_distance(r, h) for r, h in zip(references, hypotheses)) / total
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    r"""Linear centred kernel alignment of two representations of the same ``n`` items, ``x`` ``(n, d_x)`` and
+    ``y`` ``(n, d_y)`` (the widths may differ; Kornblith, Norouzi, Lee and Hinton, *Similarity of Neural Network
+    Representations Revisited*, ICML 2019, arXiv 1905.00414). With both centred over the items,
+
+    .. math:: \mathrm{CKA}(X, Y) = \frac{\lVert Y^\top X\rVert_F^2}{\lVert X^\top X\rVert_F\,\lVert Y^\top Y\rVert_F}
+
+    in [0, 1]: 1 when one is a rotation and scaling of the other, near 0 for unrelated ones. Unchanged by an
+    orthogonal transform or an isotropic scaling of either side, so it compares teachers of different widths,
+    where a cosine between their frames cannot."""
+    if x.dim() != 2 or y.dim() != 2 or len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"need two (n, d) representations of the same n >= 2 items, got shapes {tuple(x.shape)} "
+                         f"and {tuple(y.shape)}")
+    x, y = x.double() - x.double().mean(0), y.double() - y.double().mean(0)
+    cross = (y.T @ x).pow(2).sum()
+    return float(cross / ((x.T @ x).norm() * (y.T @ y).norm()))
+
+
+def share_recovered(student: float, start: float, teacher: float, *, higher_is_better: bool = True,
+                    min_gap: float = 0.0) -> float | None:
+    r"""The share of a teacher's lead over a student's starting point that the student recovered,
+    ``(student − start) / (teacher − start)``: 0 no progress, 1 the teacher's level, above 1 past it, below 0
+    worse than the start. None where the teacher does not lead the start by more than ``min_gap`` (in the
+    metric's units): there was nothing to recover. The ratio reads the same for a metric where lower is
+    better (EER, PER); ``higher_is_better`` only says which side is a lead."""
+    lead = (teacher - start) if higher_is_better else (start - teacher)
+    if not lead > min_gap:
+        return None
+    return (student - start) / (teacher - start)

@@ -12,6 +12,10 @@ loss (:func:`kdlib.kd.losses.distilhubert`):
 
 With K = 1 every mode is ordinary DistilHuBERT distillation from one teacher. The heads exist for training
 only: :meth:`EnsembleDistiller.deployable` is the student without them.
+
+Teachers of different widths (Whisper tiny.en's 384 and base's 512) are brought to one width first with
+:func:`to_width`; teachers of different depths give their layers at the same fractions of their depth
+(:func:`kdlib.kd.layers.distil_layers`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,58 @@ def heads_for(mode: str, dim: int, n_teachers: int, n_layers: int) -> Prediction
     if mode == "concat":
         return PredictionHeads(dim, n_layers, out_dim=n_teachers * dim)
     return PredictionHeads(dim, n_teachers * n_layers)
+
+
+class WidthMap(nn.Module):
+    r"""A fixed linear map of a teacher's hidden states ``(..., D)`` to ``width`` features, so that teachers of
+    different widths can be averaged layer by layer. Fitted once on a sample of frames ``X`` (rows: frames):
+
+    - ``D > width``: the projection onto the ``width`` leading right singular vectors of ``X`` (uncentred
+      PCA, ``y = x V_w``), the ``width``-dimensional subspace that keeps the most of the frames' energy
+      ``Σ‖x‖²`` (Eckart and Young, 1936); :attr:`kept` is the share kept;
+    - ``D = width``: the identity (a teacher already at the width keeps its own coordinates);
+    - ``D < width``: zero-padding (nothing lost: norms and cosines unchanged).
+
+    Uncentred, so that a layer's mean direction, which the cosine term of the loss sees, is kept. The
+    coordinates of two teachers are not aligned by this map, as the paper's teachers' are not: its average of
+    HuBERT and WavLM mixes unrelated bases too."""
+
+    def __init__(self, frames: torch.Tensor, width: int):
+        super().__init__()
+        if frames.dim() != 2 or len(frames) < 1 or width < 1:
+            raise ValueError(f"need frames (n, dim) and a width >= 1, got {tuple(frames.shape)} and {width}")
+        dim = frames.shape[1]
+        self.width, self.kept, self.identity = width, 1.0, dim == width
+        if dim > width:
+            x = frames.double()
+            _, s, vh = torch.linalg.svd(x, full_matrices=False)
+            self.kept = float(s[:width].pow(2).sum() / s.pow(2).sum())
+            basis = vh[:width].T
+        else:
+            basis = torch.eye(dim, width, dtype=torch.float64)
+        self.register_buffer("basis", basis.float())  # (dim, width)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        if states.shape[-1] != self.basis.shape[0]:
+            raise ValueError(f"states of width {states.shape[-1]}; this map was fitted on width {self.basis.shape[0]}")
+        if self.identity:
+            return states
+        return (states.float() @ self.basis).to(states.dtype)
+
+
+def to_width(states: torch.Tensor, width: int, fit_on: int = 256) -> tuple[torch.Tensor, float]:
+    """One teacher's cached target layers ``(crops, layers, frames, D)`` at ``width`` features, each layer
+    through its own :class:`WidthMap` fitted on the frames of the first ``fit_on`` crops; returns the mapped
+    states (same dtype) and the smallest share of energy a layer kept (1.0 when nothing was cut)."""
+    if states.dim() != 4:
+        raise ValueError(f"need (crops, layers, frames, dim) states, got shape {tuple(states.shape)}")
+    mapped, kept = [], 1.0
+    for layer in range(states.shape[1]):
+        sample = states[:fit_on, layer].reshape(-1, states.shape[-1])
+        width_map = WidthMap(sample, width)
+        kept = min(kept, width_map.kept)
+        mapped.append(torch.cat([width_map(chunk) for chunk in states[:, layer].split(512)]))
+    return torch.stack(mapped, dim=1), kept
 
 
 class EnsembleDistiller(nn.Module):
