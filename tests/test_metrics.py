@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from sklearn.metrics import roc_curve
 import torch
+from sklearn.metrics import roc_curve
 
 from kdlib.evaluation import metrics
 

@@ -245,3 +245,12 @@ def test_outcome_agreement_sets_each_claim_beside_the_reference():
     assert table.agree.tolist() == [True, False, False]
     assert table["reference"].tolist() == ["holds", "inconclusive", "–"]
     assert table["other run"].tolist() == ["holds", "contradicted", "holds"]
+
+
+def test_the_notebook_table_names_a_notebook_timed_on_another_machine(results):
+    times = _times([*report.NOTEBOOKS, "06_compare"])
+    times["notebooks"]["03_ensemble_kd"]["hardware"] = "other CPU"
+    glance = report.glance_section(report.load(results), times)
+    row = next(line for line in glance.splitlines() if line.startswith("| 03 |"))
+    assert row.endswith("| 10.1 min (other CPU) |")  # 603 s
+    assert "(test CPU)" not in glance and "where no other machine is named" in glance

@@ -40,6 +40,9 @@ def test_a_variant_runs_with_its_knobs_in_its_own_folder_and_is_reused(notebook,
     assert table.loc["m", ("notebook", "eer_std")] == pytest.approx(0.5)  # in percent, like the EER
     assert table.loc["m", ("notebook", "eer")] == pytest.approx(3.0)
     assert table.loc["m", ("STEPS = 7", "eer")] == pytest.approx(7.0)
+    rates = {**baseline, "models": {"m": {"harsh_per": 0.38, "accuracy": 0.9, "sv_min_dcf": 0.5}}}
+    shown = variants.table({"r": rates}, ("harsh_per", "accuracy", "sv_min_dcf")).loc["m"]
+    assert list(shown) == pytest.approx([38.0, 90.0, 0.5])  # PER and accuracies in percent, minDCF as it is
     assert list(variants.claims({"STEPS = 7": record})["STEPS = 7"]) == ["contradicted"]
     older = {**record, "claims": [{"claim": "few steps", "paper": "p", "ours": "7", "holds": False}]}
     assert list(variants.claims({"old": older})["old"]) == ["did not hold (older rule)"]

@@ -212,8 +212,9 @@ def ran(records: dict) -> dict:
 
 def table(records: dict, metrics=("eer",), models=None):
     """One row per model, one column per (variant, metric): ``records`` maps a label to a results record
-    (None: a variant not run in this mode, left out). EERs and accuracies (any metric whose name holds
-    ``eer`` or ``acc``: ``eer_std``, ``clean_kws_acc``, ...) are shown in percent, minDCF as it is."""
+    (None: a variant not run in this mode, left out). EERs, accuracies and phone error rates (a metric whose
+    name holds ``eer`` or ``acc``, or has ``per`` as a word: ``eer_std``, ``accuracy``, ``clean_kws_acc``,
+    ``harsh_per``) are shown in percent, minDCF as it is."""
     import pandas as pd
 
     columns = {}
@@ -225,7 +226,7 @@ def table(records: dict, metrics=("eer",), models=None):
                 continue
             for metric in metrics:
                 value = entry.get(metric)
-                if value is not None and ("eer" in metric or "acc" in metric):
+                if value is not None and ("eer" in metric or "acc" in metric or "per" in metric.split("_")):
                     value = 100 * value
                 columns.setdefault((label, metric), {})[key] = value
     frame = pd.DataFrame(columns)
