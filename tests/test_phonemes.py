@@ -145,3 +145,17 @@ def test_the_task_takes_whole_sentences_with_their_phonemes_and_a_harsh_copy(smo
     result = pr.run_phoneme_task(task.frames(layers_fn), task, steps=3, batch_size=4)
     assert set(result) == {"clean", "harsh", "layer_weights"} and len(result["layer_weights"]) == 2
     assert 0.5 < result["clean"]["per"] < 5        # a head that hears nothing useful recognises almost nothing
+
+
+def test_only_a_source_whose_sentences_carry_text_and_accent_has_a_phoneme_task(smoke_corpus):
+    assert pr.transcribed(smoke_corpus)
+
+    class Untranscribed:  # a VoxCeleb1 folder: sentences without text or accent
+        def select(self, split, kind):
+            return [{"path": f"{split}/a.wav", "speaker": "id1", "kind": "sentence"}]
+
+    class Empty:
+        def select(self, split, kind):
+            return []
+
+    assert not pr.transcribed(Untranscribed()) and not pr.transcribed(Empty())

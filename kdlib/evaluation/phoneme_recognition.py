@@ -164,6 +164,13 @@ class PhonemeTask:
         return {name: layer_frames(layers_fn, waves, batch_size) for name, waves in self.waves.items()}
 
 
+def transcribed(source: Source) -> bool:
+    """Whether every sentence of ``source`` (both splits) carries the text and accent that its phonemes come from
+    (the embedded corpus's do; a VoxCeleb1 or CN-Celeb folder has no transcripts, so it has no phoneme task)."""
+    rows = source.select("train", "sentence") + source.select("test", "sentence")
+    return bool(rows) and all(r.get("text") and r.get("accent") for r in rows)
+
+
 def build_phoneme_task(source: Source, *, train_clips: int | None = 600, test_clips: int | None = 400,
                        harsh: dict | None = None, seed: int = 0) -> PhonemeTask:
     """Whole sentences of ``source`` with their phonemes: ``train_clips`` of the training speakers' and
