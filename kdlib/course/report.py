@@ -416,7 +416,7 @@ def glance_section(records: dict[str, dict], times: dict | None) -> str:
     hold), and its full-mode wall time on the reference machine (from the runner's run times)."""
     rows = ["| # | notebook | reproduces | what the reference run shows | full mode |", "|---|---|---|---|---|"]
     timed = (times or {}).get("notebooks", {})
-    first = next(iter(records.values()), {}).get("provenance", {}) if records else {}
+    first = next(iter(records.values()), {}).get("provenance", {})  # the machine the footer names
     for name, (paper, finding) in FINDINGS.items():
         record = records.get(name)
         claims = f"claims: {tally(record['claims'])}; " if record and record["claims"] else ""
