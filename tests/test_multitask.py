@@ -107,6 +107,49 @@ def test_encoder_output_is_the_last_hidden_state_or_the_chosen_head():
         multitask.EncoderOutput(model, heads, head="sum")
 
 
+class _Layered(nn.Module):
+    """A 2-layer stand-in giving hidden states (input projection, then two layers) like a transformers model."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj, self.one, self.two = nn.Linear(50, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, wave, output_hidden_states=False):
+        from types import SimpleNamespace
+        states = [self.proj(wave.unfold(1, 50, 50))]
+        states += [torch.tanh(self.one(states[-1]))]
+        states += [torch.tanh(self.two(states[-1]))]
+        return SimpleNamespace(last_hidden_state=states[-1],
+                               hidden_states=tuple(states) if output_hidden_states else None)
+
+
+def test_layers_reading_stacks_hidden_states_then_heads_and_each_task_mixes_its_own():
+    from kdlib.models.heads import PredictionHeads
+
+    torch.manual_seed(0)
+    model, heads, wave = _Layered(), PredictionHeads(8, 3), torch.randn(2, 500)
+    states = model(wave, output_hidden_states=True).hidden_states
+    bare, kept = multitask.EncoderOutput(model, head="layers"), multitask.EncoderOutput(model, heads, "layers")
+    assert (bare.representations(2), kept.representations(2)) == (3, 6)
+    assert torch.equal(bare(wave), torch.stack(states, dim=2))                    # (batch, frames, 3, dim)
+    stacked = kept(wave)
+    assert stacked.shape == (2, 10, 6, 8)
+    assert torch.allclose(stacked[:, :, 3:], heads(states[-1]).permute(0, 2, 1, 3))
+    joint = multitask.JointModel(kept, 8, n_keywords=3, n_speakers=4, embed_dim=5, layers=6).eval()
+    with torch.no_grad():                                                         # a weight per task: KWS on layer 1
+        joint.kws_layers.weights.copy_(torch.tensor([0.0, 50, 0, 0, 0, 0]))
+        logits, embedding = joint(wave)
+    assert torch.allclose(logits, joint.kws_head(states[1].mean(dim=1)), atol=1e-5)   # the KWS mix is layer 1
+    mean_of_all = stacked.mean(dim=2)                                             # SV weights still equal
+    pooled = torch.cat([mean_of_all.mean(1), mean_of_all.std(1, unbiased=False)], dim=1)
+    assert torch.allclose(embedding, joint.sv_head(pooled), atol=1e-5)
+    assert len(joint.task_heads()) == 5 and set(joint.layer_weights()) == {"kws", "sv"}
+    with pytest.raises(ValueError, match="layers=R"):
+        multitask.JointModel(kept, 8, 3, 4, 5).copy_heads_from(joint)
+    with pytest.raises(ValueError, match="must be as wide"):
+        multitask.EncoderOutput(model, PredictionHeads(8, 2, out_dim=4), "layers").width(8)
+
+
 # --- one task or both ---
 
 def test_a_single_task_gets_every_step_and_unknown_tasks_are_refused():
@@ -205,3 +248,26 @@ def test_score_golden_values():
     assert multitask.score(_Fixed(), kws=(x, labels), keyword_trials=swapped)["keyword_sv_eer"] == 1.0
     with pytest.raises(ValueError, match="pass kws as well"):
         multitask.score(_Fixed(), keyword_trials=trials)
+
+
+def test_standardise_normalises_each_heads_pooled_input_so_an_outlier_feature_does_not_fix_the_embedding():
+    torch.manual_seed(0)
+    frames = torch.randn(16, 10, 8)
+    frames[..., 0] += 500.0                          # one feature far larger, as in Whisper's residual stream
+    plain = multitask.JointModel(nn.Identity(), 8, 3, 4, embed_dim=5).eval()
+    normed = multitask.JointModel(nn.Identity(), 8, 3, 4, embed_dim=5, standardise=True)
+    normed.train()
+    for _ in range(60):                              # batches in training mode fill the running statistics
+        normed(frames)
+    normed.eval()
+    spread = lambda e: torch.nn.functional.normalize(e, dim=1).std(0).mean().item()
+    with torch.no_grad():
+        assert spread(plain(frames)[1]) < 0.05       # every embedding points the same way
+        assert spread(normed(frames)[1]) > 0.2
+        norm, linear = normed.kws_head
+        pooled = frames.mean(dim=1)
+        standardised = (pooled - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps)
+        by_hand = linear(standardised * norm.weight + norm.bias)
+        assert torch.allclose(normed(frames)[0], by_hand, atol=1e-5)
+    scored = multitask.score(normed, kws=(frames, torch.zeros(16, dtype=torch.long)))
+    assert 0.0 <= scored["kws_accuracy"] <= 1.0      # score reads the keyword count through the batch norm

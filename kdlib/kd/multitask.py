@@ -15,7 +15,10 @@ and the speaker embedding of the same clip; :func:`score` measures both (KWS acc
 sentence trials and on keyword-clip trials).
 
 The encoder is an SSL model's last hidden state, or, for a DistilHuBERT student whose prediction heads are
-kept after distillation (as the paper does), one head's prediction (:class:`EncoderOutput`).
+kept after distillation (as the paper does), one head's prediction (:class:`EncoderOutput`). One readout rule for
+teachers and students alike is ``EncoderOutput(..., head="layers")`` with ``JointModel(..., layers=R)``: every
+representation the encoder has (its hidden states, and a student's kept heads' predictions), mixed for each task by
+its own learned weights, as SUPERB's featurizer (Yang et al., Interspeech 2021) does.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from kdlib import train
 from kdlib.data.datasets import BucketBatches
 from kdlib.data.features import stats_pool
 from kdlib.evaluation import metrics
+from kdlib.evaluation.superb import WeightedLayerSum
 from kdlib.evaluation.verification import batched, score_trials
 from kdlib.models.heads import AAMSoftmax, PredictionHeads
 
@@ -44,9 +48,13 @@ class EncoderOutput(nn.Module):
     DistilHuBERT ``heads`` kept after distillation, the prediction of head ``head`` (default the last one,
     which predicts the teacher's last layer: the student's stand-in for what the teacher's task heads read),
     or of every head, averaged (``"mean"``) or side by side (``"concat"``: the width times the heads). With
-    one head read, the others are kept (and counted) but get no gradient."""
+    one head read, the others are kept (and counted) but get no gradient.
 
-    READINGS = ("mean", "concat")
+    ``head="layers"``: every representation, stacked as ``(batch, frames, R, width)`` for a
+    :class:`JointModel` made with ``layers=R`` to mix: the hidden states (the stem's output and each layer's)
+    followed, with ``heads``, by each head's prediction; :meth:`representations` says how many."""
+
+    READINGS = ("mean", "concat", "layers")
 
     def __init__(self, model: nn.Module, heads: PredictionHeads | None = None, head: int | str = -1):
         super().__init__()
@@ -62,9 +70,21 @@ class EncoderOutput(nn.Module):
         if self.heads is None:
             return hidden
         out = self.heads.heads[0][-1].out_features
+        if self.head == "layers" and out != hidden:
+            raise ValueError(f"head='layers' stacks hidden states ({hidden} wide) with the heads' predictions "
+                             f"({out} wide): they must be as wide")
         return out * len(self.heads.heads) if self.head == "concat" else out
 
+    def representations(self, n_layers: int) -> int:
+        """How many representations ``head="layers"`` stacks, for a model of ``n_layers`` transformer layers."""
+        return n_layers + 1 + (0 if self.heads is None else len(self.heads.heads))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head == "layers":
+            states = list(self.model(x, output_hidden_states=True).hidden_states)
+            if self.heads is not None:
+                states += [h(states[-1]) for h in self.heads.heads]
+            return torch.stack(states, dim=2)
         hidden = self.model(x).last_hidden_state
         if self.heads is None:
             return hidden
@@ -76,14 +96,30 @@ class EncoderOutput(nn.Module):
 
 class JointModel(nn.Module):
     """``encoder(x) -> (batch, frames, dim)`` plus a KWS head and an SV embedding head (and its AAM-softmax
-    training head). ``frozen``: the encoder is not trained (its parameters get no gradient)."""
+    training head). ``frozen``: the encoder is not trained (its parameters get no gradient).
+
+    ``layers=R``: the encoder gives ``(batch, frames, R, dim)`` (:class:`EncoderOutput` with ``head="layers"``)
+    and each task mixes the R representations with its own learned weights, ``Σ_r softmax(w)_r h_r``
+    (:class:`kdlib.evaluation.superb.WeightedLayerSum`, counted among the task heads).
+
+    ``standardise``: each head's pooled input goes through a batch norm first (each feature to zero mean and unit
+    variance over the batch, running statistics at test time; as ECAPA-TDNN normalises its pooled statistics).
+    Without it, a few outlier features of large magnitude, as Whisper's residual stream has, dominate the
+    normalised speaker embedding and the angular-margin loss barely moves."""
 
     def __init__(self, encoder: Callable[[torch.Tensor], torch.Tensor], dim: int, n_keywords: int, n_speakers: int,
-                 embed_dim: int = 192, margin: float = 0.2, scale: float = 30.0, frozen: bool = False):
+                 embed_dim: int = 192, margin: float = 0.2, scale: float = 30.0, frozen: bool = False,
+                 layers: int | None = None, standardise: bool = False):
         super().__init__()
         self.encoder = encoder
-        self.kws_head = nn.Linear(dim, n_keywords)
-        self.sv_head = nn.Linear(2 * dim, embed_dim)
+        self.kws_layers = WeightedLayerSum(layers) if layers else None
+        self.sv_layers = WeightedLayerSum(layers) if layers else None
+
+        def head(n_in: int, n_out: int) -> nn.Module:
+            linear = nn.Linear(n_in, n_out)
+            return nn.Sequential(nn.BatchNorm1d(n_in), linear) if standardise else linear
+
+        self.kws_head, self.sv_head = head(dim, n_keywords), head(2 * dim, embed_dim)
         self.sv_loss = AAMSoftmax(embed_dim, n_speakers, margin=margin, scale=scale)
         self.frozen = frozen
         if frozen and isinstance(encoder, nn.Module):
@@ -97,11 +133,21 @@ class JointModel(nn.Module):
         return self
 
     def task_heads(self) -> list[nn.Module]:
-        """The task heads (KWS head, SV embedding head and its AAM-softmax training head)."""
-        return [self.kws_head, self.sv_head, self.sv_loss]
+        """The task heads (KWS head, SV embedding head and its AAM-softmax training head, and each task's layer
+        weights where the encoder gives several representations)."""
+        mixers = [] if self.kws_layers is None else [self.kws_layers, self.sv_layers]
+        return [self.kws_head, self.sv_head, self.sv_loss, *mixers]
+
+    def layer_weights(self) -> dict[str, list[float]]:
+        """Each task's weights softmax(w) over the encoder's representations (empty without ``layers``)."""
+        if self.kws_layers is None:
+            return {}
+        return {"kws": self.kws_layers.layer_weights(), "sv": self.sv_layers.layer_weights()}
 
     def copy_heads_from(self, other: JointModel) -> JointModel:
         """Start from another model's trained task heads (e.g. heads fitted on the frozen encoder first)."""
+        if len(self.task_heads()) != len(other.task_heads()):
+            raise ValueError("both models must mix layers (layers=R) or neither")
         for mine, theirs in zip(self.task_heads(), other.task_heads()):
             mine.load_state_dict(theirs.state_dict())
         return self
@@ -113,9 +159,13 @@ class JointModel(nn.Module):
         return self.encoder(x)
 
     def keyword_logits(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.kws_layers is not None:
+            frames = self.kws_layers(frames)
         return self.kws_head(frames.mean(dim=1))
 
     def embedding(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.sv_layers is not None:
+            frames = self.sv_layers(frames)
         return self.sv_head(stats_pool(frames, dim=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,7 +279,7 @@ def score(model: JointModel, *, kws: tuple[torch.Tensor, torch.Tensor] | None = 
     if keyword_trials is not None and kws is None:
         raise ValueError("keyword trials index the KWS clips: pass kws as well")
     model.eval()
-    n_keywords = model.kws_head.out_features
+    n_keywords = (model.kws_head[-1] if isinstance(model.kws_head, nn.Sequential) else model.kws_head).out_features
 
     def both(x):
         logits, embedding = model(x)
