@@ -196,7 +196,9 @@ def test_models_get_readable_names(notebook, key, name):
 
 def test_each_model_is_compared_with_its_own_reference():
     assert report.reference_of("05_quantization", "resnet34_ptq-uniform_4b") == "resnet34_fp32"
-    assert report.reference_of("04_joint_kd_multitask", "distilled_HuBERT_frozen_kws_sv") == \
+    assert report.reference_of("04_joint_kd_multitask", "distilled_Whisper_tiny_en_frozen_kws_sv") == \
+        "Whisper_tiny_en_teacher_fine_tuned_kws_sv"
+    assert report.reference_of("04_joint_kd_multitask", "distilled_HuBERT_fine_tuned_kws") == \
         "HuBERT_teacher_fine_tuned_kws_sv"
     assert report.reference_of("unknown", "x") is None
 

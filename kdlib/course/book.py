@@ -31,8 +31,8 @@ CHAPTERS = {
                             "arXiv 2409.09389)"),
     "03_ensemble_kd": ("Ensemble KD", "three SSL teachers into one student: average, concatenation, several heads "
                                       "(Huang et al., ICASSP 2023, arXiv 2302.12757)"),
-    "04_joint_kd_multitask": ("KD + joint KWS/SV", "distil an SSL model, then fine-tune it for keywords and "
-                                                   "speakers at once (Kerpicci et al., arXiv 2210.16611)"),
+    "04_joint_kd_multitask": ("KD + joint KWS/SV", "distil Whisper tiny.en, then fine-tune the student for keywords "
+                                                   "and speakers at once (Kerpicci et al., arXiv 2210.16611)"),
     "05_quantization": ("Weight quantization", "uniform and powers-of-two weights, PTQ and QAT, from 8 to 2 bits "
                                                "(Li et al., arXiv 2210.17326)"),
     "06_compare": ("All methods side by side", "Pareto fronts of error against size and latency, distilled "
