@@ -23,15 +23,19 @@ def _teacher():
     return HubertModel(HubertConfig(**TINY)).eval()
 
 
-def _system(regime="one_step", adapters=True, kd_target="mse", steps=10, n_classes=4):
+def _system(regime="one_step", adapters=True, kd_target="mse", steps=10, n_classes=4, readout="last"):
     teacher = _teacher()
     torch.manual_seed(1)
     student = make_student(teacher, 2)
     ads = add_adapters(student, bottleneck=8) if adapters else []
-    backend = SpeakerModel(ECAPA_TDNN(16, 8, n_mels=32, instance_norm=True), head=AAMSoftmax(8, n_classes))
+    encoder = ECAPA_TDNN(16, 8, n_mels=32, instance_norm=True)
+    if readout == "layers":
+        encoder = os_kdft.MixedLayers(encoder, n_states=3)  # the stem's output and the student's 2 layers
+        student.config.layerdrop = 0.0  # a dropped layer would return no state to mix
+    backend = SpeakerModel(encoder, head=AAMSoftmax(8, n_classes))
     heads = PredictionHeads(32, 3) if kd_target == "heads" else None
     obj = os_kdft.OneStepKDFT(without_feature_encoder(student), backend, regime=regime, adapters=ads,
-                               kd_target=kd_target, heads=heads, kd_scale=1.0, total_steps=steps)
+                               kd_target=kd_target, heads=heads, kd_scale=1.0, total_steps=steps, readout=readout)
     return teacher, student, ads, obj
 
 
@@ -208,3 +212,62 @@ def test_ecapa_instance_norm_ignores_per_channel_offset_and_scale():
     with torch.no_grad():
         assert torch.allclose(model(x), model(shifted), atol=1e-3)
     assert sum(p.numel() for p in model.input_norm.parameters()) == 0  # no weights: old checkpoints still load
+
+
+def test_ecapa_batch_norm_input_keeps_what_instance_norm_removes():
+    torch.manual_seed(0)
+    x = torch.randn(8, 12, 40)
+    offsets = torch.randn(8, 12, 1) * 3  # a per-utterance, per-channel mean: what instance norm erases
+    batch = ECAPA_TDNN(16, 8, n_mels=12, input_norm="batch").eval()
+    batch.input_norm.running_mean.normal_()
+    batch.input_norm.running_var.uniform_(0.5, 2.0)
+    norm = batch.input_norm
+    by_hand = (x - norm.running_mean[:, None]) / torch.sqrt(norm.running_var[:, None] + norm.eps)
+    with torch.no_grad():
+        assert torch.allclose(norm(x), by_hand * norm.weight[:, None] + norm.bias[:, None], atol=1e-5)
+        assert not torch.allclose(batch(x), batch(x + offsets), atol=1e-2)
+    assert ECAPA_TDNN(16, 8, n_mels=12, input_norm="instance").input_norm.__class__.__name__ == "InstanceNorm1d"
+    with pytest.raises(ValueError, match="input_norm"):
+        ECAPA_TDNN(16, 8, n_mels=12, input_norm="layer")
+    with pytest.raises(ValueError, match="contradict"):
+        ECAPA_TDNN(16, 8, n_mels=12, instance_norm=True, input_norm="batch")
+
+
+def test_mixed_layers_is_the_softmax_weighted_sum_of_the_states_under_the_encoder():
+    torch.manual_seed(0)
+    encoder = ECAPA_TDNN(16, 8, n_mels=32, instance_norm=True).eval()
+    mixed = os_kdft.MixedLayers(encoder, n_states=3).eval()
+    states = torch.randn(2, 3, 32, 20)
+    with torch.no_grad():
+        assert torch.allclose(mixed(states), encoder(states.mean(dim=1)), atol=1e-5)  # zeros: the plain mean
+        mixed.mix.weights.copy_(torch.log(torch.tensor([1.0, 2.0, 5.0])))
+        by_hand = 0.125 * states[:, 0] + 0.25 * states[:, 1] + 0.625 * states[:, 2]
+        assert torch.allclose(mixed(states), encoder(by_hand), atol=1e-5)
+    assert mixed.layer_weights() == pytest.approx([0.125, 0.25, 0.625]) and mixed.embed_dim == 8
+    with pytest.raises(ValueError, match="expected hidden states"):
+        mixed(states[:, 0])
+    with pytest.raises(ValueError, match="expected 3 layers"):
+        mixed(states[:, :2])
+
+
+def test_the_layers_readout_feeds_every_student_state_to_the_backend_and_the_kd_branch_the_last():
+    teacher, student, adapters, obj = _system(readout="layers", steps=60)
+    batch = _batch(teacher)
+    obj.eval()
+    with torch.no_grad():
+        set_adapter_mask(adapters, None)
+        states = without_feature_encoder(student)(batch["feats"], output_hidden_states=True).hidden_states
+        by_hand = obj.backend.encoder(torch.stack(states, dim=1).transpose(2, 3))
+        assert torch.allclose(obj(batch["feats"]), by_hand, atol=1e-6)
+    first, terms = _train(obj, batch, steps=60, learning_rates=(1e-3, 1e-2, 1e-2), watch="sv")
+    assert terms["sv"].item() < 0.3 * first and terms["accuracy"].item() == 1.0
+    assert abs(sum(obj.backend.encoder.layer_weights()) - 1) < 1e-6
+    assert obj.backend.encoder.layer_weights() != pytest.approx([1 / 3] * 3)  # the mix learned something
+    student.config.layerdrop = 1.0  # every layer dropped in training: too few states
+    with pytest.raises(ValueError, match="layerdrop"):
+        obj.loss(batch)
+    _, _, _, plain = _system()
+    with pytest.raises(ValueError, match="MixedLayers"):
+        os_kdft.OneStepKDFT(plain.student, plain.backend, readout="layers")
+    with pytest.raises(ValueError, match="readout"):
+        os_kdft.OneStepKDFT(plain.student, plain.backend, readout="middle")

@@ -102,3 +102,9 @@ def test_ssl_front_end_gives_hidden_states_as_features(tmp_path):
         hidden = model(wave, output_hidden_states=True).hidden_states
     assert last.shape == (2, 32, 49) and torch.allclose(last, hidden[-1].transpose(1, 2))
     assert first.shape == (1, 32, 49) and torch.allclose(first[0], hidden[1][0].T, atol=1e-5)
+    with torch.no_grad():
+        every = ssl.SSLFrontEnd(model, layer="all")(wave)
+    assert every.shape == (2, len(hidden), 32, 49)
+    assert all(torch.allclose(every[:, i], h.transpose(1, 2), atol=1e-5) for i, h in enumerate(hidden))
+    with pytest.raises(ValueError, match="'all'"):
+        ssl.SSLFrontEnd(model, layer="every")

@@ -120,6 +120,7 @@ class JointModel(nn.Module):
             return nn.Sequential(nn.BatchNorm1d(n_in), linear) if standardise else linear
 
         self.kws_head, self.sv_head = head(dim, n_keywords), head(2 * dim, embed_dim)
+        self.n_keywords = n_keywords
         self.sv_loss = AAMSoftmax(embed_dim, n_speakers, margin=margin, scale=scale)
         self.frozen = frozen
         if frozen and isinstance(encoder, nn.Module):
@@ -279,7 +280,7 @@ def score(model: JointModel, *, kws: tuple[torch.Tensor, torch.Tensor] | None = 
     if keyword_trials is not None and kws is None:
         raise ValueError("keyword trials index the KWS clips: pass kws as well")
     model.eval()
-    n_keywords = (model.kws_head[-1] if isinstance(model.kws_head, nn.Sequential) else model.kws_head).out_features
+    n_keywords = model.n_keywords
 
     def both(x):
         logits, embedding = model(x)

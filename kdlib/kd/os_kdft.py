@@ -15,6 +15,10 @@ to zero, so training starts as distillation and ends as pure fine-tuning:
 (s the step, S the number of steps, c = ``kd_scale``, 100 in the paper's code). The teacher sees clean
 audio, the student augmented audio. Here the student reads the output of the frozen CNN feature encoder
 (:func:`kdlib.models.ssl.without_feature_encoder`), so that it can be computed once per crop.
+
+The backend reads the student's last hidden state (``readout="last"``, the 2023 code) or a learned mix of all
+its hidden states (``readout="layers"``, the 2024 code's weighted sum; :class:`MixedLayers`), which matters for
+an encoder that keeps speakers in its lower layers, as Whisper does.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kdlib.evaluation.superb import WeightedLayerSum
 from kdlib.kd import losses
 from kdlib.models.heads import PredictionHeads
 from kdlib.models.speaker import SpeakerModel
@@ -35,6 +40,34 @@ KD_TARGETS = ("mse", "heads")
 """``mse``: the student's last hidden state against the teacher's (the paper's code, 2023); ``heads``:
 DistilHuBERT prediction heads on the student's last hidden state against several teacher layers, L1 and
 log-sigmoid cosine (the code's later HuBERT/WavLM version, 2024)."""
+
+READOUTS = ("last", "layers")
+"""What the speaker backend reads: ``last``: the last hidden state (the 2023 code); ``layers``: every hidden
+state, mixed with learned weights by :class:`MixedLayers` (the 2024 code)."""
+
+
+class MixedLayers(nn.Module):
+    r"""A speaker encoder on a learned mix of hidden states: ``forward(states)`` takes ``(batch, R, dim,
+    frames)`` (:class:`kdlib.models.ssl.SSLFrontEnd` with ``layer="all"``) and returns
+    ``encoder(Σ_ℓ softmax(w)_ℓ h^ℓ)``, the weights ``w`` learned with the encoder (zeros at the start: the plain
+    mean; SUPERB's featurizer, :class:`kdlib.evaluation.superb.WeightedLayerSum`)."""
+
+    def __init__(self, encoder: nn.Module, n_states: int):
+        super().__init__()
+        self.mix, self.encoder = WeightedLayerSum(n_states), encoder
+
+    @property
+    def embed_dim(self) -> int:
+        return self.encoder.embed_dim
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        if states.dim() != 4:
+            raise ValueError(f"expected hidden states (batch, {len(self.mix.weights)}, dim, frames), "
+                             f"got shape {tuple(states.shape)}")
+        return self.encoder(self.mix(states.permute(0, 3, 1, 2)).transpose(1, 2))
+
+    def layer_weights(self) -> list[float]:
+        return self.mix.layer_weights()
 
 
 def linear_decay(step: int, total: int) -> float:
@@ -62,7 +95,9 @@ class OneStepKDFT(nn.Module):
       ECAPA-TDNN with ``n_mels = D``) and an AAM-softmax head;
     - ``adapters``: the student's :class:`kdlib.models.ssl.ParallelAdapter` list (empty: no adapters, the
       two branches are then the same computation and share one pass);
-    - ``heads``: :class:`kdlib.models.heads.PredictionHeads` for ``kd_target="heads"``.
+    - ``heads``: :class:`kdlib.models.heads.PredictionHeads` for ``kd_target="heads"``;
+    - ``readout``: ``"last"``, or ``"layers"`` with a :class:`MixedLayers` backend encoder over the student's
+      hidden states (the KD branch still reads the last one).
 
     A batch is a dict: ``feats`` (the student's input: CNN features of augmented crops), ``label`` (speaker
     indices) and ``targets`` (the teacher's hidden states on the clean crops, ``(B, K, T, D)``: K = 1 for
@@ -71,8 +106,13 @@ class OneStepKDFT(nn.Module):
 
     def __init__(self, student: nn.Module, backend: SpeakerModel, *, regime: str = "one_step",
                  adapters: list[ParallelAdapter] | None = None, kd_target: str = "mse",
-                 heads: PredictionHeads | None = None, kd_scale: float = 100.0, total_steps: int = 1):
+                 heads: PredictionHeads | None = None, kd_scale: float = 100.0, total_steps: int = 1,
+                 readout: str = "last"):
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if (readout == "layers") != isinstance(backend.encoder, MixedLayers):
+            raise ValueError("readout='layers' needs a MixedLayers backend encoder, and only it reads every state")
         if regime not in REGIMES:
             raise ValueError(f"regime must be one of {REGIMES}, got {regime!r}")
         if kd_target not in KD_TARGETS:
@@ -82,6 +122,7 @@ class OneStepKDFT(nn.Module):
         self.student, self.backend, self.heads = student, backend, heads
         self.adapters = list(adapters or [])
         self.regime, self.kd_target, self.kd_scale, self.total_steps = regime, kd_target, kd_scale, total_steps
+        self.readout = readout
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     def kd_weight(self) -> float:
@@ -96,12 +137,26 @@ class OneStepKDFT(nn.Module):
             return losses.hidden_mse(last_hidden, targets[:, -1])
         return losses.distilhubert(self.heads(last_hidden), targets)[0]
 
-    def embed(self, last_hidden: torch.Tensor) -> torch.Tensor:
-        return self.backend.encoder(last_hidden.transpose(1, 2))
+    def run_student(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The student's last hidden state ``(B, T, D)`` and what the backend reads: ``(B, D, T)`` for
+        ``readout="last"``, every hidden state ``(B, R, D, T)`` for ``"layers"``."""
+        if self.readout == "last":
+            last = self.student(feats).last_hidden_state
+            return last, last.transpose(1, 2)
+        out = self.student(feats, output_hidden_states=True)
+        expected = len(self.backend.encoder.mix.weights)
+        if len(out.hidden_states) != expected:
+            raise ValueError(f"the student returned {len(out.hidden_states)} hidden states, the backend mixes "
+                             f"{expected}; with readout='layers' set the student's config.layerdrop to 0 (a "
+                             "dropped layer returns no state)")
+        return out.last_hidden_state, torch.stack(out.hidden_states, dim=1).transpose(2, 3)
+
+    def embed(self, backend_input: torch.Tensor) -> torch.Tensor:
+        return self.backend.encoder(backend_input)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         set_adapter_mask(self.adapters, None)
-        return self.embed(self.student(feats).last_hidden_state)
+        return self.embed(self.run_student(feats)[1])
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         feats, label = batch["feats"], batch["label"]
@@ -114,18 +169,18 @@ class OneStepKDFT(nn.Module):
             mask = torch.cat([torch.zeros(n), torch.ones(n)]).to(feats.device)
             set_adapter_mask(self.adapters, mask)
             try:
-                hidden = self.student(torch.cat([feats, feats])).last_hidden_state
+                last, backend_input = self.run_student(torch.cat([feats, feats]))
             finally:
                 set_adapter_mask(self.adapters, None)
-            kd_hidden, sv_hidden = hidden[:n], hidden[n:]
+            kd_hidden, sv_input = last[:n], backend_input[n:]
         else:
-            kd_hidden = sv_hidden = self.student(feats).last_hidden_state
+            kd_hidden, sv_input = self.run_student(feats)
         zero = feats.new_zeros(())
         kd = self.kd_loss(kd_hidden, batch["targets"]) if self.regime != "ft" else zero
         if self.regime == "kd":
             sv, accuracy = zero, zero
         else:
-            sv, logits = self.backend.head(self.embed(sv_hidden), label)
+            sv, logits = self.backend.head(self.embed(sv_input), label)
             accuracy = (logits.argmax(-1) == label).float().mean()
         return w * self.kd_scale * kd + sv, {"kd": kd, "sv": sv, "kd_weight": w, "accuracy": accuracy}
 

@@ -71,14 +71,24 @@ class AttentiveStatsPool(nn.Module):
 class ECAPA_TDNN(nn.Module):
     """ECAPA-TDNN speaker embedding extractor: ``(batch, n_mels, frames)`` features in (log-mels, or an SSL
     model's hidden states with ``n_mels`` = their width), ``(batch, embed_dim)`` embeddings out. Wrap it in
-    :class:`kdlib.models.SpeakerModel` for audio input. ``instance_norm=True`` normalises each input channel
-    over time first (no weights), as OS-KDFT's backend does on SSL hidden states."""
+    :class:`kdlib.models.SpeakerModel` for audio input.
+
+    ``input_norm`` standardises each input channel first: ``"instance"`` over each utterance's frames (no
+    weights; OS-KDFT's backend on SSL hidden states, also ``instance_norm=True``), which removes every
+    utterance's per-channel mean, or ``"batch"`` with the training batches' statistics (``BatchNorm1d``), which
+    keeps it. ``None``: the features as they come."""
 
     def __init__(self, channels: int = 512, embed_dim: int = 192, n_mels: int = 80, scale: int = 8,
-                 mfa_channels: int | None = None, instance_norm: bool = False):
+                 mfa_channels: int | None = None, instance_norm: bool = False, input_norm: str | None = None):
         super().__init__()
         mfa = mfa_channels or 3 * channels
-        self.input_norm = nn.InstanceNorm1d(n_mels) if instance_norm else nn.Identity()
+        if instance_norm and input_norm not in (None, "instance"):
+            raise ValueError(f"instance_norm=True and input_norm={input_norm!r} contradict each other")
+        input_norm = "instance" if instance_norm else input_norm
+        norms = {None: nn.Identity, "instance": nn.InstanceNorm1d, "batch": nn.BatchNorm1d}
+        if input_norm not in norms:
+            raise ValueError(f"input_norm must be None, 'instance' or 'batch', got {input_norm!r}")
+        self.input_norm = norms[input_norm](n_mels) if input_norm else nn.Identity()
         self.layer1 = _ConvReluBN(n_mels, channels, kernel=5)
         self.blocks = nn.ModuleList(SERes2Block(channels, 3, d, scale) for d in (2, 3, 4))
         self.mfa = nn.Sequential(nn.Conv1d(3 * channels, mfa, 1), nn.ReLU())

@@ -250,20 +250,26 @@ def without_stem(model: nn.Module) -> nn.Module:
 class SSLFrontEnd(nn.Module):
     """An SSL model as a speaker model's front end: audio ``(batch, samples)`` (or CNN features, for a model
     made by :func:`without_feature_encoder`) in, hidden state ``layer`` out as ``(batch, dim, frames)``, the
-    layout of log-mel features, so that an ECAPA-TDNN with ``n_mels = dim`` sits on top."""
+    layout of log-mel features, so that an ECAPA-TDNN with ``n_mels = dim`` sits on top.
 
-    def __init__(self, model: nn.Module, layer: int = -1):
+    ``layer="all"`` gives every hidden state instead, stacked as ``(batch, states, dim, frames)`` (index 0 the
+    transformer's input), for a backend that mixes them (:class:`kdlib.kd.os_kdft.MixedLayers`)."""
+
+    def __init__(self, model: nn.Module, layer: int | str = -1):
         super().__init__()
+        if not (isinstance(layer, int) or layer == "all"):
+            raise ValueError(f"layer must be an index or 'all', got {layer!r}")
         self.model, self.layer = model, layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 1:
             x = x.unsqueeze(0)
         if self.layer == -1:
-            hidden = self.model(x).last_hidden_state
-        else:
-            hidden = self.model(x, output_hidden_states=True).hidden_states[self.layer]
-        return hidden.transpose(1, 2)
+            return self.model(x).last_hidden_state.transpose(1, 2)
+        states = self.model(x, output_hidden_states=True).hidden_states
+        if self.layer == "all":
+            return torch.stack(states, dim=1).transpose(2, 3)
+        return states[self.layer].transpose(1, 2)
 
 
 PAPER_SCALE = {
