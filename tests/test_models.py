@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kdlib.evaluation import bench
 from kdlib.evaluation.bench import count_params
 from kdlib.models import ECAPA_TDNN, AAMSoftmax, ResNet34, SpeakerModel, speaker_model
 
@@ -168,3 +169,22 @@ def test_stats_pool_golden_values():
     assert stats_pool(x).tolist() == pytest.approx([2.0, 2.0, 1.0, 1e-5 ** 0.5])  # variance floor
     assert stats_pool(x, unbiased=True, floor=0.0).tolist() == pytest.approx([2.0, 2.0, 2 ** 0.5, 0.0])
     assert stats_pool(x.T, dim=0, floor=0.0).tolist() == [2.0, 2.0, 1.0, 0.0]
+
+
+def test_reductions_compare_each_student_with_its_architectures_teacher():
+    rows = [{"architecture": "big", "role": "teacher", "layers": 24, "ssl_params": 300e6, "system_params": 310e6,
+             "ssl_cpu_ms": 1000.0, "ssl_gpu_ms": 10.0},
+            {"architecture": "big", "role": "student", "layers": 4, "ssl_params": 60e6, "system_params": 77.5e6,
+             "ssl_cpu_ms": 250.0, "ssl_gpu_ms": 4.0},
+            {"architecture": "ours", "role": "student", "layers": 2, "ssl_params": 2e6, "system_params": 3e6,
+             "ssl_cpu_ms": 15.0},
+            {"architecture": "ours", "role": "teacher", "layers": 4, "ssl_params": 4e6, "system_params": 6e6,
+             "ssl_cpu_ms": 20.0}]
+    big, ours = bench.reductions(rows)
+    assert big["student layers"] == "4 of 24" and big["system size reduction %"] == pytest.approx(75.0)
+    assert big["SSL size reduction %"] == pytest.approx(80.0) and big["SSL CPU time reduction %"] == pytest.approx(75.0)
+    assert big["SSL GPU time reduction %"] == pytest.approx(60.0) and big["teacher system params (M)"] == 310.0
+    assert ours["system size reduction %"] == pytest.approx(50.0) and ours["SSL CPU time reduction %"] == 25.0
+    assert "SSL GPU time reduction %" not in ours  # the teacher row has no GPU time: nothing to compare
+    with pytest.raises(ValueError, match="ours: no teacher row"):
+        bench.reductions(rows[2:3])

@@ -89,3 +89,31 @@ def cuda_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, re
     gpu_model = copy.deepcopy(model).cuda().eval()
     example = example.cuda()
     return _median_ms(lambda: gpu_model(example), warmup, repeats, sync=torch.cuda.synchronize)
+
+
+def reductions(rows: list[dict]) -> list[dict]:
+    """What compression saves, per architecture: each ``student`` row against its architecture's ``teacher`` row.
+
+    A row has ``architecture``, ``role`` (``"teacher"`` or ``"student"``), ``layers``, ``ssl_params``,
+    ``system_params``, ``ssl_cpu_ms`` and optionally ``ssl_gpu_ms``. Each reduction is ``100·(1 − student/teacher)``
+    (percent of the teacher's value): system size, SSL size, SSL CPU time, and SSL GPU time where both rows have it.
+    Architectures keep their first appearance's order; an architecture without a teacher row is an error."""
+    out = []
+    for arch in dict.fromkeys(r["architecture"] for r in rows):
+        group = [r for r in rows if r["architecture"] == arch]
+        teachers = [r for r in group if r["role"] == "teacher"]
+        if not teachers:
+            raise ValueError(f"{arch}: no teacher row to compare its students with")
+        t = teachers[0]
+        cut = lambda key, s: 100 * (1 - s[key] / t[key])  # noqa: E731 - a one-line formula
+        for s in (r for r in group if r["role"] == "student"):
+            row = {"architecture": arch, "student layers": f"{s['layers']} of {t['layers']}",
+                   "teacher system params (M)": t["system_params"] / 1e6,
+                   "student system params (M)": s["system_params"] / 1e6,
+                   "system size reduction %": cut("system_params", s), "SSL size reduction %": cut("ssl_params", s),
+                   "SSL CPU time reduction %": cut("ssl_cpu_ms", s),
+                   "teacher SSL CPU ms": t["ssl_cpu_ms"], "student SSL CPU ms": s["ssl_cpu_ms"]}
+            if s.get("ssl_gpu_ms") is not None and t.get("ssl_gpu_ms") is not None:
+                row["SSL GPU time reduction %"] = cut("ssl_gpu_ms", s)
+            out.append(row)
+    return out
