@@ -30,7 +30,7 @@ from kdlib.evaluation.superb import WeightedLayerSum
 from kdlib.kd import losses
 from kdlib.models.heads import PredictionHeads
 from kdlib.models.speaker import SpeakerModel
-from kdlib.models.ssl import ParallelAdapter, adapter_parameters, set_adapter_mask
+from kdlib.models.ssl import ParallelAdapter, adapter_parameters, set_adapter_mask, stack_states
 
 REGIMES = ("one_step", "kd", "ft")
 """``one_step``: KD (decaying weight) + SV together; ``kd``: distillation only (step 1 of the two-step
@@ -60,9 +60,13 @@ class MixedLayers(nn.Module):
     def embed_dim(self) -> int:
         return self.encoder.embed_dim
 
+    @property
+    def n_states(self) -> int:
+        return len(self.mix.weights)
+
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         if states.dim() != 4:
-            raise ValueError(f"expected hidden states (batch, {len(self.mix.weights)}, dim, frames), "
+            raise ValueError(f"expected hidden states (batch, {self.n_states}, dim, frames), "
                              f"got shape {tuple(states.shape)}")
         return self.encoder(self.mix(states.permute(0, 3, 1, 2)).transpose(1, 2))
 
@@ -144,12 +148,12 @@ class OneStepKDFT(nn.Module):
             last = self.student(feats).last_hidden_state
             return last, last.transpose(1, 2)
         out = self.student(feats, output_hidden_states=True)
-        expected = len(self.backend.encoder.mix.weights)
+        expected = self.backend.encoder.n_states
         if len(out.hidden_states) != expected:
             raise ValueError(f"the student returned {len(out.hidden_states)} hidden states, the backend mixes "
                              f"{expected}; with readout='layers' set the student's config.layerdrop to 0 (a "
                              "dropped layer returns no state)")
-        return out.last_hidden_state, torch.stack(out.hidden_states, dim=1).transpose(2, 3)
+        return out.last_hidden_state, stack_states(out.hidden_states)
 
     def embed(self, backend_input: torch.Tensor) -> torch.Tensor:
         return self.backend.encoder(backend_input)

@@ -88,7 +88,7 @@ class ECAPA_TDNN(nn.Module):
         norms = {None: nn.Identity, "instance": nn.InstanceNorm1d, "batch": nn.BatchNorm1d}
         if input_norm not in norms:
             raise ValueError(f"input_norm must be None, 'instance' or 'batch', got {input_norm!r}")
-        self.input_norm = norms[input_norm](n_mels) if input_norm else nn.Identity()
+        self.input_norm = norms[input_norm](n_mels)  # nn.Identity ignores the width
         self.layer1 = _ConvReluBN(n_mels, channels, kernel=5)
         self.blocks = nn.ModuleList(SERes2Block(channels, 3, d, scale) for d in (2, 3, 4))
         self.mfa = nn.Sequential(nn.Conv1d(3 * channels, mfa, 1), nn.ReLU())

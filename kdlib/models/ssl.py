@@ -267,9 +267,13 @@ class SSLFrontEnd(nn.Module):
         if self.layer == -1:
             return self.model(x).last_hidden_state.transpose(1, 2)
         states = self.model(x, output_hidden_states=True).hidden_states
-        if self.layer == "all":
-            return torch.stack(states, dim=1).transpose(2, 3)
-        return states[self.layer].transpose(1, 2)
+        return stack_states(states) if self.layer == "all" else states[self.layer].transpose(1, 2)
+
+
+def stack_states(hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """A model's hidden states, each ``(batch, frames, dim)``, as one ``(batch, states, dim, frames)`` tensor: the
+    layout that :class:`SSLFrontEnd` with ``layer="all"`` gives and :class:`kdlib.kd.os_kdft.MixedLayers` reads."""
+    return torch.stack(hidden_states, dim=1).transpose(2, 3)
 
 
 PAPER_SCALE = {
