@@ -81,21 +81,20 @@ def _ecapa_00():
 def _oskdft_01():
     from kdlib.kd import os_kdft
     from kdlib.models import ECAPA_TDNN, AAMSoftmax, SpeakerModel
-    from kdlib.models.ssl import add_adapters, without_feature_encoder
+    from kdlib.models.ssl import add_adapters, freeze_stem, without_stem
 
-    teacher, student = _ssl_student()
-    student.feature_extractor.requires_grad_(False)
+    teacher, student = _ssl_student("whisper-tiny.en")
+    freeze_stem(student)
+    student.config.layerdrop = 0.0
     adapters = add_adapters(student, 64)
-    dim = teacher.config.hidden_size
-    backend = SpeakerModel(ECAPA_TDNN(128, 192, n_mels=dim, instance_norm=True),
-                           head=AAMSoftmax(192, N_SPEAKERS, margin=0.2, scale=30.0))
-    objective = os_kdft.OneStepKDFT(without_feature_encoder(student), backend, regime="one_step", adapters=adapters,
-                                    kd_target="mse", kd_scale=1.0, total_steps=120)
-    with torch.no_grad():
-        feats = teacher.feature_extractor(0.1 * torch.randn(32, 16_000))
-    frames = feats.shape[-1]
+    dim, n_states = teacher.config.hidden_size, student.config.num_hidden_layers + 1
+    encoder = os_kdft.MixedLayers(ECAPA_TDNN(128, 192, n_mels=dim, input_norm="batch"), n_states)
+    backend = SpeakerModel(encoder, head=AAMSoftmax(192, N_SPEAKERS, margin=0.2, scale=30.0))
+    objective = os_kdft.OneStepKDFT(without_stem(student), backend, regime="one_step", adapters=adapters,
+                                    readout="layers", kd_target="mse", kd_scale=5.0, total_steps=300)
+    feats = _stems(teacher, 32, 1.0)
     batch = {"feats": feats, "label": torch.randint(0, N_SPEAKERS, (32,)),
-             "targets": torch.randn(32, 1, frames, dim).half()}
+             "targets": torch.randn(32, 1, feats.shape[-1], dim).half()}
     optimizer = torch.optim.Adam(objective.param_groups(2e-4, 2e-3, 2e-3))
     return objective, objective.loss, [batch], optimizer, {"grad_clip": None}
 
@@ -130,7 +129,7 @@ def _distil(n_teachers: int):
     from kdlib.kd.layers import distil_layers
     from kdlib.models.ssl import freeze_stem, without_stem
 
-    teacher, student = _ssl_student()
+    teacher, student = _ssl_student("whisper-tiny.en")
     freeze_stem(student)
     dim, layers = teacher.config.hidden_size, distil_layers(teacher.config.num_hidden_layers, 3)
     distiller = ensemble.EnsembleDistiller(without_stem(student),
@@ -138,8 +137,8 @@ def _distil(n_teachers: int):
     feats = _stems(teacher, 24, 1.0)
     batch = {"feats": feats, "targets": torch.randn(24, n_teachers, len(layers), feats.shape[-1], dim).half()}
     optimizer = torch.optim.AdamW([
-        {"params": [p for p in student.parameters() if p.requires_grad], "lr": 5e-4},
-        {"params": list(distiller.heads.parameters()), "lr": 2e-3}], betas=(0.9, 0.98), weight_decay=1e-6)
+        {"params": [p for p in student.parameters() if p.requires_grad], "lr": 1e-3},
+        {"params": list(distiller.heads.parameters()), "lr": 4e-3}], betas=(0.9, 0.98), weight_decay=1e-6)
     return distiller, distiller.loss, [batch], optimizer, {"grad_clip": 5.0}
 
 
@@ -149,42 +148,44 @@ def _finetune_04():
     from kdlib.models.heads import PredictionHeads
     from kdlib.models.ssl import freeze_stem, without_stem
 
-    teacher, student = _ssl_student()
-    dim = teacher.config.hidden_size
+    teacher, student = _ssl_student("whisper-tiny.en")
+    dim, depth = teacher.config.hidden_size, student.config.num_hidden_layers
     heads = PredictionHeads(dim, len(distil_layers(teacher.config.num_hidden_layers, 3)))
-    encoder = multitask.EncoderOutput(without_stem(freeze_stem(student)), heads, -1)
-    model = multitask.JointModel(encoder, dim, N_KEYWORDS, N_SPEAKERS, margin=0.2, scale=30.0)
+    encoder = multitask.EncoderOutput(without_stem(freeze_stem(student)), heads, "layers")
+    model = multitask.JointModel(encoder, encoder.width(dim), N_KEYWORDS, N_SPEAKERS, margin=0.2, scale=30.0,
+                                 layers=encoder.representations(depth), standardise=True)
     stems = _stems(teacher, 24, 1.0)
     batches = [{"task": "kws", "wave": stems, "label": torch.randint(0, N_KEYWORDS, (24,))},
                {"task": "sv", "wave": stems, "label": torch.randint(0, N_SPEAKERS, (24,))}]
     optimizer = torch.optim.Adam([
         {"params": [p for head in model.task_heads() for p in head.parameters()], "lr": 1e-3},
-        {"params": [p for p in encoder.parameters() if p.requires_grad], "lr": 5e-4}])
+        {"params": [p for p in encoder.parameters() if p.requires_grad], "lr": 1e-4}])
     return model, model.loss, batches, optimizer, {"grad_clip": 5.0}
 
 
-def _ssl_gemm(batch: int, seconds: float, dim: int = 256) -> tuple[int, int, int]:
-    """A transformer layer's feed-forward product: (batch × frames) × dim → 4·dim."""
-    return batch * int(seconds * 50 - 1), dim, 4 * dim
+def _ssl_gemm(batch: int, seconds: float, dim: int) -> tuple[int, int, int]:
+    """A transformer layer's feed-forward product: (batch × frames) × dim → 4·dim, at Whisper's 50 frames a
+    second."""
+    return batch * int(seconds * 50), dim, 4 * dim
 
 
 WORKLOADS = [
     Workload("00", "00_data_and_teachers", "ECAPA-TDNN C=256 from audio, AAM-softmax, 32 × 2 s", _ecapa_00,
              32 * 2.0, (32 * 201, 3 * 256, 256)),
-    Workload("01", "01_os_kdft", "OS-KDFT (e): 2-layer student with adapters, two branches, ECAPA C=128 backend, "
-             "32 × 1 s", _oskdft_01, 32 * 1.0, _ssl_gemm(64, 1.0)),
+    Workload("01", "01_os_kdft", "OS-KDFT (e): 2-layer Whisper tiny.en student with adapters, two "
+             "branches, ECAPA C=128 on the mix of its states, 32 × 1 s", _oskdft_01, 32 * 1.0, _ssl_gemm(64, 1.0, 384)),
     Workload("02", "02_iml_kd", "IML-KD (b): ECAPA C=128 student on log-mel features, multi-level KD, 32 × 1, 2 "
              "and 3 s", _imlkd_02, 32 * 2.0, (32 * 201, 3 * 128, 128)),
-    Workload("03", "03_ensemble_kd", "ensemble distillation, layerwise average of 3 teachers, 2-layer student, "
-             "24 × 1 s", lambda: _distil(3), 24 * 1.0, _ssl_gemm(24, 1.0)),
-    Workload("04a", "04_joint_kd_multitask", "stage 1: DistilHuBERT distillation, 2-layer student, 24 × 1 s",
-             lambda: _distil(1), 24 * 1.0, _ssl_gemm(24, 1.0)),
-    Workload("04b", "04_joint_kd_multitask", "stage 2: KWS + SV fine-tuning of the distilled student, 24 × 1 s",
-             _finetune_04, 24 * 1.0, _ssl_gemm(24, 1.0)),
+    Workload("03", "03_ensemble_kd", "ensemble distillation, layerwise average of 2 teachers, 2-layer Whisper "
+             "tiny.en student, 24 × 1 s", lambda: _distil(2), 24 * 1.0, _ssl_gemm(24, 1.0, 384)),
+    Workload("04a", "04_joint_kd_multitask", "stage 1: DistilHuBERT distillation of Whisper tiny.en, 2-layer "
+             "student, 24 × 1 s", lambda: _distil(1), 24 * 1.0, _ssl_gemm(24, 1.0, 384)),
+    Workload("04b", "04_joint_kd_multitask", "stage 2: KWS + SV fine-tuning of the distilled student, every "
+             "layer read, 24 × 1 s", _finetune_04, 24 * 1.0, _ssl_gemm(24, 1.0, 384)),
 ]
 
-TEACHERS = {"hubert-tiny": "01, 03, 04", "wavlm-tiny": "03", "wav2vec2-tiny": "04", "ecapa": "02, 05",
-            "whisper-tiny.en": "00", "whisper-base": "00"}
+TEACHERS = {"hubert-tiny": "knobs of 01, 03, 04", "wavlm-tiny": "knobs of 03", "wav2vec2-tiny": "knobs of 04",
+            "ecapa": "02, 05", "whisper-tiny.en": "00, 01, 03, 04", "whisper-base": "00, 03"}
 """Zoo teachers whose forward pass is timed, and the notebooks that run it."""
 
 
