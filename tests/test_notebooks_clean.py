@@ -63,3 +63,11 @@ def test_what_a_notebook_takes_comes_from_the_reference_run():
         what_you_need = source.split("## What you need", 1)[1].split("\"cell_type\"", 1)[0]
         assert "| full" not in what_you_need and "(measured " not in what_you_need, name   # no typed time table
     assert all("gpu, full" not in expected_times(n) for n in times)   # no committed GPU run: no GPU time claimed
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
+def test_every_cell_has_its_own_id(path):
+    """nbformat 4.5 cell ids: present and unique (a copied cell keeps its id, and Jupyter then rewrites it)."""
+    ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
+    assert None not in ids, f"{path.name}: cell {ids.index(None)} has no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: repeated ids {sorted({i for i in ids if ids.count(i) > 1})}"

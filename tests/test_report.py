@@ -68,6 +68,13 @@ def test_pareto_front_golden():
     assert report.pareto_front([1.0, 1.0], [2.0, 2.0]) == [True, True]  # ties dominate neither
 
 
+def test_mean_and_spread_over_seeds_golden():
+    """Sample std (n - 1) over the seeds, NaN left out, the mean alone for one seed, a dash for none."""
+    assert report.mean_and_spread([0.10, 0.12, 0.14]) == "12.0 ± 2.0"
+    assert report.mean_and_spread([0.5, float("nan")], scale=1, digits=3) == "0.500"
+    assert report.mean_and_spread([float("nan")]) == "–" and report.mean_and_spread([]) == "–"
+
+
 def test_results_section_and_rewrite(results, tmp_path):
     records = report.load(results)
     section = report.results_section(records, "somewhere/")

@@ -166,6 +166,13 @@ def test_entry_and_claim_state_a_result_in_one_line():
         results.claim("a beats b", "p", "o", np.bool_(True))  # a bare yes/no is no longer a verdict
 
 
+def test_a_missing_number_is_written_as_null():
+    """A single seed's spread (NaN) and an absent value become null in a results file; numbers become floats."""
+    assert [results.number(v) for v in (float("nan"), np.float32("nan"), None)] == [None, None, None]
+    assert results.number(np.float32(0.25)) == 0.25 and type(results.number(np.int64(3))) is float
+    assert json.dumps({"eer_std": results.number(np.nan)}) == '{"eer_std": null}'
+
+
 def test_claims_read_in_full_as_markdown_with_effect_interval_and_outcome():
     long = "x" * 80 + " | with a pipe"
     seeds = verdicts.from_seeds([0.10, 0.11, 0.12], [0.20, 0.21, 0.19], verdicts.better(), higher_is_better=False)

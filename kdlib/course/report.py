@@ -214,6 +214,18 @@ def tidy(frame, digits: int = 3, missing: str = "–"):
     return frame.map(cell)
 
 
+def mean_and_spread(values, scale: float = 100, digits: int = 1, missing: str = "–") -> str:
+    """``"mean ± std"`` of ``values`` (one per seed) times ``scale``, empty values (NaN) left out: the mean
+    alone for a single value, ``missing`` for none. The std is the sample standard deviation (n − 1)."""
+    import numpy as np
+
+    kept = [scale * float(v) for v in values if v is not None and not np.isnan(float(v))]
+    if not kept:
+        return missing
+    mean = f"{np.mean(kept):.{digits}f}"
+    return mean if len(kept) == 1 else f"{mean} ± {np.std(kept, ddof=1):.{digits}f}"
+
+
 def models_table(records: dict[str, dict]):
     """One row per model of every notebook: size (params, MB as measured, e.g. packed for quantized weights),
     CPU latency, EER and keyword-spotting accuracy in % (``accuracy``, or notebook 03's probe ``clean_kws_acc``),

@@ -40,6 +40,14 @@ def _check(models: dict, claims: list) -> None:
             raise ValueError(f"claim {claim['claim']!r}: outcome {claim['outcome']!r} is not one of {OUTCOMES}")
 
 
+def number(value) -> float | None:
+    """``value`` as a float for a results file, or ``None`` where it is missing (``None`` or NaN: the spread of a
+    single seed, a trial list the corpus does not have)."""
+    if value is None or math.isnan(value := float(value)):
+        return None
+    return value
+
+
 def entry(model=None, example=None, *, test: dict | None = None, other: dict | None = None, **fields) -> dict:
     """One model's results entry: ``params``, ``bytes`` and ``latency_ms`` measured on ``model`` with
     ``example`` (:func:`kdlib.evaluation.bench.measure`), ``eer``/``min_dcf`` from the ``test`` SV result and
