@@ -50,6 +50,7 @@ def test_a_variant_runs_with_its_knobs_in_its_own_folder_and_is_reused(notebook,
     assert variants.figures(str(notebook), "seven", "results.save") == []  # that cell draws nothing
     with pytest.raises(FileNotFoundError, match="'eight' has not run"):
         variants.figures(str(notebook), "eight", "results.save")
+    assert variants.figures(str(notebook), "eight", "results.save", missing_ok=True) == []   # a committed answer
     as_committed = variants.baseline(str(notebook), run_missing=True)  # no own run yet: runs it as committed
     assert as_committed["parameters"] == {} and as_committed["models"]["m"]["eer"] == pytest.approx(0.03)
 
