@@ -24,6 +24,7 @@ stream (the epoch's seed, offset by the rank), so they repeat for a given seed a
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -53,10 +54,18 @@ def init() -> bool:
         if backend == "nccl":
             torch.cuda.set_device(local_rank())
         dist.init_process_group(backend=backend, init_method="env://")
+        atexit.register(_leave)
         if is_main():
             print(f"kdlib: data-parallel over {world_size()} processes ({backend}); each global batch is split "
                   "between them", flush=True)
     return active()
+
+
+def _leave() -> None:
+    """Leave the process group at exit: a group left to the interpreter's teardown can abort a process after its
+    work is done (gloo's threads: "terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank() -> int:
