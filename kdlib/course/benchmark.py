@@ -62,7 +62,7 @@ class Workload:
     gemm: tuple[int, int, int]
 
 
-def _ssl_student(teacher_name: str = "hubert-tiny", layers: int = 2):
+def _ssl_student(teacher_name: str = "whisper-tiny.en", layers: int = 2):
     from kdlib import zoo
     from kdlib.models.ssl import make_student
 
@@ -83,7 +83,7 @@ def _oskdft_01():
     from kdlib.models import ECAPA_TDNN, AAMSoftmax, SpeakerModel
     from kdlib.models.ssl import add_adapters, freeze_stem, without_stem
 
-    teacher, student = _ssl_student("whisper-tiny.en")
+    teacher, student = _ssl_student()
     freeze_stem(student)
     student.config.layerdrop = 0.0
     adapters = add_adapters(student, 64)
@@ -129,7 +129,7 @@ def _distil(n_teachers: int):
     from kdlib.kd.layers import distil_layers
     from kdlib.models.ssl import freeze_stem, without_stem
 
-    teacher, student = _ssl_student("whisper-tiny.en")
+    teacher, student = _ssl_student()
     freeze_stem(student)
     dim, layers = teacher.config.hidden_size, distil_layers(teacher.config.num_hidden_layers, 3)
     distiller = ensemble.EnsembleDistiller(without_stem(student),
@@ -148,7 +148,7 @@ def _finetune_04():
     from kdlib.models.heads import PredictionHeads
     from kdlib.models.ssl import freeze_stem, without_stem
 
-    teacher, student = _ssl_student("whisper-tiny.en")
+    teacher, student = _ssl_student()
     dim, depth = teacher.config.hidden_size, student.config.num_hidden_layers
     heads = PredictionHeads(dim, len(distil_layers(teacher.config.num_hidden_layers, 3)))
     encoder = multitask.EncoderOutput(without_stem(freeze_stem(student)), heads, "layers")

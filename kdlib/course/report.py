@@ -219,7 +219,9 @@ def mean_and_spread(values, scale: float = 100, digits: int = 1, missing: str = 
     alone for a single value, ``missing`` for none. The std is the sample standard deviation (n − 1)."""
     import numpy as np
 
-    kept = [scale * float(v) for v in values if v is not None and not np.isnan(float(v))]
+    from kdlib.course.results import number
+
+    kept = [scale * v for v in map(number, values) if v is not None]
     if not kept:
         return missing
     mean = f"{np.mean(kept):.{digits}f}"
