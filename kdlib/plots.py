@@ -1,4 +1,4 @@
-"""A small, consistent set of figures: loss curves, score histograms, DET curves, spectrograms."""
+"""A small, consistent set of figures: loss curves, score histograms, DET curves, spectrograms, log-log axes."""
 
 from __future__ import annotations
 
@@ -111,3 +111,18 @@ def layer_profiles(profiles: dict, mfcc: dict | None = None, axes=None):
     axes[0].set_ylabel("accuracy %  (band: ± std over splits)")
     axes[-1].legend(fontsize=8, loc="lower left", bbox_to_anchor=(1.02, 0.0))
     return axes
+
+
+def log_log(ax, grid: bool = True):
+    """Both axes logarithmic, the y tick labels (major and minor, the minor ones smaller) as plain numbers
+    (``0.5``, ``2``, ``10``) rather than powers of ten, and a light grid on both tick levels: for an error rate
+    against a size or a latency, each spanning decades. Returns ``ax``."""
+    from matplotlib import ticker
+
+    ax.set(xscale="log", yscale="log")
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+    if grid:
+        ax.grid(alpha=0.3, which="both")
+    return ax

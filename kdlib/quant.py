@@ -107,6 +107,19 @@ def post_training_quantize(model: nn.Module, bits: int, scheme: str = "uniform",
     return qmodel.eval(), packed
 
 
+def ptq_ladder(model: nn.Module, bit_widths, scheme: str = "uniform", per_channel: bool = True, clip: str = "max"):
+    """``model`` as it is, then after :func:`post_training_quantize` to each of ``bit_widths``: yields ``(bits,
+    model, bytes)``, bits 32 first, bytes as stored (fp32 parameters and buffers; then the packed state dict)."""
+    from kdlib.evaluation.bench import model_bytes, state_bytes
+
+    if any(not isinstance(b, int) or not 1 < b < 32 for b in bit_widths):
+        raise ValueError(f"bit widths must be whole numbers from 2 to 31, got {tuple(bit_widths)}")
+    yield 32, model, model_bytes(model)
+    for bits in bit_widths:
+        qmodel, packed = post_training_quantize(model, bits, scheme, per_channel, clip)
+        yield bits, qmodel, state_bytes(packed)
+
+
 def quantize_model(model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True,
                    clip: str = "max") -> nn.Module:
     """Post-training quantization: a copy of ``model`` with quantized conv/linear weights."""

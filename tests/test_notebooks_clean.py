@@ -71,3 +71,19 @@ def test_every_cell_has_its_own_id(path):
     ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
     assert None not in ids, f"{path.name}: cell {ids.index(None)} has no id"
     assert len(set(ids)) == len(ids), f"{path.name}: repeated ids {sorted({i for i in ids if ids.count(i) > 1})}"
+
+
+CELL_LINES = 18
+"""The longest code cell allowed: one idea per cell, about 15 lines (the imports and the knobs cells excepted)."""
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
+def test_code_cells_stay_short(path):
+    """A cell of bookkeeping belongs in kdlib; a long method cell reads better split into its steps."""
+    too_long = []
+    for number, cell in enumerate(json.loads(path.read_text())["cells"]):
+        source = "".join(cell["source"])
+        exempt = "kdlib.env_report(" in source or "kdlib.runtime.SMOKE" in source   # imports, knobs
+        if cell["cell_type"] == "code" and not exempt and len(source.splitlines()) > CELL_LINES:
+            too_long.append(f"cell {number} ({cell.get('id')}): {len(source.splitlines())} lines")
+    assert not too_long, f"{path.name}: code cells over {CELL_LINES} lines: {'; '.join(too_long)}"

@@ -174,3 +174,22 @@ def test_the_front_end_is_never_quantized():
     model = speaker_model("ecapa_tdnn", channels=32)
     names = list(quant.quantizable(model))
     assert names and all(n.startswith("encoder.") for n in names)
+
+
+def test_ptq_ladder_starts_at_fp32_and_shrinks_with_the_bits():
+    model = speaker_model("ecapa_tdnn", channels=32)
+    ladder = list(quant.ptq_ladder(model, (8, 4), clip="mse"))
+    assert [bits for bits, _, _ in ladder] == [32, 8, 4]
+    assert ladder[0][1] is model and ladder[0][2] == bench.model_bytes(model)
+    sizes = [n_bytes for _, _, n_bytes in ladder]
+    assert sizes[0] > sizes[1] > sizes[2]
+    expected = quant.post_training_quantize(model, 4, clip="mse")
+    assert ladder[2][2] == bench.state_bytes(expected[1])
+    name = next(iter(quant.quantizable(model)))
+    assert torch.equal(dict(ladder[2][1].named_modules())[name].weight, dict(expected[0].named_modules())[name].weight)
+
+
+@pytest.mark.parametrize("bad", [(1,), (32,), (4.0,)])
+def test_ptq_ladder_refuses_impossible_bit_widths(bad):
+    with pytest.raises(ValueError, match="bit widths"):
+        list(quant.ptq_ladder(speaker_model("ecapa_tdnn", channels=32), bad))
