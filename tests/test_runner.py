@@ -179,8 +179,8 @@ def _smoke_run(monkeypatch, tmp_path, notebook: str, **knobs) -> dict:
     assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / f"{notebook}.ipynb"), *parameters,
                         "--results", str(out)]) == 0
     record = json.loads((out / "smoke" / f"{notebook}.json").read_text())
-    assert record["parameters"] == json.loads(json.dumps({key: runner.parse_value(str(value))
-                                                          for key, value in knobs.items()}, default=repr))
+    assert record["parameters"] == runner.recorded_parameters({key: runner.parse_value(str(value))
+                                                               for key, value in knobs.items()})
     return record
 
 

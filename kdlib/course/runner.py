@@ -79,6 +79,17 @@ def rerun_command(names) -> str:
 PARAMETERS_TAG, INJECTED_TAG = "parameters", "injected-parameters"
 
 
+def recorded_parameters(parameters: dict) -> dict:
+    """``parameters`` (knob -> value) as a results file records them: through JSON, a value JSON cannot hold by its
+    ``repr`` (tuples become lists, paths their repr)."""
+    return json.loads(_parameters_json(parameters))
+
+
+def _parameters_json(parameters: dict) -> str:
+    """What the runner hands a kernel in ``$KDLIB_PARAMETERS``."""
+    return json.dumps(parameters, default=repr)
+
+
 def parse_value(text: str):
     """A ``-p`` value as Python reads it (``3``, ``1e-4``, ``(0, 1)``, ``True``, ``None``, ``'x'``), else the
     plain string (``-p TEACHER hubert-tiny``)."""
@@ -206,7 +217,7 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
     prepared = [nbformat.read(path, as_version=4) for path in notebooks]
     for path, nb in zip(notebooks, prepared) if parameters else ():  # every notebook has the knobs, before any runs
         inject_parameters(nb, parameters, str(path))
-    kernel_env = {**os.environ, "KDLIB_PARAMETERS": json.dumps(parameters, default=repr)}  # results record them
+    kernel_env = {**os.environ, "KDLIB_PARAMETERS": _parameters_json(parameters)}  # results record them
     out_dir = results_dir() / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     report = []
@@ -247,7 +258,7 @@ def to_script(path: Path, parameters: dict | None = None) -> str:
         "import json, os",
         "os.environ.setdefault('MPLBACKEND', 'Agg')",
         "os.environ.setdefault('KDLIB_HEADLESS', '1')",
-        f"os.environ.setdefault('KDLIB_PARAMETERS', {json.dumps(json.dumps(parameters or {}, default=repr))})",
+        f"os.environ.setdefault('KDLIB_PARAMETERS', {json.dumps(_parameters_json(parameters or {}))})",
         f"os.chdir({str(path.resolve().parent)!r})",
     ]
     parts = ["\n".join(prelude)]

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kdlib.course.runner import inject_parameters, reference_environment, rerun_command
+from kdlib.course.runner import inject_parameters, recorded_parameters, reference_environment, rerun_command
 from kdlib.runtime import REPO_ROOT, SMOKE, duration, results_dir, results_root
 
 
@@ -74,7 +74,7 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
         return answer
     out = folder(notebook, name)
     record_path = (out / "smoke" if SMOKE else out) / f"{Path(notebook).stem}.json"
-    wanted = json.loads(json.dumps(parameters, default=repr))
+    wanted = recorded_parameters(parameters)
     if reuse and record_path.is_file():
         record = _read(record_path)
         if record.get("parameters") == wanted and _same_conditions(record, same_commit=SMOKE):
@@ -108,7 +108,7 @@ def committed(notebook: str, name: str, parameters: dict) -> dict | None:
     if not path.is_file():
         return None
     record = _read(path)
-    wanted = json.loads(json.dumps(parameters, default=repr))
+    wanted = recorded_parameters(parameters)
     if record.get("parameters") != wanted:
         raise ValueError(f"{path}: measured with {record.get('parameters')}, not {wanted}; run the variant again "
                          f"in full mode and promote it (kdlib.course.variants.promote)")
