@@ -35,7 +35,7 @@ def _system(regime="one_step", adapters=True, kd_target="mse", steps=10, n_class
     backend = SpeakerModel(encoder, head=AAMSoftmax(8, n_classes))
     heads = PredictionHeads(32, 3) if kd_target == "heads" else None
     obj = os_kdft.OneStepKDFT(without_feature_encoder(student), backend, regime=regime, adapters=ads,
-                               kd_target=kd_target, heads=heads, kd_scale=1.0, total_steps=steps, readout=readout)
+                               kd_target=kd_target, heads=heads, kd_weight=1.0, total_steps=steps, readout=readout)
     return teacher, student, ads, obj
 
 
@@ -135,7 +135,7 @@ def test_the_two_branches_of_one_pass_equal_two_separate_passes():
     sv, _ = obj.backend.head(obj.backend.encoder(with_adapters.transpose(1, 2)), batch["label"])
     assert terms["kd"].item() == pytest.approx(kd.item(), rel=1e-5)
     assert terms["sv"].item() == pytest.approx(sv.item(), rel=1e-5)
-    assert loss.item() == pytest.approx(kd.item() + sv.item(), rel=1e-5)  # w = 1 at step 0, kd_scale = 1
+    assert loss.item() == pytest.approx(kd.item() + sv.item(), rel=1e-5)  # w = 1 at step 0, kd_weight = 1
     assert torch.allclose(obj(feats), obj.backend.encoder(with_adapters.transpose(1, 2)), atol=1e-5)
 
 
@@ -153,13 +153,13 @@ def test_the_kd_branch_gives_the_adapters_no_gradient():
     assert shared.grad is not None and shared.grad.abs().max() > 0
 
 
-def test_the_kd_weight_decays_over_training_steps():
+def test_the_kd_schedule_decays_over_training_steps():
     teacher, _, _, obj = _system(steps=4)
     batch = _batch(teacher)
-    weights = [obj.loss(batch)[1]["kd_weight"] for _ in range(5)]
+    weights = [obj.loss(batch)[1]["kd_schedule"] for _ in range(5)]
     assert weights == [1.0, 0.75, 0.5, 0.25, 0.0]
     obj.eval()
-    assert obj.loss(batch)[1]["kd_weight"] == 0.0 and int(obj.step) == 5  # evaluation does not advance it
+    assert obj.loss(batch)[1]["kd_schedule"] == 0.0 and int(obj.step) == 5  # evaluation does not advance it
 
 
 def test_regimes_train_their_own_parts():
@@ -170,7 +170,7 @@ def test_regimes_train_their_own_parts():
     assert terms["sv"] == 0 and loss.item() == pytest.approx(terms["kd"].item())
     _, _, _, ft = _system("ft", adapters=False)
     loss, terms = ft.loss(_batch(teacher))
-    assert terms["kd"] == 0 and terms["kd_weight"] == 0.0 and loss.item() == pytest.approx(terms["sv"].item())
+    assert terms["kd"] == 0 and terms["kd_schedule"] == 0.0 and loss.item() == pytest.approx(terms["sv"].item())
     _, _, adapters, full = _system(kd_target="heads")
     groups = {g["name"]: g for g in full.param_groups(1e-4, 1e-3, 1e-2)}
     assert set(groups) == {"student", "backend", "adapters"} and groups["adapters"]["lr"] == 1e-2
@@ -271,3 +271,11 @@ def test_the_layers_readout_feeds_every_student_state_to_the_backend_and_the_kd_
         os_kdft.OneStepKDFT(plain.student, plain.backend, readout="layers")
     with pytest.raises(ValueError, match="readout"):
         os_kdft.OneStepKDFT(plain.student, plain.backend, readout="middle")
+
+
+def test_the_old_name_of_the_kd_weight_still_works_with_a_warning():
+    _, _, _, obj = _system(steps=4)
+    with pytest.warns(DeprecationWarning, match="kd_weight"):
+        old = os_kdft.OneStepKDFT(obj.student, obj.backend, kd_target=obj.kd_target, heads=obj.heads, kd_scale=3.0,
+                                  total_steps=4, readout=obj.readout, adapters=obj.adapters)
+    assert old.kd_weight == 3.0

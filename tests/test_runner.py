@@ -151,6 +151,20 @@ def test_an_unknown_knob_or_a_missing_knobs_cell_is_refused_by_name(tmp_path, un
         runner.main(["run", "--notebooks", str(path), "-p", "STEP", "1"])
 
 
+def test_knobs_are_injected_as_python_reads_them(tmp_path):
+    """papermill's own translator writes a tuple as a string; the runner's writes what ``-p`` parsed."""
+    import ast
+
+    path = _notebook(tmp_path, "A, B, C, D = 1, 2, 3, 4")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    knobs = {"A": (0, 1), "B": ("x",), "C": {"kws": 2, "sv": 1}, "D": [None, 1e-4, True, "it's"]}
+    injected = runner.inject_parameters(nb, knobs).cells[2]
+    assert injected.metadata["tags"] == ["injected-parameters"]
+    assigned = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(injected.source).body}
+    assert assigned == knobs
+
+
 def test_values_parse_as_python_else_stay_strings():
     assert [runner.parse_value(v) for v in ("3", "1e-4", "(0, 1)", "True", "None", "hubert-tiny", "'x'")] == [
         3, 1e-4, (0, 1), True, None, "hubert-tiny", "x"]

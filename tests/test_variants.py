@@ -113,3 +113,16 @@ def test_committed_answers_are_shown_in_every_mode_and_reused_in_full_mode(noteb
     assert variants.run(str(notebook), {"STEPS": 7}, "seven") == record
     with pytest.raises(ValueError, match=r"measured with \{'STEPS': 7\}, not \{'STEPS': 8\}"):
         variants.run(str(notebook), {"STEPS": 8}, "seven", execute=False)
+
+
+def test_a_renamed_knob_is_read_under_its_new_name(notebook):
+    """Records made before notebook 01's KD_SCALE became KD_WEIGHT keep the old name; the committed answer is found
+    under the new one, and a caller still using the old name gets a warning, not a failure."""
+    from kdlib.course import runner
+
+    record = variants.committed("01_os_kdft", "kd_weight_100", {"KD_WEIGHT": 100})
+    assert record["parameters"] == {"KD_SCALE": 100} and record["models"]  # the record as it was made
+    with pytest.warns(FutureWarning, match="KD_SCALE is now KD_WEIGHT"):
+        assert runner.current_knob_names({"KD_SCALE": 100, "STEPS": 3}) == {"KD_WEIGHT": 100, "STEPS": 3}
+    with pytest.warns(FutureWarning):
+        assert variants.run("01_os_kdft", {"KD_SCALE": 100}, "kd_weight_100", execute=False) == record

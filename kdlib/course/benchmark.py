@@ -91,7 +91,7 @@ def _oskdft_01():
     encoder = os_kdft.MixedLayers(ECAPA_TDNN(128, 192, n_mels=dim, input_norm="batch"), n_states)
     backend = SpeakerModel(encoder, head=AAMSoftmax(192, N_SPEAKERS, margin=0.2, scale=30.0))
     objective = os_kdft.OneStepKDFT(without_stem(student), backend, regime="one_step", adapters=adapters,
-                                    readout="layers", kd_target="mse", kd_scale=5.0, total_steps=300)
+                                    readout="layers", kd_target="mse", kd_weight=5.0, total_steps=300)
     feats = _stems(teacher, 32, 1.0)
     batch = {"feats": feats, "label": torch.randint(0, N_SPEAKERS, (32,)),
              "targets": torch.randn(32, 1, feats.shape[-1], dim).half()}

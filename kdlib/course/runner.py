@@ -1,9 +1,12 @@
 """``python -m kdlib.course.runner run``: execute notebooks headlessly, keep executed copies, summarise results.
 
-``-p KEY VALUE`` runs a notebook with other knobs, with papermill's semantics: each notebook's knobs cell is
-tagged ``parameters``; the runner inserts a cell tagged ``injected-parameters`` after it that sets the given
-values, and the results file records them (``parameters``). ``--results DIR`` writes the results,
-the executed copies and the kept models under ``DIR`` instead of ``results/``.
+Notebooks run through papermill (https://papermill.readthedocs.io): ``-p KEY VALUE`` sets a knob the way
+``papermill -p`` does (each notebook's knobs cell is tagged ``parameters``; papermill inserts a cell tagged
+``injected-parameters`` after it), and papermill writes the executed copy after every cell, so a long run can be
+watched in it. The runner adds what papermill does not do: it refuses a knob the notebook does not have before
+anything runs, sets kdlib's numerics, records the knobs in the results file (``parameters``), and keeps each
+notebook's run time, seconds per section and peak memory. ``--results DIR`` writes the results, the executed
+copies and the kept models under ``DIR`` instead of ``results/``.
 
 ``python -m kdlib.course.runner script NOTEBOOK [-p KEY VALUE ...]`` writes the notebook, knobs injected, as a plain
 Python script (``results/scripts/<notebook>.py`` unless ``--out``) for a launcher: ``torchrun --nproc-per-node 4
@@ -111,12 +114,26 @@ def knob_names(source: str) -> list[str]:
     return names
 
 
-def inject_parameters(nb, parameters: dict, name: str = "notebook"):
-    """Insert, after the cell tagged ``parameters``, a cell tagged ``injected-parameters`` that assigns
-    ``parameters`` (papermill's semantics). Refuses a notebook without a knobs cell and a knob it does not
-    have, naming them, so that a renamed knob fails loudly instead of being ignored."""
-    import nbformat
+RENAMED_KNOBS = {"KD_SCALE": "KD_WEIGHT"}
+"""Knobs renamed in this release (old -> new): notebook 01's KD weight now has notebook 02's name. The old names
+are still read, with a warning, in ``-p`` and in committed records; they go in the next release."""
 
+
+def current_knob_names(parameters: dict, warn: bool = True) -> dict:
+    """``parameters`` with renamed knobs (:data:`RENAMED_KNOBS`) under their current names."""
+    import warnings
+
+    renamed = {key: RENAMED_KNOBS[key] for key in parameters if key in RENAMED_KNOBS}
+    if renamed and warn:
+        warnings.warn("renamed knobs: " + ", ".join(f"{a} is now {b}" for a, b in renamed.items())
+                      + "; the old names go in the next release", FutureWarning, 2)  # shown to learners
+    return {renamed.get(key, key): value for key, value in parameters.items()}
+
+
+def check_knobs(nb, parameters: dict, name: str = "notebook") -> list[str]:
+    """The knobs of ``nb`` (the names its cell tagged ``parameters`` assigns). Refuses a notebook without exactly
+    one knobs cell, and a knob it does not have, naming them, so that a renamed knob fails loudly instead of being
+    ignored (papermill only logs a warning)."""
     found = [i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
     if len(found) != 1:
         raise ValueError(f"{name}: needs exactly one cell tagged {PARAMETERS_TAG!r} (the knobs cell), "
@@ -125,26 +142,59 @@ def inject_parameters(nb, parameters: dict, name: str = "notebook"):
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise ValueError(f"{name}: no knob named {', '.join(unknown)}; its knobs are {', '.join(known)}")
-    lines = ["# Injected by python -m kdlib.course.runner -p"] + [f"{k} = {v!r}" for k, v in parameters.items()]
-    cell = nbformat.v4.new_code_cell("\n".join(lines))
-    cell.metadata["tags"] = [INJECTED_TAG]
-    cell.id = INJECTED_TAG
-    nb.cells.insert(found[0] + 1, cell)
-    nbformat.validator.normalize(nb)
-    return nb
+    return known
+
+
+def _knob_translator():
+    """papermill's Python translator, writing a tuple as a tuple (papermill's own writes it as a string) and any
+    other value it does not know by its ``repr``, as ``-p`` reads values (:func:`parse_value`)."""
+    from papermill.translators import PythonTranslator
+
+    class KnobTranslator(PythonTranslator):
+        @classmethod
+        def translate(cls, val):
+            if isinstance(val, tuple):
+                return "(" + ", ".join(cls.translate(v) for v in val) + ("," if len(val) == 1 else "") + ")"
+            if val is None or isinstance(val, (str, bool, int, float, dict, list)):
+                return super().translate(val)
+            return repr(val)
+
+    return KnobTranslator
+
+
+def _use_knob_translator() -> None:
+    from papermill.translators import papermill_translators
+
+    papermill_translators.register("python", _knob_translator())
+
+
+def inject_parameters(nb, parameters: dict, name: str = "notebook"):
+    """``nb`` with the cell tagged ``injected-parameters`` that papermill inserts after the knobs cell, assigning
+    ``parameters``; a knob the notebook does not have is refused first (:func:`check_knobs`)."""
+    from papermill.parameterize import parameterize_notebook
+
+    check_knobs(nb, parameters, name)
+    nb.metadata.setdefault("papermill", {})  # what papermill's own loader adds: its metadata, every cell's tags
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    _use_knob_translator()
+    return parameterize_notebook(nb, parameters, kernel_name="python3", language="python")
 
 
 def _failure(path: Path, nb, cell_index: int | None, err: Exception, executed: Path) -> str:
     """What failed, where, and what to do: the notebook, the cell (its number and first line), the error."""
-    lines = str(err).strip().splitlines()
+    if hasattr(err, "ename"):  # papermill's PapermillExecutionError: the error the cell raised
+        lines, name = [f"{err.evalue}"], err.ename
+    else:
+        lines, name = str(err).strip().splitlines(), type(err).__name__
     where = "before the first cell"
     if cell_index is not None:
         code_number = sum(c.cell_type == "code" for c in nb.cells[:cell_index + 1])
         first = (nb.cells[cell_index].source.strip().splitlines() or [""])[0][:80]
         where = f"cell {cell_index} (code cell {code_number}: {first!r})"
-    hint = ("raise or drop --cell-timeout" if type(err).__name__ == "CellTimeoutError" else
+    hint = ("raise or drop --cell-timeout" if name == "CellTimeoutError" else
             f"open {path.name} in JupyterLab and run it from the top to see the error in place")
-    return (f"FAILED: {path} at {where}: {type(err).__name__}: {lines[-1] if lines else ''}\n"
+    return (f"FAILED: {path} at {where}: {name}: {lines[-1] if lines else ''}\n"
             f"    executed copy up to the failure: {executed}\n    what to do: {hint}; rerun it alone with\n"
             f"    {rerun_command([path])}")
 
@@ -174,20 +224,34 @@ def section_seconds(nb) -> list[dict]:
 
 
 class PeakMemory:
-    """The peak resident memory of a kernel process (``VmHWM`` in ``/proc/<pid>/status``, Linux), read after
-    every cell while the kernel lives; None where it cannot be read."""
+    """The peak resident memory of the kernel this process started (``VmHWM`` in ``/proc/<pid>/status``, Linux),
+    read after every cell while the kernel lives; None where it cannot be read."""
 
     def __init__(self):
-        self.client, self.mb = None, None
+        self.mb = None
+
+    @staticmethod
+    def kernel_pids() -> list[int]:
+        """This process's children that run an IPython kernel."""
+        pids = []
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+                if int(fields["PPid"]) == os.getpid():
+                    command = (status.parent / "cmdline").read_bytes()
+                    pids += [int(status.parent.name)] if b"ipykernel" in command else []
+            except (OSError, KeyError, ValueError):
+                continue
+        return pids
 
     def read(self, **_) -> None:
-        try:
-            pid = self.client.km.provisioner.pid
-            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-            kb = next(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))
-        except (AttributeError, OSError, StopIteration, ValueError):
-            return
-        self.mb = max(self.mb or 0.0, kb / 1024)
+        for pid in self.kernel_pids():
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+                kb = next(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))
+            except (OSError, StopIteration, ValueError):
+                continue
+            self.mb = max(self.mb or 0.0, kb / 1024)
 
 
 def record_times(name: str, seconds: float, status: str, executed, peak_mb: float | None = None) -> Path:
@@ -208,39 +272,59 @@ def record_times(name: str, seconds: float, status: str, executed, peak_mb: floa
 
 def run(notebooks: list[Path], cell_timeout: int | None = None,
         parameters: dict | None = None) -> list[tuple[str, float, str]]:
-    """Execute each notebook in a fresh kernel, with ``parameters`` (knob values) injected after its knobs
-    cell; return ``(name, seconds, "ok" or the failure)`` per notebook."""
+    """Execute each notebook through papermill in a fresh kernel, in its own folder, with ``parameters`` (knob
+    values) injected after its knobs cell; return ``(name, seconds, "ok" or the failure)`` per notebook."""
+    import copy
+
     import nbformat
-    from nbclient import NotebookClient
+    import papermill
 
     parameters = parameters or {}
-    prepared = [nbformat.read(path, as_version=4) for path in notebooks]
-    for path, nb in zip(notebooks, prepared) if parameters else ():  # every notebook has the knobs, before any runs
-        inject_parameters(nb, parameters, str(path))
-    kernel_env = {**os.environ, "KDLIB_PARAMETERS": _parameters_json(parameters)}  # results record them
+    for path in notebooks if parameters else ():  # every notebook has the knobs, before any runs
+        check_knobs(nbformat.read(path, as_version=4), parameters, str(path))
+    _use_knob_translator()
     out_dir = results_dir() / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     report = []
-    for path, nb in zip(notebooks, prepared):
+    for path in notebooks:
         start = time.time()
         print(f"running {path.name} ({'smoke' if SMOKE else 'full'} mode) ...", flush=True)
-        current: dict = {"index": None}
-        peak = PeakMemory()
-        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}},
-                                on_cell_start=lambda cell, cell_index: current.update(index=cell_index),
-                                on_cell_executed=peak.read)
-        peak.client = client
+        executed, current, peak = out_dir / path.name, {"nb": None, "index": None}, PeakMemory()
         status = "ok"
         try:
-            client.execute(env=kernel_env)
+            with _kernel_parameters(parameters):  # the kernel records them in its results
+                papermill.execute_notebook(
+                    path, executed, parameters=parameters or None, kernel_name="python3", language="python",
+                    cwd=str(path.parent), execution_timeout=cell_timeout, progress_bar=sys.stderr.isatty(),
+                    on_notebook_start=lambda notebook: current.update(nb=copy.deepcopy(notebook)),  # before error marks
+                    on_cell_start=lambda cell, cell_index: current.update(index=cell_index),
+                    on_cell_executed=peak.read)
         except Exception as err:  # keep going: report every notebook, fail at the end
-            status = _failure(path, nb, current["index"], err, out_dir / path.name)
-        nbformat.write(nb, out_dir / path.name)
+            index = getattr(err, "cell_index", current["index"])
+            status = _failure(path, current["nb"] or nbformat.read(path, as_version=4), index, err, executed)
         report.append((path.name, time.time() - start, status))
-        record_times(*report[-1], nb, peak.mb)
-        print(f"  {status} in {report[-1][1]:.0f} s -> {out_dir / path.name}", flush=True)
+        record_times(*report[-1], nbformat.read(executed, as_version=4) if executed.is_file() else
+                     nbformat.v4.new_notebook(), peak.mb)
+        print(f"  {status} in {report[-1][1]:.0f} s -> {executed}", flush=True)
     return report
+
+
+class _kernel_parameters:
+    """Hand the knobs to the kernels started inside it, in ``$KDLIB_PARAMETERS`` (a kernel inherits this process's
+    environment); the variable is restored afterwards."""
+
+    def __init__(self, parameters: dict):
+        self.value, self.before = _parameters_json(parameters), None
+
+    def __enter__(self):
+        self.before = os.environ.get("KDLIB_PARAMETERS")
+        os.environ["KDLIB_PARAMETERS"] = self.value
+
+    def __exit__(self, *_):
+        if self.before is None:
+            os.environ.pop("KDLIB_PARAMETERS", None)
+        else:
+            os.environ["KDLIB_PARAMETERS"] = self.before
 
 
 def to_script(path: Path, parameters: dict | None = None) -> str:
@@ -354,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             parser.error(f"no such notebook: {path}")
         try:
-            text = to_script(path, {key: parse_value(value) for key, value in args.parameter})
+            text = to_script(path, current_knob_names({key: parse_value(v) for key, v in args.parameter}))
         except ValueError as err:
             parser.error(str(err))
         out = Path(args.out) if args.out else results_dir() / "scripts" / f"{path.stem}.py"
@@ -364,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.results:
         os.environ["KDLIB_RESULTS"] = str(Path(args.results).resolve())
-    parameters = {key: parse_value(value) for key, value in args.parameter}
+    parameters = current_knob_names({key: parse_value(value) for key, value in args.parameter})
     in_force = set_numerics(args.numerics)
     os.environ["KDLIB_HEADLESS"] = "1"  # saved notebooks get one line per loop, not frozen widget bars
     print("numerics: " + ", ".join(f"{k}={v}" for k, v in in_force.items()), flush=True)

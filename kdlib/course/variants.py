@@ -1,8 +1,8 @@
 """Run a notebook again with other knobs and set its results beside the notebook's own run.
 
-The solutions notebooks answer most exercises this way: "set ``KD_SCALE = 100``" becomes
-``variants.run("01_os_kdft", {"KD_SCALE": 100}, "kd_scale_100")``, which executes the notebook in a fresh
-process (``python -m kdlib.course.runner run -p KD_SCALE 100``), so the answer runs the notebook's own code and
+The solutions notebooks answer most exercises this way: "set ``KD_WEIGHT = 100``" becomes
+``variants.run("01_os_kdft", {"KD_WEIGHT": 100}, "kd_weight_100")``, which executes the notebook in a fresh
+process (``python -m kdlib.course.runner run -p KD_WEIGHT 100``), so the answer runs the notebook's own code and
 cannot drift from it. Each variant writes under ``<results>/variants/<notebook>/<name>/`` (its results file,
 its executed copy), never over the notebook's own results.
 
@@ -19,7 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kdlib.course.runner import inject_parameters, recorded_parameters, reference_environment, rerun_command
+from kdlib.course.runner import (
+    check_knobs,
+    current_knob_names,
+    recorded_parameters,
+    reference_environment,
+    rerun_command,
+)
 from kdlib.runtime import REPO_ROOT, SMOKE, duration, results_dir, results_root
 
 
@@ -45,7 +51,7 @@ def check(notebook: str, parameters: dict) -> None:
     import nbformat
 
     path = _notebook_path(notebook)
-    inject_parameters(nbformat.read(path, as_version=4), parameters, path.name)
+    check_knobs(nbformat.read(path, as_version=4), parameters, path.name)
 
 
 def _read(path: Path) -> dict:
@@ -61,7 +67,9 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     ``reuse``: a record already written by the same variant, in the same mode, numerics and knobs (in smoke
     mode also the same commit), is read instead of running again (a full variant costs as much as the
     notebook); in full mode so is the committed answer. ``execute=False`` only checks the knobs and returns the
-    committed answer (full mode), or None where there is none (the smoke tests check every variant this way)."""
+    committed answer (full mode), or None where there is none (the smoke tests check every variant this way).
+    A knob renamed in this release is read under its new name, with a warning (:data:`runner.RENAMED_KNOBS`)."""
+    parameters = current_knob_names(parameters)
     check(notebook, parameters)
     answer = committed(notebook, name, parameters)
     if not execute:
@@ -77,7 +85,7 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     wanted = recorded_parameters(parameters)
     if reuse and record_path.is_file():
         record = _read(record_path)
-        if record.get("parameters") == wanted and _same_conditions(record, same_commit=SMOKE):
+        if _recorded_knobs(record) == wanted and _same_conditions(record, same_commit=SMOKE):
             print(f"{notebook} {name}: reusing {record_path} ({record['provenance']['created']})")
             return record
     args = [sys.executable, "-m", "kdlib.course.runner", "run", "--notebooks", str(_notebook_path(notebook)),
@@ -95,6 +103,12 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
 
 
 
+def _recorded_knobs(record: dict) -> dict:
+    """The knobs a results record was run with, under their current names (records made before a knob was renamed
+    keep its old name)."""
+    return current_knob_names(record.get("parameters") or {}, warn=False)
+
+
 def committed_path(notebook: str, name: str) -> Path:
     """Where the committed answer of the variant ``name`` lives."""
     stem = Path(notebook).stem
@@ -108,8 +122,8 @@ def committed(notebook: str, name: str, parameters: dict) -> dict | None:
     if not path.is_file():
         return None
     record = _read(path)
-    wanted = recorded_parameters(parameters)
-    if record.get("parameters") != wanted:
+    wanted = recorded_parameters(current_knob_names(parameters))
+    if _recorded_knobs(record) != wanted:
         raise ValueError(f"{path}: measured with {record.get('parameters')}, not {wanted}; run the variant again "
                          f"in full mode and promote it (kdlib.course.variants.promote)")
     return record
@@ -128,7 +142,7 @@ def committed_table(notebook: str):
     import pandas as pd
 
     stem = Path(notebook).stem
-    rows = [{"variant": path.parent.name, "knobs": ", ".join(f"{k} = {v}" for k, v in rec["parameters"].items()),
+    rows = [{"variant": path.parent.name, "knobs": ", ".join(f"{k} = {v}" for k, v in _recorded_knobs(rec).items()),
              "measured": rec["provenance"]["created"][:10], "wall time": duration(rec["wall_time_s"])}
             for path in sorted((REFERENCE / "variants" / stem).glob(f"*/{stem}.json"))
             for rec in [_read(path)]]

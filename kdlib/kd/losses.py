@@ -83,7 +83,7 @@ def hidden_mse(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor):
 
     ``L = 1/(B·T·D) · Σ_{b,t,d} (h^S_btd − h^T_btd)²``.
 
-    The paper's code multiplies it by 100 (``kd_scale`` in :class:`kdlib.kd.os_kdft.OneStepKDFT`)."""
+    The paper's code multiplies it by 100 (``kd_weight`` in :class:`kdlib.kd.os_kdft.OneStepKDFT`)."""
     if student_hidden.shape != teacher_hidden.shape:
         raise ValueError(f"hidden-state KD needs equal shapes, got student {tuple(student_hidden.shape)} and "
                          f"teacher {tuple(teacher_hidden.shape)}")

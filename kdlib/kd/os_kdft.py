@@ -12,7 +12,8 @@ to zero, so training starts as distillation and ends as pure fine-tuning:
     L(s) = w(s) · c · L_KD(student without adapters, teacher) + L_AAM(backend(student with adapters)),
     w(s) = max(0, 1 − s / S)
 
-(s the step, S the number of steps, c = ``kd_scale``, 100 in the paper's code). The teacher sees clean
+(s the step, S the number of steps, c = ``kd_weight``, 100 in the paper's code; the knob ``KD_WEIGHT`` in
+notebook 01, as in 02). The teacher sees clean
 audio, the student augmented audio. Here the student reads the output of the frozen CNN feature encoder
 (:func:`kdlib.models.ssl.without_feature_encoder`), so that it can be computed once per crop.
 
@@ -22,6 +23,8 @@ an encoder that keeps speakers in its lower layers, as Whisper does.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import nn
@@ -83,8 +86,6 @@ def linear_decay(step: int, total: int) -> float:
 
 def distill_layers(teacher_layers: int, n_heads: int = 3) -> tuple[int, ...]:
     """Deprecated: :func:`kdlib.kd.layers.distil_layers` (this name goes in the next release)."""
-    import warnings
-
     from kdlib.kd.layers import distil_layers
 
     warnings.warn("kdlib.kd.os_kdft.distill_layers is now kdlib.kd.layers.distil_layers", DeprecationWarning, 2)
@@ -110,9 +111,13 @@ class OneStepKDFT(nn.Module):
 
     def __init__(self, student: nn.Module, backend: SpeakerModel, *, regime: str = "one_step",
                  adapters: list[ParallelAdapter] | None = None, kd_target: str = "mse",
-                 heads: PredictionHeads | None = None, kd_scale: float = 100.0, total_steps: int = 1,
-                 readout: str = "last"):
+                 heads: PredictionHeads | None = None, kd_weight: float = 100.0, total_steps: int = 1,
+                 readout: str = "last", kd_scale: float | None = None):
         super().__init__()
+        if kd_scale is not None:  # the name before this release
+            warnings.warn("OneStepKDFT(kd_scale=...) is now kd_weight=...; the old name goes in the next release",
+                          DeprecationWarning, 2)
+            kd_weight = kd_scale
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         if (readout == "layers") != isinstance(backend.encoder, MixedLayers):
@@ -125,12 +130,12 @@ class OneStepKDFT(nn.Module):
             raise ValueError("kd_target='heads' needs prediction heads, and only it uses them")
         self.student, self.backend, self.heads = student, backend, heads
         self.adapters = list(adapters or [])
-        self.regime, self.kd_target, self.kd_scale, self.total_steps = regime, kd_target, kd_scale, total_steps
+        self.regime, self.kd_target, self.kd_weight, self.total_steps = regime, kd_target, kd_weight, total_steps
         self.readout = readout
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
-    def kd_weight(self) -> float:
-        """w(s): decaying for ``one_step``, 1 for ``kd``, 0 for ``ft``."""
+    def kd_schedule(self) -> float:
+        """w(s), the factor in front of c = ``kd_weight``: decaying for ``one_step``, 1 for ``kd``, 0 for ``ft``."""
         if self.regime == "one_step":
             return linear_decay(int(self.step), self.total_steps)
         return 1.0 if self.regime == "kd" else 0.0
@@ -165,7 +170,7 @@ class OneStepKDFT(nn.Module):
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         feats, label = batch["feats"], batch["label"]
         n = feats.shape[0]
-        w = self.kd_weight()
+        w = self.kd_schedule()
         if self.training:
             self.step += 1
         if self.regime == "one_step" and self.adapters:
@@ -186,7 +191,7 @@ class OneStepKDFT(nn.Module):
         else:
             sv, logits = self.backend.head(self.embed(sv_input), label)
             accuracy = (logits.argmax(-1) == label).float().mean()
-        return w * self.kd_scale * kd + sv, {"kd": kd, "sv": sv, "kd_weight": w, "accuracy": accuracy}
+        return w * self.kd_weight * kd + sv, {"kd": kd, "sv": sv, "kd_schedule": w, "accuracy": accuracy}
 
     def param_groups(self, ssl_lr: float, backend_lr: float, adapter_lr: float) -> list[dict]:
         """Optimizer groups with the paper's three learning rates: student weights, backend (and prediction
