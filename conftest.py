@@ -29,8 +29,8 @@ _execute = NotebookRun.execute
 
 def _execute_as_the_runner_does(self, *args, **kwargs):
     saved = dict(os.environ)
-    set_numerics("reference")            # the kernel nbmake starts inherits these
-    os.environ["KDLIB_HEADLESS"] = "1"   # one progress line per loop in the saved copy
+    set_numerics("reference")  # the kernel nbmake starts inherits these
+    os.environ["KDLIB_HEADLESS"] = "1"  # one progress line per loop in the saved copy
     try:
         result = _execute(self, *args, **kwargs)
     finally:

@@ -49,14 +49,15 @@ def speaker_split(rows: list[dict], share: float, seed: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def held_out_loss(distiller: ensemble.EnsembleDistiller, feats: torch.Tensor, targets: torch.Tensor,
-                  batch: int = 64) -> float:
+def held_out_loss(
+    distiller: ensemble.EnsembleDistiller, feats: torch.Tensor, targets: torch.Tensor, batch: int = 64
+) -> float:
     """The distiller's loss (eval mode: no dropout) averaged over every held-out crop."""
     was_training = distiller.training
     distiller.eval()
     total = 0.0
     for start in range(0, len(feats), batch):
-        chunk = {"feats": feats[start:start + batch], "targets": targets[start:start + batch].float()}
+        chunk = {"feats": feats[start : start + batch], "targets": targets[start : start + batch].float()}
         total += distiller.loss(chunk)[0].item() * len(chunk["feats"])
     distiller.train(was_training)
     return total / len(feats)
@@ -77,30 +78,55 @@ def main(argv=None) -> dict:
     rows = data.select("train", "sentence")
     crops = multi_duration_crops(data, rows, (1.0,), seed=0)[1.0]
     layers = distil_layers(teacher.config.num_hidden_layers, 3)
-    stems = verification.batched(lambda w: stem_output(teacher, teacher.feature_extractor(w)).transpose(1, 2),
-                                 crops["wave"])
-    targets = verification.batched(lambda w: torch.stack(
-        [teacher(w, output_hidden_states=True).hidden_states[i] for i in layers], dim=1), crops["wave"]).half()
+    stems = verification.batched(
+        lambda w: stem_output(teacher, teacher.feature_extractor(w)).transpose(1, 2), crops["wave"]
+    )
+    targets = verification.batched(
+        lambda w: torch.stack([teacher(w, output_hidden_states=True).hidden_states[i] for i in layers], dim=1),
+        crops["wave"],
+    ).half()
     held = torch.from_numpy(speaker_split(rows, args.held_out, seed=1))
-    out = {"provenance": runtime.provenance(), "teacher": args.teacher, "target_layers": list(layers),
-           "batch": args.batch, "crops": {"train": int((~held).sum()), "held_out": int(held.sum())}, "settings": []}
+    out = {
+        "provenance": runtime.provenance(),
+        "teacher": args.teacher,
+        "target_layers": list(layers),
+        "batch": args.batch,
+        "crops": {"train": int((~held).sum()), "held_out": int(held.sum())},
+        "settings": [],
+    }
     for lr, heads_lr, steps in bar(grid, desc="settings", unit="setting"):
         runtime.seed_everything(0)
         student = freeze_stem(make_student(teacher, 2).requires_grad_(True))
         heads = ensemble.heads_for("average", teacher.config.hidden_size, 1, 3)
         distiller = ensemble.EnsembleDistiller(without_stem(student), heads)
         start = time.time()
-        history = ensemble.distil(distiller, stems[~held], targets[~held][:, None], steps=int(steps),
-                                  batch=args.batch, lr=lr, heads_lr=heads_lr, seed=0)
+        history = ensemble.distil(
+            distiller,
+            stems[~held],
+            targets[~held][:, None],
+            steps=int(steps),
+            batch=args.batch,
+            lr=lr,
+            heads_lr=heads_lr,
+            seed=0,
+        )
         seconds = time.time() - start
         loss = np.array(history["loss"])
         tenths = [float(part.mean()) for part in np.array_split(loss, 10)]
-        record = {"lr": lr, "heads_lr": heads_lr, "steps": int(steps), "seconds": round(seconds, 1),
-                  "train_loss_by_tenth": [round(x, 4) for x in tenths],
-                  "held_out_loss": round(held_out_loss(distiller, stems[held], targets[held][:, None]), 4)}
+        record = {
+            "lr": lr,
+            "heads_lr": heads_lr,
+            "steps": int(steps),
+            "seconds": round(seconds, 1),
+            "train_loss_by_tenth": [round(x, 4) for x in tenths],
+            "held_out_loss": round(held_out_loss(distiller, stems[held], targets[held][:, None]), 4),
+        }
         out["settings"].append(record)
-        print(f"lr {lr:g} heads {heads_lr:g} steps {int(steps)}: held-out {record['held_out_loss']:.4f}, "
-              f"train by tenths {record['train_loss_by_tenth']}, {seconds:.0f} s", flush=True)
+        print(
+            f"lr {lr:g} heads {heads_lr:g} steps {int(steps)}: held-out {record['held_out_loss']:.4f}, "
+            f"train by tenths {record['train_loss_by_tenth']}, {seconds:.0f} s",
+            flush=True,
+        )
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")

@@ -50,9 +50,18 @@ def teacher_embeddings(teacher: nn.Module, waves: torch.Tensor, batch_size: int 
         return batched(teacher.eval(), waves, batch_size)
 
 
-def distil_cached(student: nn.Module, banks: dict[str, dict[str, torch.Tensor]], *, steps: int, batch: int = 32,
-                  lr: float = 2e-3, weight_decay: float = 2e-5, seed: int = 0, device: str | None = None,
-                  progress: bool = True) -> train.History:
+def distil_cached(
+    student: nn.Module,
+    banks: dict[str, dict[str, torch.Tensor]],
+    *,
+    steps: int,
+    batch: int = 32,
+    lr: float = 2e-3,
+    weight_decay: float = 2e-5,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+) -> train.History:
     """Train ``student`` under :class:`EmbeddingRegression` for ``steps`` batches of ``batch`` crops drawn
     from ``banks`` (``{name: {"wave": (n, samples), "target": (n, teacher_dim)}}``, one crop length per bank,
     each batch from one bank); AdamW, a linear warm-up over a tenth of the steps (at most 100), cosine decay.
@@ -65,9 +74,20 @@ def distil_cached(student: nn.Module, banks: dict[str, dict[str, torch.Tensor]],
     batches = BucketBatches(banks, batch, seed=seed)
     wrapper = EmbeddingRegression(student, dims.pop())
     epochs = max(1, -(-steps // len(batches)))
-    return train.fit(wrapper, batches, wrapper.loss, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                     warmup_steps=min(100, steps // 10), device=device, seed=seed,
-                     max_steps_per_epoch=-(-steps // epochs), progress=progress, desc="regress real teacher")
+    return train.fit(
+        wrapper,
+        batches,
+        wrapper.loss,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_steps=min(100, steps // 10),
+        device=device,
+        seed=seed,
+        max_steps_per_epoch=-(-steps // epochs),
+        progress=progress,
+        desc="regress real teacher",
+    )
 
 
 def score(model: nn.Module, prompts, synthetic) -> dict:
@@ -76,8 +96,11 @@ def score(model: nn.Module, prompts, synthetic) -> dict:
 
     real = verification.sv(model, prompts, trials="trials", progress=False)
     keep = same_language_trials(prompts)
-    return {"eer_real": real["eer"], "eer_real_same_language": metrics.eer(real["scores"][keep], real["labels"][keep]),
-            "eer_synthetic": verification.sv(model, synthetic, trials="trials", progress=False)["eer"]}
+    return {
+        "eer_real": real["eer"],
+        "eer_real_same_language": metrics.eer(real["scores"][keep], real["labels"][keep]),
+        "eer_synthetic": verification.sv(model, synthetic, trials="trials", progress=False)["eer"],
+    }
 
 
 def centring_check() -> dict:
@@ -92,19 +115,33 @@ def centring_check() -> dict:
 
     prompts, data = real.load(), corpus.load()
     trials, keep = prompts.trials("trials"), same_language_trials(prompts)
-    models = {"ecapa": zoo.load("ecapa"), "resnet34": zoo.load("resnet34"),
-              "mfcc_stats": features.mfcc_baseline(data), "ge2e": load_ge2e()}
+    models = {
+        "ecapa": zoo.load("ecapa"),
+        "resnet34": zoo.load("resnet34"),
+        "mfcc_stats": features.mfcc_baseline(data),
+        "ge2e": load_ge2e(),
+    }
     out = {}
     for name, model in models.items():
-        emb, paths = (verification.sv(model.eval(), prompts, trials="trials", progress=False)[k]
-                      for k in ("embeddings", "paths"))
-        out[name] = {how: trial_eers(e, paths, trials, keep) for how, e in (("plain", emb),
-                                                                             ("centred", emb - emb.mean(0)))}
+        emb, paths = (
+            verification.sv(model.eval(), prompts, trials="trials", progress=False)[k] for k in ("embeddings", "paths")
+        )
+        out[name] = {
+            how: trial_eers(e, paths, trials, keep) for how, e in (("plain", emb), ("centred", emb - emb.mean(0)))
+        }
     return out
 
 
-def scratch_attempt(steps: int = 1500, channels: int = 256, syn_crops: int = 2, real_crops: int = 2,
-                    batch: int = 32, lr: float = 2e-3, seed: int = 0, corpus_name: str = "default") -> dict:
+def scratch_attempt(
+    steps: int = 1500,
+    channels: int = 256,
+    syn_crops: int = 2,
+    real_crops: int = 2,
+    batch: int = 32,
+    lr: float = 2e-3,
+    seed: int = 0,
+    corpus_name: str = "default",
+) -> dict:
     """An ECAPA-TDNN trained from scratch on GE2E's embeddings alone (:func:`distil_cached`): ``syn_crops``
     random 2 s crops of every synthetic training sentence and ``real_crops`` random 1 s crops of every KDE word
     clip, GE2E's embedding of each computed once. Returns its EERs (:func:`score`) beside GE2E's and MFCC
@@ -122,13 +159,25 @@ def scratch_attempt(steps: int = 1500, channels: int = 256, syn_crops: int = 2, 
     data, prompts, teacher = corpus.load(corpus_name), real.load(), load_ge2e()
     audio = AudioCache(data)
     sentences = data.select("train", "sentence")
-    syn = torch.stack([torch.from_numpy(crop(audio(r["path"]), 2 * SAMPLE_RATE, rng).copy())
-                       for r in sentences for _ in range(syn_crops)])
+    syn = torch.stack(
+        [
+            torch.from_numpy(crop(audio(r["path"]), 2 * SAMPLE_RATE, rng).copy())
+            for r in sentences
+            for _ in range(syn_crops)
+        ]
+    )
     words = unlabelled_real_speech(progress=False)
-    real_x = torch.stack([torch.from_numpy(np.ascontiguousarray(crop(w, SAMPLE_RATE, rng), dtype=np.float32))
-                          for w in words for _ in range(real_crops)])
-    banks = {"synthetic 2 s": {"wave": syn, "target": teacher_embeddings(teacher, syn)},
-             "real words 1 s": {"wave": real_x, "target": teacher_embeddings(teacher, real_x)}}
+    real_x = torch.stack(
+        [
+            torch.from_numpy(np.ascontiguousarray(crop(w, SAMPLE_RATE, rng), dtype=np.float32))
+            for w in words
+            for _ in range(real_crops)
+        ]
+    )
+    banks = {
+        "synthetic 2 s": {"wave": syn, "target": teacher_embeddings(teacher, syn)},
+        "real words 1 s": {"wave": real_x, "target": teacher_embeddings(teacher, real_x)},
+    }
     prepared = time.time() - start
     torch.manual_seed(seed)
     student = speaker_model("ecapa_tdnn", channels=channels)
@@ -136,12 +185,25 @@ def scratch_attempt(steps: int = 1500, channels: int = 256, syn_crops: int = 2, 
     trained = time.time() - start - prepared
     student.eval()
     mfcc = features.mfcc_baseline(data)
-    return {"student": score(student, prompts, data), "ge2e": score(teacher, prompts, data),
-            "mfcc_stats": score(mfcc, prompts, data),
-            "setup": {"steps": steps, "channels": channels, "batch": batch, "lr": lr, "seed": seed,
-                      "synthetic_crops": len(syn), "real_crops": len(real_x),
-                      "final_kd": float(np.mean(history["kd"][-50:])), "first_kd": float(np.mean(history["kd"][:50])),
-                      "prepare_s": round(prepared), "train_s": round(trained), "total_s": round(time.time() - start)}}
+    return {
+        "student": score(student, prompts, data),
+        "ge2e": score(teacher, prompts, data),
+        "mfcc_stats": score(mfcc, prompts, data),
+        "setup": {
+            "steps": steps,
+            "channels": channels,
+            "batch": batch,
+            "lr": lr,
+            "seed": seed,
+            "synthetic_crops": len(syn),
+            "real_crops": len(real_x),
+            "final_kd": float(np.mean(history["kd"][-50:])),
+            "first_kd": float(np.mean(history["kd"][:50])),
+            "prepare_s": round(prepared),
+            "train_s": round(trained),
+            "total_s": round(time.time() - start),
+        },
+    }
 
 
 class LabelledWaves(torch.utils.data.Dataset):
@@ -182,9 +244,17 @@ class TelephoneCrops(torch.utils.data.Dataset):
         return wave, label
 
 
-def festival_attempt(steps: int = 300, per_voice: int = 80, with_festival: bool = True, batch: int = 32,
-                     lr: float = 5e-4, seed: int = 0, corpus_name: str = "default", warps: tuple[float, ...] = (),
-                     telephone: float = 0.0) -> dict:
+def festival_attempt(
+    steps: int = 300,
+    per_voice: int = 80,
+    with_festival: bool = True,
+    batch: int = 32,
+    lr: float = 5e-4,
+    seed: int = 0,
+    corpus_name: str = "default",
+    warps: tuple[float, ...] = (),
+    telephone: float = 0.0,
+) -> dict:
     """The zoo's ECAPA-TDNN fine-tuned with AAM-softmax on the corpus's eSpeak NG training speakers plus, with
     ``with_festival``, Festival's real-speaker voices as more classes (``per_voice`` session-augmented
     sentences each, :func:`kdlib.data.corpus.festival.synthesize`); without them, the control: the same fine-tuning
@@ -218,37 +288,65 @@ def festival_attempt(steps: int = 300, per_voice: int = 80, with_festival: bool 
     student = zoo.load("ecapa")
     student.head = AAMSoftmax(student.embed_dim, n_classes, margin=0.2, scale=30.0)
     epochs = max(1, -(-steps // len(loader)))
-    history = train.fit(student, loader, student.loss, epochs=epochs, lr=lr, weight_decay=2e-5,
-                        warmup_steps=min(50, steps // 10), seed=seed, max_steps_per_epoch=-(-steps // epochs),
-                        desc="fine-tune" + (" with Festival voices" if with_festival else ""))
+    history = train.fit(
+        student,
+        loader,
+        student.loss,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=2e-5,
+        warmup_steps=min(50, steps // 10),
+        seed=seed,
+        max_steps_per_epoch=-(-steps // epochs),
+        desc="fine-tune" + (" with Festival voices" if with_festival else ""),
+    )
     trained = time.time() - start - prepared
     student.eval()
-    return {"student": score(student, prompts, data),
-            "setup": {"steps": steps, "with_festival": with_festival, "warps": list(warps), "telephone": telephone,
-                      "voices": voices, "festival_clips": len(parts[1]) if with_festival else 0, "classes": n_classes,
-                      "batch": batch, "lr": lr, "seed": seed, "final_loss": float(np.mean(history["loss"][-30:])),
-                      "prepare_s": round(prepared), "train_s": round(trained), "total_s": round(time.time() - start)}}
+    return {
+        "student": score(student, prompts, data),
+        "setup": {
+            "steps": steps,
+            "with_festival": with_festival,
+            "warps": list(warps),
+            "telephone": telephone,
+            "voices": voices,
+            "festival_clips": len(parts[1]) if with_festival else 0,
+            "classes": n_classes,
+            "batch": batch,
+            "lr": lr,
+            "seed": seed,
+            "final_loss": float(np.mean(history["loss"][-30:])),
+            "prepare_s": round(prepared),
+            "train_s": round(trained),
+            "total_s": round(time.time() - start),
+        },
+    }
 
 
 if __name__ == "__main__":
     import argparse
     import json
 
-    parser = argparse.ArgumentParser(prog="python -m experiments.real_voice_transfer",
-                                     description="attempts at real-voice transfer: scratch (an ECAPA-TDNN trained "
-                                                 "from scratch on GE2E's embeddings), festival (the zoo's ECAPA "
-                                                 "fine-tuned with Festival's real-speaker voices), festival-control "
-                                                 "(the same fine-tuning without them), festival-warped (each "
-                                                 "Festival voice warped into 7 pseudo-speakers), centring (an "
-                                                 "analysis: the SV models scored with and without centred "
-                                                 "embeddings)")
-    parser.add_argument("attempt", choices=["scratch", "festival", "festival-control", "festival-warped",
-                                            "centring"])
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.real_voice_transfer",
+        description="attempts at real-voice transfer: scratch (an ECAPA-TDNN trained "
+        "from scratch on GE2E's embeddings), festival (the zoo's ECAPA "
+        "fine-tuned with Festival's real-speaker voices), festival-control "
+        "(the same fine-tuning without them), festival-warped (each "
+        "Festival voice warped into 7 pseudo-speakers), centring (an "
+        "analysis: the SV models scored with and without centred "
+        "embeddings)",
+    )
+    parser.add_argument("attempt", choices=["scratch", "festival", "festival-control", "festival-warped", "centring"])
     parser.add_argument("--steps", type=int, default=None, help="default: 1500 (scratch), 300 (festival)")
     parser.add_argument("--channels", type=int, default=256, help="scratch: the student's width")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--telephone", type=float, default=0.0,
-                        help="festival*: the share of training crops put through a telephone channel (8 kHz, GSM)")
+    parser.add_argument(
+        "--telephone",
+        type=float,
+        default=0.0,
+        help="festival*: the share of training crops put through a telephone channel (8 kHz, GSM)",
+    )
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args()
     if args.attempt == "centring":
@@ -258,9 +356,13 @@ if __name__ == "__main__":
     else:
         from kdlib.data.corpus.festival import WARPS
 
-        result = festival_attempt(steps=args.steps or 300, with_festival=args.attempt != "festival-control",
-                                  seed=args.seed, warps=WARPS if args.attempt == "festival-warped" else (),
-                                  telephone=args.telephone)
+        result = festival_attempt(
+            steps=args.steps or 300,
+            with_festival=args.attempt != "festival-control",
+            seed=args.seed,
+            warps=WARPS if args.attempt == "festival-warped" else (),
+            telephone=args.telephone,
+        )
     print(json.dumps(result, indent=1, default=float))
     if args.out:
         with open(args.out, "w") as f:

@@ -38,14 +38,32 @@ ROOMS = ("data", "models", "zoo", "kd", "evaluation", "train", "quant", "course"
 
 MOVED = {
     "config": "runtime",
-    "audio": "data.audio", "augment": "data.augment", "features": "data.features", "sources": "data.sources",
-    "datasets": "data.datasets", "espeak": "data.espeak", "sentences": "data.sentences", "corpus": "data.corpus",
-    "distill": "kd.losses", "one_step": "kd.os_kdft", "ensemble": "kd.ensemble", "multitask": "kd.multitask",
-    "metrics": "evaluation.metrics", "evaluate": "evaluation.verification", "probing": "evaluation.probing",
-    "downstream": "evaluation.superb", "attribution": "evaluation.attribution", "bench": "evaluation.bench",
-    "distributed": "train.distributed", "pretraining": "train.pretraining",
-    "runner": "course.runner", "variants": "course.variants", "report": "course.report",
-    "results": "course.results", "book": "course.book", "screenshots": "course.screenshots",
+    "audio": "data.audio",
+    "augment": "data.augment",
+    "features": "data.features",
+    "sources": "data.sources",
+    "datasets": "data.datasets",
+    "espeak": "data.espeak",
+    "sentences": "data.sentences",
+    "corpus": "data.corpus",
+    "distill": "kd.losses",
+    "one_step": "kd.os_kdft",
+    "ensemble": "kd.ensemble",
+    "multitask": "kd.multitask",
+    "metrics": "evaluation.metrics",
+    "evaluate": "evaluation.verification",
+    "probing": "evaluation.probing",
+    "downstream": "evaluation.superb",
+    "attribution": "evaluation.attribution",
+    "bench": "evaluation.bench",
+    "distributed": "train.distributed",
+    "pretraining": "train.pretraining",
+    "runner": "course.runner",
+    "variants": "course.variants",
+    "report": "course.report",
+    "results": "course.results",
+    "book": "course.book",
+    "screenshots": "course.screenshots",
     "throughput": "course.throughput",
 }
 """kdlib 0.1's flat module names -> where each module lives now (under ``kdlib.``)."""
@@ -56,8 +74,9 @@ SPLIT = {"transfer": ("data.unlabelled", "kd.real_teacher")}
 
 def _warn_moved(old: str) -> str:
     new = f"kdlib.{MOVED[old]}" if old in MOVED else " and ".join(f"kdlib.{part}" for part in SPLIT[old])
-    warnings.warn(f"kdlib.{old} moved to {new}; the old name goes in the next release", DeprecationWarning,
-                  stacklevel=3)
+    warnings.warn(
+        f"kdlib.{old} moved to {new}; the old name goes in the next release", DeprecationWarning, stacklevel=3
+    )
     return new
 
 
@@ -91,18 +110,18 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return module
 
     def exec_module(self, module):
-        if module.__spec__.loader_state is not None:    # the import system set the alias's spec; restore
+        if module.__spec__.loader_state is not None:  # the import system set the alias's spec; restore
             module.__spec__ = module.__spec__.loader_state
 
 
-sys.meta_path.insert(0, _MovedModules())   # before the path finder, which would load a second copy
+sys.meta_path.insert(0, _MovedModules())  # before the path finder, which would load a second copy
 
 
 def __getattr__(name):
     if name in ROOMS:
         return importlib.import_module(f"kdlib.{name}")
     if name in MOVED or name in SPLIT:
-        return importlib.import_module(f"kdlib.{name}")              # through _MovedModules: warns
+        return importlib.import_module(f"kdlib.{name}")  # through _MovedModules: warns
     if name == "env_report":
         from kdlib.runtime import env_report
 

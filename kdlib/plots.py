@@ -47,12 +47,16 @@ def det_curve(curves: dict, ax=None):
     for name, (scores, labels) in curves.items():
         p_miss, p_fa, _ = metrics.error_rates(scores, labels)
         eps = 1e-4
-        ax.plot(norm.ppf(np.clip(p_fa, eps, 1 - eps)), norm.ppf(np.clip(p_miss, eps, 1 - eps)),
-                label=f"{name} (EER {100 * metrics.eer(scores, labels):.1f} %)")
+        ax.plot(
+            norm.ppf(np.clip(p_fa, eps, 1 - eps)),
+            norm.ppf(np.clip(p_miss, eps, 1 - eps)),
+            label=f"{name} (EER {100 * metrics.eer(scores, labels):.1f} %)",
+        )
     ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
-    ax.set(xlabel="false alarm rate (%)", ylabel="miss rate (%)", xlim=norm.ppf([5e-4, 0.6]),
-           ylim=norm.ppf([5e-4, 0.6]))
+    ax.set(
+        xlabel="false alarm rate (%)", ylabel="miss rate (%)", xlim=norm.ppf([5e-4, 0.6]), ylim=norm.ppf([5e-4, 0.6])
+    )
     ax.plot(ax.get_xlim(), ax.get_xlim(), ":", color="grey")
     ax.legend(fontsize=8)
     return ax
@@ -82,8 +86,12 @@ def probe_curves(reports: dict, axes=None):
         first = next(iter(reports.values()))
         ax.axhline(first["mfcc"][task][0], color="grey", lw=1.5, ls="--", label="MFCC statistics")
         ax.set_xticks(range(len(first["teacher"][task])))
-        ax.set(xlabel="layer (0 = CNN output)", ylabel="probe accuracy", ylim=(0, 1.05),
-               title=f"{task} probe (dotted: random twin)")
+        ax.set(
+            xlabel="layer (0 = CNN output)",
+            ylabel="probe accuracy",
+            ylim=(0, 1.05),
+            title=f"{task} probe (dotted: random twin)",
+        )
     axes[0].legend(fontsize=8, loc="lower right")
     return axes
 

@@ -35,8 +35,9 @@ class _OneLine(_std_tqdm):
         self._devnull.close()
 
 
-def bar(iterable=None, *, desc: str, total: int | None = None, unit: str = "it", disable: bool = False,
-        leave: bool = False):
+def bar(
+    iterable=None, *, desc: str, total: int | None = None, unit: str = "it", disable: bool = False, leave: bool = False
+):
     """A labelled progress bar over ``iterable`` (or a manual one with ``total``): live in a session, one line
     at the end in a headless run."""
     if headless():

@@ -75,8 +75,14 @@ def _dequant(codes: torch.Tensor, alpha: torch.Tensor, lv: torch.Tensor) -> torc
     return torch.sign(codes).float() * lv.float().to(codes.device)[codes.abs().long()] * alpha
 
 
-def quantize(w: torch.Tensor, bits: int, scheme: str = "uniform", per_channel: bool = True,
-             clip: str = "max", alpha: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def quantize(
+    w: torch.Tensor,
+    bits: int,
+    scheme: str = "uniform",
+    per_channel: bool = True,
+    clip: str = "max",
+    alpha: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Quantize ``w``: returns ``(dequantized weights, integer codes, α)``; a given ``alpha`` is used as is."""
     w = w.detach().float()
     lv = levels(bits, scheme).to(w.device)
@@ -87,12 +93,16 @@ def quantize(w: torch.Tensor, bits: int, scheme: str = "uniform", per_channel: b
 
 def quantizable(model: nn.Module) -> dict[str, nn.Module]:
     """The conv and linear layers whose weights are quantized, by name."""
-    return {name: m for name, m in model.named_modules()
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and not name.startswith("frontend")}
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and not name.startswith("frontend")
+    }
 
 
-def post_training_quantize(model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True,
-                           clip: str = "max") -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def post_training_quantize(
+    model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True, clip: str = "max"
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """Post-training quantization (round to nearest): a copy whose conv/linear weights are quantized, and
     its packed state dict (codes bit-packed to uint8, α in fp32, everything else as is) from the same codes."""
     qmodel = copy.deepcopy(model)
@@ -120,13 +130,15 @@ def ptq_ladder(model: nn.Module, bit_widths, scheme: str = "uniform", per_channe
         yield bits, qmodel, state_bytes(packed)
 
 
-def quantize_model(model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True,
-                   clip: str = "max") -> nn.Module:
+def quantize_model(
+    model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True, clip: str = "max"
+) -> nn.Module:
     """Post-training quantization: a copy of ``model`` with quantized conv/linear weights."""
     return post_training_quantize(model, bits, scheme, per_channel, clip)[0]
 
 
 # ------------------------------------------------------------------------------------------ packing
+
 
 def pack(codes: torch.Tensor, bits: int) -> np.ndarray:
     """Bit-pack sign-magnitude codes (|code| < 2^(b−1)) into a uint8 array of ceil(n·b/8) bytes."""
@@ -147,8 +159,9 @@ def unpack(data: np.ndarray, bits: int, count: int) -> torch.Tensor:
     return torch.from_numpy(np.where(u >= n, -(u - n), u))
 
 
-def packed_state_dict(model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True,
-                      clip: str = "max") -> dict[str, torch.Tensor]:
+def packed_state_dict(
+    model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True, clip: str = "max"
+) -> dict[str, torch.Tensor]:
     """The model's state dict with every quantizable weight replaced by packed codes (uint8) and α (fp32);
     everything else as is. This is what a b-bit model weighs on disk."""
     return post_training_quantize(model, bits, scheme, per_channel, clip)[1]
@@ -163,14 +176,14 @@ def packed_bytes(model: nn.Module, bits: int, **kwargs) -> int:
 
 # ------------------------------------------------------------------------------------------ QAT
 
+
 class FakeQuant(nn.Module):
     """A weight parametrization: forward sees q(w); gradients pass straight through to w (STE).
 
     With ``alpha`` the clipping range is fixed (computed once, e.g. by MSE search, when QAT starts);
     without it α follows max|w| at every step."""
 
-    def __init__(self, bits: int, scheme: str = "uniform", per_channel: bool = True,
-                 alpha: torch.Tensor | None = None):
+    def __init__(self, bits: int, scheme: str = "uniform", per_channel: bool = True, alpha: torch.Tensor | None = None):
         super().__init__()
         self.bits, self.scheme, self.per_channel = bits, scheme, per_channel
         self.register_buffer("alpha", alpha)
@@ -180,8 +193,9 @@ class FakeQuant(nn.Module):
         return w + (q - w).detach()
 
 
-def prepare_qat(model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True,
-                clip: str = "max") -> nn.Module:
+def prepare_qat(
+    model: nn.Module, bits: int, scheme: str = "uniform", per_channel: bool = True, clip: str = "max"
+) -> nn.Module:
     """Attach :class:`FakeQuant` to every quantizable weight (in place) and return the model. With
     ``clip="mse"`` each layer's α is searched once now and then kept fixed."""
     for module in quantizable(model).values():
@@ -190,9 +204,20 @@ def prepare_qat(model: nn.Module, bits: int, scheme: str = "uniform", per_channe
     return model
 
 
-def qat_finetune(model: nn.Module, loader, bits: int, scheme: str = "uniform", per_channel: bool = True,
-                 clip: str = "mse", steps: int = 40, lr: float = 1e-4, device: str | None = None, seed: int = 0,
-                 progress: bool = True, desc: str | None = None):
+def qat_finetune(
+    model: nn.Module,
+    loader,
+    bits: int,
+    scheme: str = "uniform",
+    per_channel: bool = True,
+    clip: str = "mse",
+    steps: int = 40,
+    lr: float = 1e-4,
+    device: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str | None = None,
+):
     """Short QAT by self-distillation from the full-precision model (kdlib's choice; the paper's QAT
     recipe is not public): ``L = 1 − cos(f_q(x), f(x))`` on training crops, batch-norm statistics frozen.
     Returns the quantized model (weights baked) and the loss history; ``desc`` labels the progress bar."""
@@ -214,8 +239,19 @@ def qat_finetune(model: nn.Module, loader, bits: int, scheme: str = "uniform", p
             target = reference(wave)
         return 1 - nn.functional.cosine_similarity(student(wave), target).mean()
 
-    history = fit(student, loader, loss_fn, epochs=1, lr=lr, max_steps_per_epoch=steps, device=device, seed=seed,
-                  progress=progress, grad_clip=1.0, desc=desc or f"QAT {bits}-bit {scheme}")
+    history = fit(
+        student,
+        loader,
+        loss_fn,
+        epochs=1,
+        lr=lr,
+        max_steps_per_epoch=steps,
+        device=device,
+        seed=seed,
+        progress=progress,
+        grad_clip=1.0,
+        desc=desc or f"QAT {bits}-bit {scheme}",
+    )
     return finish_qat(student).eval(), history
 
 
@@ -229,15 +265,22 @@ def finish_qat(model: nn.Module) -> nn.Module:
 
 # ------------------------------------------------------------------------------------------ analysis
 
+
 def weight_stats(model: nn.Module, bits: int = 4, scheme: str = "uniform", per_channel: bool = True) -> list[dict]:
     """Per quantizable layer: size, excess kurtosis, max|w|/std and the relative L2 error of b-bit quantization."""
     rows = []
     for name, module in quantizable(model).items():
         w = module.weight.detach().float().flatten()
         q = quantize(module.weight, bits, scheme, per_channel)[0].flatten()
-        rows.append({"layer": name, "params": w.numel(), "kurtosis": excess_kurtosis(w),
-                     "max_over_std": float(w.abs().max() / w.std()),
-                     "rel_error": float((q - w).norm() / w.norm())})
+        rows.append(
+            {
+                "layer": name,
+                "params": w.numel(),
+                "kurtosis": excess_kurtosis(w),
+                "max_over_std": float(w.abs().max() / w.std()),
+                "rel_error": float((q - w).norm() / w.norm()),
+            }
+        )
     return rows
 
 
@@ -248,6 +291,7 @@ def excess_kurtosis(w: torch.Tensor) -> float:
 
 
 # ------------------------------------------------------------------------------------------ deployment
+
 
 def int8_static(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
     """A real int8 model for the CPU (x86 / fbgemm kernels): PyTorch's FX graph-mode static quantization,
@@ -265,8 +309,9 @@ def int8_static(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
     custom = PrepareCustomConfig().set_non_traceable_module_names(["frontend"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), qconfig, (calibration[0],),
-                              prepare_custom_config=custom)
+        prepared = prepare_fx(
+            copy.deepcopy(model).cpu().eval(), qconfig, (calibration[0],), prepare_custom_config=custom
+        )
         with torch.inference_mode():
             for batch in calibration:
                 prepared(batch)

@@ -111,8 +111,9 @@ def load_times(folder: str | Path) -> dict | None:
         for entry in times["notebooks"].values():  # every time a number, or the file is not one of ours
             [float(entry["seconds"]), *(float(s["seconds"]) for s in entry["sections"])]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: not a run-times file written by python -m kdlib.course.runner run ({err!r})"
-                         ) from None
+        raise ValueError(
+            f"{path}: not a run-times file written by python -m kdlib.course.runner run ({err!r})"
+        ) from None
     return times
 
 
@@ -129,8 +130,10 @@ def expected_times(notebook: str) -> dict[str, str]:
     folder = REPO_ROOT / "results" / "reference"
     entry = (load_times(folder) or {"notebooks": {}})["notebooks"].get(notebook)
     if entry:
-        times["cpu, full"] = (f"{duration(entry['seconds'])} on {entry.get('hardware', 'the reference machine')} "
-                              f"(the reference run, {(folder / TIMES_FILE).relative_to(REPO_ROOT)})")
+        times["cpu, full"] = (
+            f"{duration(entry['seconds'])} on {entry.get('hardware', 'the reference machine')} "
+            f"(the reference run, {(folder / TIMES_FILE).relative_to(REPO_ROOT)})"
+        )
     times["cpu, smoke"] = "1 to 2 min: tiny data, numbers that only prove the code runs"
     return times
 
@@ -163,8 +166,9 @@ def env_report(expected: str | dict[str, str] | None = None) -> dict:
     for setting, wall in (expected or {}).items():
         print(f"{'expected':>12}: {wall} ({setting})")
     if dev == "cpu" and not SMOKE:
-        warnings.warn("Full mode on the CPU: see the expected wall time above; set KDLIB_SMOKE=1 for a quick pass.",
-                      stacklevel=2)
+        warnings.warn(
+            "Full mode on the CPU: see the expected wall time above; set KDLIB_SMOKE=1 for a quick pass.", stacklevel=2
+        )
     return report
 
 
@@ -227,8 +231,13 @@ def versions() -> dict[str, str]:
     return out
 
 
-REFERENCE_NUMERICS = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
-                      "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"}
+REFERENCE_NUMERICS = {
+    "MKL_CBWR": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    "OPENBLAS_CORETYPE": "Haswell",
+}
 """Environment for bit-reproducible CPU runs across x86 machines (checked across two AMD generations; an Intel
 Xeon still differs in trained models, see docs/reproducibility.md). Every numerical library picks its code path,
 and so its rounding, by the processor's instruction set; capping each at AVX2 makes an AVX-512 machine compute
@@ -251,9 +260,11 @@ def numerics() -> dict:
     import sys
 
     torch = sys.modules.get("torch")  # the corpus builder never imports torch; don't make it
-    return {"torch_threads": torch.get_num_threads() if torch else None,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability() if torch else None,
-            **{key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS", "KDLIB_PRECISION")}}
+    return {
+        "torch_threads": torch.get_num_threads() if torch else None,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability() if torch else None,
+        **{key: os.environ.get(key) for key in (*REFERENCE_NUMERICS, "OMP_NUM_THREADS", "KDLIB_PRECISION")},
+    }
 
 
 def git_commit() -> str | None:
@@ -261,8 +272,7 @@ def git_commit() -> str | None:
     import subprocess
 
     try:
-        run = lambda *args: subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                                           timeout=10)
+        run = lambda *args: subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
         head = run("rev-parse", "HEAD")
         if head.returncode:
             return None
@@ -278,6 +288,11 @@ def provenance() -> dict:
     corpus.json all carry it."""
     import datetime
 
-    return {"versions": versions(), "hardware": hardware(), "cpu": cpu(), "numerics": numerics(),
-            "git_commit": git_commit(),
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    return {
+        "versions": versions(),
+        "hardware": hardware(),
+        "cpu": cpu(),
+        "numerics": numerics(),
+        "git_commit": git_commit(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }

@@ -4,9 +4,21 @@ import tarfile
 
 import pytest
 
-WHERE_AND_HOW = ("KDLIB_RESULTS", "KDLIB_DATA", "KDLIB_ZOO", "KDLIB_SMOKE", "KDLIB_PARAMETERS", "KDLIB_HEADLESS",
-                 "KDLIB_PRECISION", "OMP_NUM_THREADS", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
-                 "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE")
+WHERE_AND_HOW = (
+    "KDLIB_RESULTS",
+    "KDLIB_DATA",
+    "KDLIB_ZOO",
+    "KDLIB_SMOKE",
+    "KDLIB_PARAMETERS",
+    "KDLIB_HEADLESS",
+    "KDLIB_PRECISION",
+    "OMP_NUM_THREADS",
+    "MKL_CBWR",
+    "ONEDNN_MAX_CPU_ISA",
+    "ATEN_CPU_CAPABILITY",
+    "NPY_DISABLE_CPU_FEATURES",
+    "OPENBLAS_CORETYPE",
+)
 """The variables that decide where kdlib writes, which mode the notebooks run in and how they compute (the
 numerics: a ``KDLIB_PRECISION=bf16`` left behind by one test makes every later ``train.fit`` train in bfloat16)."""
 
@@ -28,10 +40,12 @@ def unset(monkeypatch):
     """``unset(*names)``: remove environment variables for this test only. ``monkeypatch.delenv`` alone records
     nothing to restore when a variable was absent, so a value that the code under test sets afterwards would
     outlive the test; setting each first makes monkeypatch remove it again at the end."""
+
     def _unset(*names):
         for name in names:
             monkeypatch.setenv(name, "")
             monkeypatch.delenv(name)
+
     return _unset
 
 

@@ -43,8 +43,9 @@ def run(case: str, checkpoint: Path | None = None) -> tuple[dict, dict]:
         return mse, {"mse": mse.detach(), "constant": 1.0}
 
     optimizer = torch.optim.AdamW([*net.parameters(), offset], lr=2e-2)
-    history = train.fit(net, loader, loss_fn, epochs=3, optimizer=optimizer, seed=5, progress=False,
-                        checkpoint=checkpoint)
+    history = train.fit(
+        net, loader, loss_fn, epochs=3, optimizer=optimizer, seed=5, progress=False, checkpoint=checkpoint
+    )
     weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
     weights["offset"] = offset.detach().clone()
     return dict(history), weights
@@ -65,8 +66,11 @@ def embeddings() -> dict[str, torch.Tensor]:
     clips = []  # the clips this process ran its front end on
     model.frontend.register_forward_hook(lambda module, args, out: clips.append(args[0].shape[0]))
     whole = verification.embed(model, data, paths, progress=False)
-    return {"whole": whole, "clips_here": torch.tensor(len(clips)),
-            "cropped": verification.embed(model, data, paths, seconds=1.0, progress=False)}
+    return {
+        "whole": whole,
+        "clips_here": torch.tensor(len(clips)),
+        "cropped": verification.embed(model, data, paths, seconds=1.0, progress=False),
+    }
 
 
 if __name__ == "__main__":
@@ -77,5 +81,6 @@ if __name__ == "__main__":
     rank = distributed.rank()
     saved = {case: run(case, out / f"checkpoint-rank{rank}-{case}.pt") for case in CASES}
     results.save("ddp_job", seed=5, wall_time_s=0.0, models={}, out_dir=out / f"results-rank{rank}")
-    torch.save({"world_size": distributed.world_size(), "cases": saved, "embeddings": embeddings()},
-               out / f"rank{rank}.pt")
+    torch.save(
+        {"world_size": distributed.world_size(), "cases": saved, "embeddings": embeddings()}, out / f"rank{rank}.pt"
+    )

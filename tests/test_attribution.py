@@ -101,16 +101,18 @@ def test_faithfulness_gives_ig_and_random_curves_per_item():
     model = TinySpeakerNet()
     feats, labels = torch.randn(2, 8, 12), torch.tensor([1, 2])
     base = attribution.silence_baseline(feats)
-    attr, mean_delta, curves = attribution.faithfulness(model, feats, labels, base, n_steps=8, steps=4,
-                                                        generator=torch.Generator().manual_seed(0))
+    attr, mean_delta, curves = attribution.faithfulness(
+        model, feats, labels, base, n_steps=8, steps=4, generator=torch.Generator().manual_seed(0)
+    )
     assert attr.shape == feats.shape and mean_delta >= 0
     assert [(c["ranking"], c["item"]) for c in curves] == [("IG", 0), ("random", 0), ("IG", 1), ("random", 1)]
     with torch.no_grad():
         p = torch.softmax(model(feats), 1)[torch.arange(2), labels]
     for c in curves:  # nothing deleted: the model's true-class probability on the item
         assert c["deletion"][0] == pytest.approx(p[c["item"]].item(), abs=1e-6)
-    again = attribution.faithfulness(model, feats, labels, base, n_steps=8, steps=4,
-                                     generator=torch.Generator().manual_seed(0))[2]
+    again = attribution.faithfulness(
+        model, feats, labels, base, n_steps=8, steps=4, generator=torch.Generator().manual_seed(0)
+    )[2]
     assert all((a["deletion"] == b["deletion"]).all() for a, b in zip(curves, again))  # the generator fixes them
 
 

@@ -40,11 +40,14 @@ def test_multichannel_is_downmixed_or_rejected(tmp_path):
         audio.read_audio(path, on_multichannel="error")
 
 
-@pytest.mark.parametrize("name,x,message", [
-    ("empty.wav", np.zeros(0, np.float32), "empty"),
-    ("short.wav", np.zeros(100, np.float32), "too short"),
-    ("nan.wav", np.r_[np.zeros(4000), np.nan, np.zeros(4000)].astype(np.float32), "NaN"),
-])
+@pytest.mark.parametrize(
+    "name,x,message",
+    [
+        ("empty.wav", np.zeros(0, np.float32), "empty"),
+        ("short.wav", np.zeros(100, np.float32), "too short"),
+        ("nan.wav", np.r_[np.zeros(4000), np.nan, np.zeros(4000)].astype(np.float32), "NaN"),
+    ],
+)
 def test_bad_audio_raises_value_error_naming_the_file(tmp_path, name, x, message):
     path = _write(tmp_path / name, x)
     with pytest.raises(ValueError, match=f"{name}.*{message}"):

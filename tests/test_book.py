@@ -29,12 +29,20 @@ def _png() -> str:
 def _executed(folder, name, wall_time=None):
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}\n\nThe loss: $L = 1 - \\cos(e_S, e_T)$, and\n"
-                                              "$$\\mathcal{L} = \\sum_{l} \\lVert \\hat{h}_l - h_l \\rVert_1$$\n\n"
-                                              "[how to switch](../docs/running.md#smoke-or-full)"),
-                nbformat.v4.new_code_cell("plot()", outputs=[
-                    nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"}),
-                    nbformat.v4.new_output("stream", text="EER 2.70 %\n")])]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            f"# {name}\n\nThe loss: $L = 1 - \\cos(e_S, e_T)$, and\n"
+            "$$\\mathcal{L} = \\sum_{l} \\lVert \\hat{h}_l - h_l \\rVert_1$$\n\n"
+            "[how to switch](../docs/running.md#smoke-or-full)"
+        ),
+        nbformat.v4.new_code_cell(
+            "plot()",
+            outputs=[
+                nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"}),
+                nbformat.v4.new_output("stream", text="EER 2.70 %\n"),
+            ],
+        ),
+    ]
     nbformat.write(nb, folder / "executed" / f"{name}.ipynb")
     if wall_time is not None:
         (folder / f"{name}.json").write_text(json.dumps({"wall_time_s": wall_time}))
@@ -120,8 +128,11 @@ def test_a_book_made_from_smoke_runs_says_so_on_every_page(run_folder):
 
 def test_a_missing_chapter_is_named_with_the_command(run_folder):
     (run_folder / "executed" / "03_ensemble_kd.ipynb").unlink()
-    with pytest.raises(FileNotFoundError, match=r"03_ensemble_kd.*python -m kdlib.course.runner run --notebooks "
-                                                r"notebooks/03_ensemble_kd.ipynb"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"03_ensemble_kd.*python -m kdlib.course.runner run --notebooks "
+        r"notebooks/03_ensemble_kd.ipynb",
+    ):
         book.build(run_folder / "executed", run_folder / "book")
     assert not (run_folder / "book" / "index.html").exists()
 
@@ -139,7 +150,10 @@ def test_an_unexecuted_or_broken_notebook_is_refused(run_folder):
 
 def test_a_subset_of_chapters_and_unknown_names(run_folder):
     index = book.build(run_folder / "executed", run_folder / "part", chapters=["00_data_and_teachers", "02_iml_kd"])
-    assert sorted(p.name for p in index.parent.glob("*.html")) == ["00_data_and_teachers.html", "02_iml_kd.html",
-                                                                    "index.html"]
+    assert sorted(p.name for p in index.parent.glob("*.html")) == [
+        "00_data_and_teachers.html",
+        "02_iml_kd.html",
+        "index.html",
+    ]
     with pytest.raises(ValueError, match="unknown chapters"):
         book.build(run_folder / "executed", run_folder / "x", chapters=["07_nothing"])

@@ -8,9 +8,19 @@ from kdlib.data import corpus
 from kdlib.data.corpus import CorpusConfig
 from kdlib.data.sentences import KEYWORDS
 
-TINY = CorpusConfig(name="tiny", n_train_speakers=3, n_test_speakers=2, n_other_speakers=2, sentences_per_speaker=3,
-                    keyword_repeats=1, unknown_per_speaker=1, silence_per_speaker=1, n_trials=6, n_keyword_trials=6,
-                    n_other_trials=4)
+TINY = CorpusConfig(
+    name="tiny",
+    n_train_speakers=3,
+    n_test_speakers=2,
+    n_other_speakers=2,
+    sentences_per_speaker=3,
+    keyword_repeats=1,
+    unknown_per_speaker=1,
+    silence_per_speaker=1,
+    n_trials=6,
+    n_keyword_trials=6,
+    n_other_trials=4,
+)
 
 
 def _build(tmp_path, monkeypatch, sub="a", cfg=TINY):

@@ -18,8 +18,10 @@ def test_multi_duration_crops_are_fixed_by_the_seed(smoke_corpus):
 
 
 def test_bucket_batches_cover_every_item_once_per_pass_from_one_bucket_each():
-    buckets = {1: {"x": torch.arange(10).float().unsqueeze(1).repeat(1, 3), "y": torch.arange(10)},
-               2: {"x": torch.arange(100, 108).float().unsqueeze(1).repeat(1, 5), "y": torch.arange(100, 108)}}
+    buckets = {
+        1: {"x": torch.arange(10).float().unsqueeze(1).repeat(1, 3), "y": torch.arange(10)},
+        2: {"x": torch.arange(100, 108).float().unsqueeze(1).repeat(1, 5), "y": torch.arange(100, 108)},
+    }
     batches = BucketBatches(buckets, batch_size=4, seed=0)
     assert len(batches) == 2 + 2  # full batches only
     first = list(batches)

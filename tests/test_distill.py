@@ -14,8 +14,9 @@ def test_kl_golden_value_and_temperature_scaling():
     student = torch.zeros(1, 2)
     assert losses.kl_divergence(student, torch.tensor([[LN3, 0.0]]), 1.0).item() == pytest.approx(expected, rel=1e-5)
     # the same distributions at T=2 come from doubled logits; the T² factor makes it 4x
-    assert losses.kl_divergence(student, torch.tensor([[2 * LN3, 0.0]]), 2.0).item() == pytest.approx(4 * expected,
-                                                                                                    rel=1e-5)
+    assert losses.kl_divergence(student, torch.tensor([[2 * LN3, 0.0]]), 2.0).item() == pytest.approx(
+        4 * expected, rel=1e-5
+    )
 
 
 def test_class_correlation_golden_value():
@@ -34,8 +35,12 @@ def test_multi_level_sums_the_three_levels_over_temperatures():
     torch.manual_seed(0)
     zs, zt = torch.randn(6, 5), torch.randn(6, 5)
     total, parts = losses.multi_level(zs, zt, temperatures=(2.0, 4.0), weights=(1.0, 2.0, 3.0))
-    by_hand = sum(losses.kl_divergence(zs, zt, t) + 2 * losses.class_correlation(zs, zt, t)
-                  + 3 * losses.batch_correlation(zs, zt, t) for t in (2.0, 4.0))
+    by_hand = sum(
+        losses.kl_divergence(zs, zt, t)
+        + 2 * losses.class_correlation(zs, zt, t)
+        + 3 * losses.batch_correlation(zs, zt, t)
+        for t in (2.0, 4.0)
+    )
     assert total.item() == pytest.approx(by_hand.item(), rel=1e-5)
     assert set(parts) == {"instance", "class", "batch"}
 

@@ -36,8 +36,10 @@ def test_held_out_loss_is_the_mean_loss_over_crops_in_eval_mode():
     feats, targets = torch.randn(10, 8, 5), torch.randn(10, 1, 2, 5, 8).half()
     with torch.no_grad():
         distiller.eval()
-        each = [distiller.loss({"feats": feats[i:i + 1], "targets": targets[i:i + 1].float()})[0].item()
-                for i in range(10)]
+        each = [
+            distiller.loss({"feats": feats[i : i + 1], "targets": targets[i : i + 1].float()})[0].item()
+            for i in range(10)
+        ]
         distiller.train()
     assert held_out_loss(distiller, feats, targets, batch=4) == pytest.approx(np.mean(each), rel=1e-5)
     assert distiller.training  # left as it was

@@ -16,9 +16,9 @@ def test_batched_equals_one_call_and_follows_the_device_rule():
     x = torch.randn(10, 3)
     assert torch.equal(verification.batched(lambda b: 2 * b, x, batch_size=3, device="cpu"), 2 * x)
     layer = torch.nn.Linear(3, 2)
-    with pytest.raises(NotImplementedError):      # meta tensors hold no data to copy back to the CPU
+    with pytest.raises(NotImplementedError):  # meta tensors hold no data to copy back to the CPU
         verification.batched(layer, x, device="meta")
-    assert layer.weight.device.type == "meta"     # the module went where its inputs went
+    assert layer.weight.device.type == "meta"  # the module went where its inputs went
 
 
 def test_whole_utterances_in_batches_equal_one_at_a_time(smoke_corpus):
@@ -89,8 +89,9 @@ def test_mfcc_stats_keep_their_unbiased_std():
     assert feats.shape == (1, 60)
     import torchaudio
 
-    mfcc = torchaudio.transforms.MFCC(16000, 30, melkwargs={"n_fft": 512, "win_length": 400, "hop_length": 160,
-                                                            "n_mels": 40})(wave)
+    mfcc = torchaudio.transforms.MFCC(
+        16000, 30, melkwargs={"n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 40}
+    )(wave)
     assert torch.allclose(feats, torch.cat([mfcc.mean(-1), mfcc.std(-1)], -1), atol=1e-5)
 
 

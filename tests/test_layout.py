@@ -49,8 +49,16 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text(), str(path))
         ancestors = {name.rsplit(".", k)[0] for k in range(1, name.count(".") + 1)}
-        graph[name] = {m for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-                       for m in _imported(name, node)} - {name} - ancestors
+        graph[name] = (
+            {
+                m
+                for node in ast.walk(tree)
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for m in _imported(name, node)
+            }
+            - {name}
+            - ancestors
+        )
     return graph
 
 
@@ -102,15 +110,34 @@ def test_no_private_name_crosses_a_module():
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kdlib"):
-                crossing += [f"{name} imports {node.module}.{a.name}" for a in node.names
-                             if a.name.startswith("_") and not a.name.startswith("__")]
+                crossing += [
+                    f"{name} imports {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
     assert not crossing, crossing
 
 
 def _text_files():
-    tracked = subprocess.run(["git", "ls-files", "kdlib", "tests", "notebooks", "docs", "experiments", "README.md",
-                              "Makefile", "data/README.md", "conftest.py"],
-                             cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        [
+            "git",
+            "ls-files",
+            "kdlib",
+            "tests",
+            "notebooks",
+            "docs",
+            "experiments",
+            "README.md",
+            "Makefile",
+            "data/README.md",
+            "conftest.py",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return [REPO_ROOT / f for f in tracked if f.endswith((".py", ".ipynb", ".md")) or f == "Makefile"]
 
 
@@ -118,8 +145,12 @@ def test_nothing_uses_the_flat_names_of_kdlib_0_1():
     allowed = {PACKAGE / "__init__.py", REPO_ROOT / "tests" / "test_layout.py", REPO_ROOT / "docs" / "package.md"}
     old = "|".join(sorted(kdlib.MOVED, key=len, reverse=True)) + "|transfer"
     pattern = re.compile(rf"\bkdlib\.({old})\b(?!\.py)|\bfrom kdlib import [^\n]*\b({old})\b")
-    found = [f"{path.relative_to(REPO_ROOT)}: {m.group(0)}" for path in _text_files() if path not in allowed
-             for m in pattern.finditer(path.read_text())]
+    found = [
+        f"{path.relative_to(REPO_ROOT)}: {m.group(0)}"
+        for path in _text_files()
+        if path not in allowed
+        for m in pattern.finditer(path.read_text())
+    ]
     assert not found, found
 
 
@@ -130,10 +161,10 @@ def test_a_flat_name_still_imports_the_same_module_with_a_warning(old):
     vars(kdlib).pop(old, None)
     with pytest.warns(DeprecationWarning, match=rf"kdlib\.{old} moved to kdlib\.{re.escape(kdlib.MOVED[old])}"):
         module = importlib.import_module(f"kdlib.{old}")
-    assert module is new and module.__spec__.name == new.__name__       # the module keeps its own identity
+    assert module is new and module.__spec__.name == new.__name__  # the module keeps its own identity
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert importlib.import_module(new.__name__) is new             # the new name: no warning
+        assert importlib.import_module(new.__name__) is new  # the new name: no warning
     sys.modules.pop(f"kdlib.{old}", None)
     vars(kdlib).pop(old, None)
 
@@ -165,7 +196,23 @@ def test_the_split_transfer_module_still_offers_its_names_with_a_warning():
 
 def test_ruff_finds_nothing_in_the_code_and_the_notebooks():
     ruff = REPO_ROOT / ".venv" / "bin" / "ruff"
-    command = [str(ruff) if ruff.exists() else "ruff", "check", "--no-cache", "kdlib", "tests", "experiments",
-               "notebooks", "conftest.py"]
+    command = [
+        str(ruff) if ruff.exists() else "ruff",
+        "check",
+        "--no-cache",
+        "kdlib",
+        "tests",
+        "experiments",
+        "notebooks",
+        "conftest.py",
+    ]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_the_code_is_as_the_formatter_writes_it():
+    """kdlib, tests and experiments are formatted by ``ruff format`` (pyproject.toml; notebooks are excluded there)."""
+    ruff = REPO_ROOT / ".venv" / "bin" / "ruff"
+    command = [str(ruff) if ruff.exists() else "ruff", "format", "--check", "--no-cache", "kdlib", "tests"]
+    done = subprocess.run(command + ["experiments", "conftest.py"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, f"run `ruff format kdlib tests experiments conftest.py`:\n{done.stdout}{done.stderr}"

@@ -61,12 +61,15 @@ def test_ties_are_accepted_together():
     assert metrics.eer([1.0] * 4, [1, 0, 1, 0]) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("scores,labels,message", [
-    ([0.1, 0.2], [1, 1], "both target"),
-    ([0.1, np.nan], [1, 0], "NaN"),
-    ([0.1, 0.2, 0.3], [1, 0], "differ in length"),
-    ([0.1, 0.2], [1, 2], "labels must be"),
-])
+@pytest.mark.parametrize(
+    "scores,labels,message",
+    [
+        ([0.1, 0.2], [1, 1], "both target"),
+        ([0.1, np.nan], [1, 0], "NaN"),
+        ([0.1, 0.2, 0.3], [1, 0], "differ in length"),
+        ([0.1, 0.2], [1, 2], "labels must be"),
+    ],
+)
 def test_metric_bad_input(scores, labels, message):
     with pytest.raises(ValueError, match=message):
         metrics.eer(scores, labels)
@@ -86,25 +89,26 @@ def test_linear_cka_is_one_for_a_rotated_copy_and_small_for_unrelated_frames():
     x = torch.randn(2000, 6) * torch.tensor([3.0, 2, 1, 1, 0.5, 0.2])
     rotation, _ = torch.linalg.qr(torch.randn(6, 6))
     assert metrics.linear_cka(x, 4.0 * x @ rotation) == pytest.approx(1.0, abs=1e-9)
-    assert metrics.linear_cka(x, torch.randn(2000, 9)) < 0.02          # different widths, unrelated
+    assert metrics.linear_cka(x, torch.randn(2000, 9)) < 0.02  # different widths, unrelated
     assert metrics.linear_cka(x, x[:, :2]) == pytest.approx(
-        (9 ** 2 + 4 ** 2) / (81 + 16 + 1 + 1 + 0.0625 + 0.0016) ** 0.5 / (81 + 16) ** 0.5, rel=0.05)
+        (9**2 + 4**2) / (81 + 16 + 1 + 1 + 0.0625 + 0.0016) ** 0.5 / (81 + 16) ** 0.5, rel=0.05
+    )
 
 
 def test_linear_cka_golden_value_and_bad_input():
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
     y = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
     # centred: x columns (.5,-.5,.5,-.5) and (-.5,.5,.5,-.5); y (.5,-.5,.5,-.5): Y'X = (1, 0), X'X = I, Y'Y = 1
-    assert metrics.linear_cka(x, y) == pytest.approx(1 / 2 ** 0.5, abs=1e-12)
+    assert metrics.linear_cka(x, y) == pytest.approx(1 / 2**0.5, abs=1e-12)
     with pytest.raises(ValueError, match="same n"):
         metrics.linear_cka(x, y[:3])
 
 
 def test_share_recovered_reads_both_directions_and_needs_a_lead():
     assert metrics.share_recovered(0.88, 0.87, 0.90) == pytest.approx(1 / 3)
-    assert metrics.share_recovered(0.40, 0.48, 0.38, higher_is_better=False) == pytest.approx(0.8)   # PER falls
-    assert metrics.share_recovered(0.86, 0.87, 0.90) == pytest.approx(-1 / 3)                         # went back
-    assert metrics.share_recovered(0.80, 0.70, 0.75) == pytest.approx(2.0)                            # past the teacher
-    assert metrics.share_recovered(0.5, 0.80, 0.72) is None                                           # teacher behind
-    assert metrics.share_recovered(0.5, 0.80, 0.805, min_gap=0.01) is None                            # lead too small
-    assert metrics.share_recovered(0.5, 0.15, 0.22, higher_is_better=False) is None                   # EER: behind
+    assert metrics.share_recovered(0.40, 0.48, 0.38, higher_is_better=False) == pytest.approx(0.8)  # PER falls
+    assert metrics.share_recovered(0.86, 0.87, 0.90) == pytest.approx(-1 / 3)  # went back
+    assert metrics.share_recovered(0.80, 0.70, 0.75) == pytest.approx(2.0)  # past the teacher
+    assert metrics.share_recovered(0.5, 0.80, 0.72) is None  # teacher behind
+    assert metrics.share_recovered(0.5, 0.80, 0.805, min_gap=0.01) is None  # lead too small
+    assert metrics.share_recovered(0.5, 0.15, 0.22, higher_is_better=False) is None  # EER: behind

@@ -16,8 +16,9 @@ def test_parameter_counts_match_the_papers():
     assert count_params(ECAPA_TDNN(128)) < count_params(ECAPA_TDNN(512)) / 4
 
 
-@pytest.mark.parametrize("architecture,kwargs,dim", [("ecapa_tdnn", {"channels": 64}, 192),
-                                                   ("resnet34", {"base": 8, "embed_dim": 128}, 128)])
+@pytest.mark.parametrize(
+    "architecture,kwargs,dim", [("ecapa_tdnn", {"channels": 64}, 192), ("resnet34", {"base": 8, "embed_dim": 128}, 128)]
+)
 def test_embedding_shapes_for_any_length(architecture, kwargs, dim):
     model = speaker_model(architecture, **kwargs).eval()
     for samples in (8000, 16000, 40000):
@@ -91,7 +92,7 @@ def test_centroid_head_scores_class_means():
 
     emb = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 1.0]])
     head = centroid_head(emb, torch.tensor([0, 0, 1, 1]), 2, scale=10.0)
-    assert torch.allclose(head.logits(torch.tensor([[1.0, 1.0]])), torch.full((1, 2), 10 / 2 ** 0.5))
+    assert torch.allclose(head.logits(torch.tensor([[1.0, 1.0]])), torch.full((1, 2), 10 / 2**0.5))
     assert not any(p.requires_grad for p in head.parameters())
     with pytest.raises(ValueError, match="no embeddings for classes"):
         centroid_head(emb, torch.tensor([0, 0, 0, 0]), 2)
@@ -123,12 +124,12 @@ def test_speaker_model_parts_are_replaceable_without_surgery():
     with torch.no_grad():
         feats = model.frontend(wave)
         emb = model(wave)
-        assert torch.equal(SpeakerModel(model.encoder)(feats), emb)          # features in, same encoder
+        assert torch.equal(SpeakerModel(model.encoder)(feats), emb)  # features in, same encoder
         assert torch.equal(model.classifier()(wave), model.head.logits(emb))  # logits for captum and KD
-        assert not model.classifier().training                                # in the model's own mode
+        assert not model.classifier().training  # in the model's own mode
         deployed = model.deployable()
         assert deployed.head is None and torch.equal(deployed(wave), emb)
-        assert deployed.encoder is not model.encoder                          # a copy: training on is safe
+        assert deployed.encoder is not model.encoder  # a copy: training on is safe
         on_feats = SpeakerModel(model.encoder, head=model.head)
         assert torch.equal(on_feats.deployable(frontend=model.frontend)(wave), emb)
     loss, terms = model.train().loss((wave, torch.tensor([0, 1, 2])))
@@ -166,20 +167,48 @@ def test_stats_pool_golden_values():
 
     x = torch.tensor([[1.0, 3.0], [2.0, 2.0]])  # two channels over two frames
     assert stats_pool(x, floor=0.0).tolist() == [2.0, 2.0, 1.0, 0.0]
-    assert stats_pool(x).tolist() == pytest.approx([2.0, 2.0, 1.0, 1e-5 ** 0.5])  # variance floor
-    assert stats_pool(x, unbiased=True, floor=0.0).tolist() == pytest.approx([2.0, 2.0, 2 ** 0.5, 0.0])
+    assert stats_pool(x).tolist() == pytest.approx([2.0, 2.0, 1.0, 1e-5**0.5])  # variance floor
+    assert stats_pool(x, unbiased=True, floor=0.0).tolist() == pytest.approx([2.0, 2.0, 2**0.5, 0.0])
     assert stats_pool(x.T, dim=0, floor=0.0).tolist() == [2.0, 2.0, 1.0, 0.0]
 
 
 def test_reductions_compare_each_student_with_its_architectures_teacher():
-    rows = [{"architecture": "big", "role": "teacher", "layers": 24, "ssl_params": 300e6, "system_params": 310e6,
-             "ssl_cpu_ms": 1000.0, "ssl_gpu_ms": 10.0},
-            {"architecture": "big", "role": "student", "layers": 4, "ssl_params": 60e6, "system_params": 77.5e6,
-             "ssl_cpu_ms": 250.0, "ssl_gpu_ms": 4.0},
-            {"architecture": "ours", "role": "student", "layers": 2, "ssl_params": 2e6, "system_params": 3e6,
-             "ssl_cpu_ms": 15.0},
-            {"architecture": "ours", "role": "teacher", "layers": 4, "ssl_params": 4e6, "system_params": 6e6,
-             "ssl_cpu_ms": 20.0}]
+    rows = [
+        {
+            "architecture": "big",
+            "role": "teacher",
+            "layers": 24,
+            "ssl_params": 300e6,
+            "system_params": 310e6,
+            "ssl_cpu_ms": 1000.0,
+            "ssl_gpu_ms": 10.0,
+        },
+        {
+            "architecture": "big",
+            "role": "student",
+            "layers": 4,
+            "ssl_params": 60e6,
+            "system_params": 77.5e6,
+            "ssl_cpu_ms": 250.0,
+            "ssl_gpu_ms": 4.0,
+        },
+        {
+            "architecture": "ours",
+            "role": "student",
+            "layers": 2,
+            "ssl_params": 2e6,
+            "system_params": 3e6,
+            "ssl_cpu_ms": 15.0,
+        },
+        {
+            "architecture": "ours",
+            "role": "teacher",
+            "layers": 4,
+            "ssl_params": 4e6,
+            "system_params": 6e6,
+            "ssl_cpu_ms": 20.0,
+        },
+    ]
     big, ours = bench.reductions(rows)
     assert big["student layers"] == "4 of 24" and big["system size reduction %"] == pytest.approx(75.0)
     assert big["SSL size reduction %"] == pytest.approx(80.0) and big["SSL CPU time reduction %"] == pytest.approx(75.0)

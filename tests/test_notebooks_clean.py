@@ -55,14 +55,13 @@ def test_what_a_notebook_takes_comes_from_the_reference_run():
     from kdlib.runtime import REPO_ROOT, duration, expected_times
 
     times = json.loads((REPO_ROOT / "results" / "reference" / "run_times.json").read_text())["notebooks"]
-    for name in ("01_os_kdft", "02_iml_kd", "03_ensemble_kd", "04_joint_kd_multitask", "05_quantization",
-                 "06_compare"):
+    for name in ("01_os_kdft", "02_iml_kd", "03_ensemble_kd", "04_joint_kd_multitask", "05_quantization", "06_compare"):
         assert expected_times(name)["cpu, full"].startswith(f"{duration(times[name]['seconds'])} on ")
         source = (REPO_ROOT / "notebooks" / f"{name}.ipynb").read_text()
         assert f'kdlib.env_report(\\"{name}\\")' in source, name
-        what_you_need = source.split("## What you need", 1)[1].split("\"cell_type\"", 1)[0]
-        assert "| full" not in what_you_need and "(measured " not in what_you_need, name   # no typed time table
-    assert all("gpu, full" not in expected_times(n) for n in times)   # no committed GPU run: no GPU time claimed
+        what_you_need = source.split("## What you need", 1)[1].split('"cell_type"', 1)[0]
+        assert "| full" not in what_you_need and "(measured " not in what_you_need, name  # no typed time table
+    assert all("gpu, full" not in expected_times(n) for n in times)  # no committed GPU run: no GPU time claimed
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
@@ -83,7 +82,7 @@ def test_code_cells_stay_short(path):
     too_long = []
     for number, cell in enumerate(json.loads(path.read_text())["cells"]):
         source = "".join(cell["source"])
-        exempt = "kdlib.env_report(" in source or "kdlib.runtime.SMOKE" in source   # imports, knobs
+        exempt = "kdlib.env_report(" in source or "kdlib.runtime.SMOKE" in source  # imports, knobs
         if cell["cell_type"] == "code" and not exempt and len(source.splitlines()) > CELL_LINES:
             too_long.append(f"cell {number} ({cell.get('id')}): {len(source.splitlines())} lines")
     assert not too_long, f"{path.name}: code cells over {CELL_LINES} lines: {'; '.join(too_long)}"

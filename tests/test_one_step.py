@@ -11,9 +11,20 @@ from kdlib.models import ECAPA_TDNN, AAMSoftmax, SpeakerModel
 from kdlib.models.heads import PredictionHeads
 from kdlib.models.ssl import adapter_parameters, add_adapters, make_student, set_adapter_mask, without_feature_encoder
 
-TINY = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, conv_dim=(16,) * 7,
-            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, hidden_dropout=0.0,
-            attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, mask_time_prob=0.0)
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(16,) * 7,
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.0,
+    mask_time_prob=0.0,
+)
 
 
 def _teacher():
@@ -34,8 +45,17 @@ def _system(regime="one_step", adapters=True, kd_target="mse", steps=10, n_class
         student.config.layerdrop = 0.0  # a dropped layer would return no state to mix
     backend = SpeakerModel(encoder, head=AAMSoftmax(8, n_classes))
     heads = PredictionHeads(32, 3) if kd_target == "heads" else None
-    obj = os_kdft.OneStepKDFT(without_feature_encoder(student), backend, regime=regime, adapters=ads,
-                               kd_target=kd_target, heads=heads, kd_weight=1.0, total_steps=steps, readout=readout)
+    obj = os_kdft.OneStepKDFT(
+        without_feature_encoder(student),
+        backend,
+        regime=regime,
+        adapters=ads,
+        kd_target=kd_target,
+        heads=heads,
+        kd_weight=1.0,
+        total_steps=steps,
+        readout=readout,
+    )
     return teacher, student, ads, obj
 
 
@@ -276,6 +296,14 @@ def test_the_layers_readout_feeds_every_student_state_to_the_backend_and_the_kd_
 def test_the_old_name_of_the_kd_weight_still_works_with_a_warning():
     _, _, _, obj = _system(steps=4)
     with pytest.warns(DeprecationWarning, match="kd_weight"):
-        old = os_kdft.OneStepKDFT(obj.student, obj.backend, kd_target=obj.kd_target, heads=obj.heads, kd_scale=3.0,
-                                  total_steps=4, readout=obj.readout, adapters=obj.adapters)
+        old = os_kdft.OneStepKDFT(
+            obj.student,
+            obj.backend,
+            kd_target=obj.kd_target,
+            heads=obj.heads,
+            kd_scale=3.0,
+            total_steps=4,
+            readout=obj.readout,
+            adapters=obj.adapters,
+        )
     assert old.kd_weight == 3.0

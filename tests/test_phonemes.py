@@ -10,13 +10,14 @@ from kdlib.evaluation import phoneme_recognition as pr
 
 def test_the_synthesizer_gives_the_phonemes_it_speaks_in_each_accent():
     assert phonemes.phonemes("Yes.", "en-us") == ["j", "ɛ", "s"]
-    assert phonemes.phonemes("Seven, no.", "en-us") == ["s", "ɛ", "v", "ə", "n", "n", "oʊ"]   # clauses joined
+    assert phonemes.phonemes("Seven, no.", "en-us") == ["s", "ɛ", "v", "ə", "n", "n", "oʊ"]  # clauses joined
     # the accent decides the pronunciation: British English drops the r of "car", Spanish has its own vowels
     assert phonemes.phonemes("car", "en-us") == ["k", "ɑːɹ"]
     assert phonemes.phonemes("car", "en-gb-x-rp") == ["k", "ɑː"]
     assert phonemes.phonemes("no", "es-419") == ["n", "o"]
-    assert not any(mark in p for p in phonemes.phonemes("The teacher carried it.", "en-us")
-                   for mark in phonemes.STRESS_MARKS)
+    assert not any(
+        mark in p for p in phonemes.phonemes("The teacher carried it.", "en-us") for mark in phonemes.STRESS_MARKS
+    )
     with pytest.raises(ValueError, match="no voice"):
         phonemes.phonemes("yes", "xx-nowhere")
     with pytest.raises(ValueError, match="no text"):
@@ -24,8 +25,11 @@ def test_the_synthesizer_gives_the_phonemes_it_speaks_in_each_accent():
 
 
 def test_clips_are_transcribed_by_their_text_and_accent_and_silence_is_refused():
-    rows = [{"text": "yes", "accent": "en-us", "path": "a.flac"}, {"text": "yes", "accent": "en-gb-x-rp"},
-            {"text": "yes", "accent": "en-us"}]
+    rows = [
+        {"text": "yes", "accent": "en-us", "path": "a.flac"},
+        {"text": "yes", "accent": "en-gb-x-rp"},
+        {"text": "yes", "accent": "en-us"},
+    ]
     out = phonemes.clip_phonemes(rows)
     assert out[0] == out[2] == ["j", "ɛ", "s"] and len(out) == 3
     with pytest.raises(ValueError, match="silence_003.flac.*text and accent.*'silence'"):
@@ -60,7 +64,7 @@ def test_greedy_decoding_merges_repeats_and_drops_blanks_within_the_valid_frames
     path = torch.tensor([[0, 1, 1, 0, 1, 2, 2, 0, 3, 3]])
     log_probs = torch.nn.functional.one_hot(path, 4).float().log()
     assert pr.greedy_decode(log_probs, torch.tensor([10])) == [[1, 1, 2, 3]]
-    assert pr.greedy_decode(log_probs, torch.tensor([7])) == [[1, 1, 2]]      # padding frames are ignored
+    assert pr.greedy_decode(log_probs, torch.tensor([7])) == [[1, 1, 2]]  # padding frames are ignored
 
 
 def _spoken(n_clips: int, n_phones: int, seed: int):
@@ -72,10 +76,13 @@ def _spoken(n_clips: int, n_phones: int, seed: int):
     clips, targets = [], []
     for _ in range(n_clips):
         steps = torch.randint(1, n_phones, (int(torch.randint(3, 7, (1,), generator=g)),), generator=g)
-        seq = (torch.cumsum(steps, 0) % n_phones) + 1                    # each phone differs from the one before
+        seq = (torch.cumsum(steps, 0) % n_phones) + 1  # each phone differs from the one before
         held = torch.cat([prototypes[p].repeat(int(torch.randint(2, 5, (1,), generator=g)), 1) for p in seq])
-        clips.append(torch.stack([torch.randn(len(held), 8, generator=g),
-                                  held + 0.3 * torch.randn(len(held), 8, generator=g)], dim=1).half())
+        clips.append(
+            torch.stack(
+                [torch.randn(len(held), 8, generator=g), held + 0.3 * torch.randn(len(held), 8, generator=g)], dim=1
+            ).half()
+        )
         targets.append(seq)
     return clips, targets
 
@@ -84,21 +91,21 @@ def test_the_ctc_head_learns_to_read_phones_from_the_layer_that_holds_them():
     clips, targets = _spoken(64, 5, seed=0)
     state = torch.random.get_rng_state()
     model = pr.fit_ctc(clips, targets, n_classes=6, steps=60, batch_size=16, lr=5e-2)
-    assert torch.equal(torch.random.get_rng_state(), state)                # the global random state is untouched
-    test_clips, test_targets = _spoken(32, 5, seed=7)                       # clips not fitted
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global random state is untouched
+    test_clips, test_targets = _spoken(32, 5, seed=7)  # clips not fitted
     assert pr.score(model, clips, targets) < 0.1
     assert pr.score(model, test_clips, test_targets) < 0.1
-    assert model.mix.layer_weights()[1] > 0.6                             # it found the layer with the phones
+    assert model.mix.layer_weights()[1] > 0.6  # it found the layer with the phones
     untrained = pr.FrameDownstream(2, 8, 6).standardise_with(clips)
     assert pr.score(untrained, clips, targets) > 0.5
     again = pr.fit_ctc(clips, targets, n_classes=6, steps=60, batch_size=16, lr=5e-2)
-    assert torch.equal(again.linear.weight, model.linear.weight)          # same seed, same head
+    assert torch.equal(again.linear.weight, model.linear.weight)  # same seed, same head
 
 
 def test_standardising_uses_every_frame_of_every_clip_and_nothing_else():
     clips = [torch.tensor([[[1.0]], [[3.0]]]), torch.tensor([[[5.0]]])]
     head = pr.FrameDownstream(1, 1, 2).standardise_with(clips)
-    assert head.mean.item() == pytest.approx(3.0) and head.std.item() == pytest.approx(2.0)   # of 1, 3, 5
+    assert head.mean.item() == pytest.approx(3.0) and head.std.item() == pytest.approx(2.0)  # of 1, 3, 5
     padded, lengths = pr.pad(clips)
     assert padded.shape == (2, 2, 1, 1) and lengths.tolist() == [2, 1] and padded[1, 1].item() == 0
 
@@ -114,7 +121,7 @@ def test_ctc_refuses_clips_too_short_for_their_phones_and_mismatched_inputs():
 
 
 def test_layer_frames_keeps_every_layer_and_each_clips_share_of_the_frames():
-    def layers_fn(waves):                       # two "layers", one frame per 320 samples (50 Hz at 16 kHz)
+    def layers_fn(waves):  # two "layers", one frame per 320 samples (50 Hz at 16 kHz)
         framed = waves.unfold(1, 320, 320)
         return [framed[..., :4], 2 * framed[..., :4]]
 
@@ -132,11 +139,11 @@ def test_the_task_takes_whole_sentences_with_their_phonemes_and_a_harsh_copy(smo
     assert {r["split"] for r in task.rows["train"]} == {"train"} and {r["split"] for r in task.rows["test"]} == {"test"}
     first = task.rows["test"][0]
     assert task.phone_set.decode(task.targets["test"][0].tolist()) == phonemes.phonemes(first["text"], first["accent"])
-    assert abs(len(task.waves["test"][0]) - first["duration"] * 16_000) < 2          # the whole sentence, uncut
+    assert abs(len(task.waves["test"][0]) - first["duration"] * 16_000) < 2  # the whole sentence, uncut
     assert [len(w) for w in task.waves["test_harsh"]] == [len(w) for w in task.waves["test"]]
     assert not torch.equal(task.waves["test_harsh"][0], task.waves["test"][0])
     again = pr.build_phoneme_task(smoke_corpus, train_clips=12, test_clips=6, seed=3)
-    assert torch.equal(again.waves["test_harsh"][2], task.waves["test_harsh"][2])   # drawn from the seed
+    assert torch.equal(again.waves["test_harsh"][2], task.waves["test_harsh"][2])  # drawn from the seed
 
     def layers_fn(waves):
         framed = waves.unfold(1, 320, 320)
@@ -144,7 +151,7 @@ def test_the_task_takes_whole_sentences_with_their_phonemes_and_a_harsh_copy(smo
 
     result = pr.run_phoneme_task(task.frames(layers_fn), task, steps=3, batch_size=4)
     assert set(result) == {"clean", "harsh", "layer_weights"} and len(result["layer_weights"]) == 2
-    assert 0.5 < result["clean"]["per"] < 5        # a head that hears nothing useful recognises almost nothing
+    assert 0.5 < result["clean"]["per"] < 5  # a head that hears nothing useful recognises almost nothing
 
 
 def test_only_a_source_whose_sentences_carry_text_and_accent_has_a_phoneme_task(smoke_corpus):

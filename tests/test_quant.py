@@ -62,7 +62,7 @@ def test_mse_clipping_picks_the_best_ratio_of_its_grid_even_the_smallest():
     errors = torch.stack([((quant.quantize(w, 2, alpha=wmax * r)[0] - w) ** 2).sum(dim=1) for r in ratios])
     best = wmax.squeeze(1) * ratios[errors.argmin(dim=0)]
     assert torch.allclose(quant.quantize(w, 2, clip="mse")[2].squeeze(1), best)
-    assert errors.argmin(dim=0)[-1] == 0                         # the outlier row: the smallest ratio wins
+    assert errors.argmin(dim=0)[-1] == 0  # the outlier row: the smallest ratio wins
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 6, 8])

@@ -12,9 +12,11 @@ from kdlib.data.corpus import real
 from kdlib.evaluation import verification
 from kdlib.models import ge2e
 
-VOICES = (real.Voice("pkg-a", "usr/share/asterisk/sounds/en_US_f_Ann", "ann", "Ann", "en-US", "CC-BY-3.0"),
-          real.Voice("pkg-b", "usr/share/asterisk/sounds/es_MX_f_Ann", "ann", "Ann", "es-MX", "CC-BY-3.0"),
-          real.Voice("pkg-c", "usr/share/asterisk/sounds/fr", "bob", "Bob", "fr-FR", "GPL-2", codec="gsm"))
+VOICES = (
+    real.Voice("pkg-a", "usr/share/asterisk/sounds/en_US_f_Ann", "ann", "Ann", "en-US", "CC-BY-3.0"),
+    real.Voice("pkg-b", "usr/share/asterisk/sounds/es_MX_f_Ann", "ann", "Ann", "es-MX", "CC-BY-3.0"),
+    real.Voice("pkg-c", "usr/share/asterisk/sounds/fr", "bob", "Bob", "fr-FR", "GPL-2", codec="gsm"),
+)
 
 
 def _wav(seconds, f0, codec):

@@ -12,13 +12,29 @@ from kdlib.runtime import REPO_ROOT
 
 
 def _record(notebook: str, mode: str = "full") -> dict:
-    models = {key: {"params": 1_000_000 * (i + 1), "bytes": 4_000_000 * (i + 1), "latency_ms": 10.0 * (i + 1),
-                    "eer": 0.1 / (i + 1), "accuracy": None}
-              for i, key in enumerate(report.HEADLINE[notebook])}
-    return {"notebook": notebook, "mode": mode, "seed": 0, "wall_time_s": 600.0, "device": "cpu",
-            "provenance": {"hardware": "test CPU"}, "models": models,
-            "claims": [claim("c", "p", "o", from_value(1.0, better(), "points")),
-                       claim("d", "p", "o", from_value(-1.0, better(), "points"))]}
+    models = {
+        key: {
+            "params": 1_000_000 * (i + 1),
+            "bytes": 4_000_000 * (i + 1),
+            "latency_ms": 10.0 * (i + 1),
+            "eer": 0.1 / (i + 1),
+            "accuracy": None,
+        }
+        for i, key in enumerate(report.HEADLINE[notebook])
+    }
+    return {
+        "notebook": notebook,
+        "mode": mode,
+        "seed": 0,
+        "wall_time_s": 600.0,
+        "device": "cpu",
+        "provenance": {"hardware": "test CPU"},
+        "models": models,
+        "claims": [
+            claim("c", "p", "o", from_value(1.0, better(), "points")),
+            claim("d", "p", "o", from_value(-1.0, better(), "points")),
+        ],
+    }
 
 
 @pytest.fixture
@@ -42,8 +58,11 @@ def test_load_reads_every_notebook_in_course_order(results):
 
 def test_load_names_the_missing_notebook_and_the_command(results):
     (results / "03_ensemble_kd.json").unlink()
-    with pytest.raises(FileNotFoundError, match=r"03_ensemble_kd.*python -m kdlib.course.runner run --notebooks "
-                                                r"notebooks/03_ensemble_kd.ipynb"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"03_ensemble_kd.*python -m kdlib.course.runner run --notebooks "
+        r"notebooks/03_ensemble_kd.ipynb",
+    ):
         report.load(results)
 
 
@@ -98,12 +117,16 @@ def test_results_section_and_rewrite(results, tmp_path):
 
 def test_the_processor_column_names_the_generation_behind_the_name():
     cpu = {"cpu family": "25", "model": "17", "stepping": "1", "features": ["avx2", "fma", "avx512f"]}
-    assert report.processor({"hardware": "AMD EPYC, 2 cores", "cpu": cpu}) == \
-        "AMD EPYC, 2 cores (family 25, model 17, AVX-512)"
+    assert (
+        report.processor({"hardware": "AMD EPYC, 2 cores", "cpu": cpu})
+        == "AMD EPYC, 2 cores (family 25, model 17, AVX-512)"
+    )
     assert report.processor({"hardware": "AMD EPYC, 2 cores", "cpu": {**cpu, "features": ["avx2"]}}).endswith(
-        "model 17, AVX2)")
+        "model 17, AVX2)"
+    )
     assert report.processor({"hardware": "Intel Xeon", "cpu": {**cpu, "features": ["avx512f", "amx_tile"]}}).endswith(
-        "AVX-512 and AMX)")
+        "AVX-512 and AMX)"
+    )
     assert report.processor({"hardware": "test CPU"}) == "test CPU"  # records made before kdlib recorded it
     assert report.processor({}) == "?"
 
@@ -123,10 +146,27 @@ def test_docs_check_command(results, tmp_path, capsys):
     exercises.write_text(f"{report.ANSWERS_BEGIN}\n{report.ANSWERS_END}\n")
     answer = results / "variants" / "02_iml_kd" / "fitted" / "02_iml_kd.json"
     answer.parent.mkdir(parents=True)
-    answer.write_text(json.dumps({**_record("02_iml_kd"), "parameters": {"TEACHER_HEAD": "fitted"},
-                                  "wall_time_s": 960.0, "provenance": {"created": "2026-12-04T05:00:00"}}))
-    command = ["docs", "--results", str(results), "--page", str(page), "--readme", str(readme),
-               "--exercises", str(exercises)]
+    answer.write_text(
+        json.dumps(
+            {
+                **_record("02_iml_kd"),
+                "parameters": {"TEACHER_HEAD": "fitted"},
+                "wall_time_s": 960.0,
+                "provenance": {"created": "2026-12-04T05:00:00"},
+            }
+        )
+    )
+    command = [
+        "docs",
+        "--results",
+        str(results),
+        "--page",
+        str(page),
+        "--readme",
+        str(readme),
+        "--exercises",
+        str(exercises),
+    ]
     assert report.main([*command, "--check"]) == 1
     assert report.main(command) == 0
     assert report.main([*command, "--check"]) == 0
@@ -141,13 +181,14 @@ def test_docs_and_readme_show_the_committed_reference_results():
     reference = report.reference_dir()
     records, times = report.load(reference), report.load_times(reference)
     assert report.section_matches(report.results_section(records, times=times)), (
-        "docs/results.md's section differs from results/reference/; run python -m kdlib.course.report docs")
-    assert report.section_matches(report.glance_section(records, times), report.README, report.GLANCE_BEGIN,
-                                  report.GLANCE_END), (
-        "README.md's notebook table differs; run python -m kdlib.course.report docs")
-    assert report.section_matches(report.answers_section(), report.EXERCISES_PAGE, report.ANSWERS_BEGIN,
-                                  report.ANSWERS_END), (
-        "docs/exercises.md's answers differ; run python -m kdlib.course.report docs")
+        "docs/results.md's section differs from results/reference/; run python -m kdlib.course.report docs"
+    )
+    assert report.section_matches(
+        report.glance_section(records, times), report.README, report.GLANCE_BEGIN, report.GLANCE_END
+    ), "README.md's notebook table differs; run python -m kdlib.course.report docs"
+    assert report.section_matches(
+        report.answers_section(), report.EXERCISES_PAGE, report.ANSWERS_BEGIN, report.ANSWERS_END
+    ), "docs/exercises.md's answers differ; run python -m kdlib.course.report docs"
 
 
 def test_reference_results_are_full_runs_of_every_notebook():
@@ -157,8 +198,11 @@ def test_reference_results_are_full_runs_of_every_notebook():
 
 
 def _leaves(verdict: dict) -> list[dict]:
-    return [leaf for part in verdict.get("parts", [verdict]) for leaf in _leaves(part)] if "parts" in verdict \
+    return (
+        [leaf for part in verdict.get("parts", [verdict]) for leaf in _leaves(part)]
+        if "parts" in verdict
         else [verdict]
+    )
 
 
 def test_every_reference_claim_is_judged_by_the_one_verdict_rule():
@@ -189,34 +233,52 @@ def test_promote_copies_a_complete_full_run_and_refuses_anything_less(results, t
     assert {p.name: p.read_bytes() for p in reference.iterdir()} == before  # nothing overwritten
 
 
-@pytest.mark.parametrize("notebook, key, name", [
-    ("05_quantization", "ecapa_ptq-pot_4b", "ECAPA-TDNN 4-bit PTQ, powers of two"),
-    ("05_quantization", "resnet34_int8_torch_ao", "ResNet-34 int8 (torch.ao)"),
-    ("02_iml_kd", "student_c32_iml_kd_b_seed0", "student + IML-KD (b)"),
-    ("02_iml_kd", "student_c128_multilevel_kd", "student + multi-level KD"),
-    ("01_os_kdft", "e_oskdft_L2", "(e) OS-KDFT, 2 layers"),
-    ("03_ensemble_kd", "random_twin_HubertModel", "random twin HubertModel"),
-])
+@pytest.mark.parametrize(
+    "notebook, key, name",
+    [
+        ("05_quantization", "ecapa_ptq-pot_4b", "ECAPA-TDNN 4-bit PTQ, powers of two"),
+        ("05_quantization", "resnet34_int8_torch_ao", "ResNet-34 int8 (torch.ao)"),
+        ("02_iml_kd", "student_c32_iml_kd_b_seed0", "student + IML-KD (b)"),
+        ("02_iml_kd", "student_c128_multilevel_kd", "student + multi-level KD"),
+        ("01_os_kdft", "e_oskdft_L2", "(e) OS-KDFT, 2 layers"),
+        ("03_ensemble_kd", "random_twin_HubertModel", "random twin HubertModel"),
+    ],
+)
 def test_models_get_readable_names(notebook, key, name):
     assert report.name_of(notebook, key) == name
 
 
 def test_each_model_is_compared_with_its_own_reference():
     assert report.reference_of("05_quantization", "resnet34_ptq-uniform_4b") == "resnet34_fp32"
-    assert report.reference_of("04_joint_kd_multitask", "distilled_Whisper_tiny_en_frozen_kws_sv") == \
-        "Whisper_tiny_en_teacher_fine_tuned_kws_sv"
-    assert report.reference_of("04_joint_kd_multitask", "distilled_HuBERT_fine_tuned_kws") == \
-        "HuBERT_teacher_fine_tuned_kws_sv"
+    assert (
+        report.reference_of("04_joint_kd_multitask", "distilled_Whisper_tiny_en_frozen_kws_sv")
+        == "Whisper_tiny_en_teacher_fine_tuned_kws_sv"
+    )
+    assert (
+        report.reference_of("04_joint_kd_multitask", "distilled_HuBERT_fine_tuned_kws")
+        == "HuBERT_teacher_fine_tuned_kws_sv"
+    )
     assert report.reference_of("unknown", "x") is None
 
 
 def _times(notebooks, mode="full"):
-    return {"notebooks": {n: {"seconds": 600.0 + i, "status": "ok", "mode": mode, "hardware": "test CPU",
-                              "sections": [{"section": "1. Data", "seconds": 20.0},
-                                           {"section": "2. Training", "seconds": 500.0 + i},
-                                           {"section": "3. Evaluation", "seconds": 60.0},
-                                           {"section": "4. Results", "seconds": 1.0}]}
-                          for i, n in enumerate(notebooks)}}
+    return {
+        "notebooks": {
+            n: {
+                "seconds": 600.0 + i,
+                "status": "ok",
+                "mode": mode,
+                "hardware": "test CPU",
+                "sections": [
+                    {"section": "1. Data", "seconds": 20.0},
+                    {"section": "2. Training", "seconds": 500.0 + i},
+                    {"section": "3. Evaluation", "seconds": 60.0},
+                    {"section": "4. Results", "seconds": 1.0},
+                ],
+            }
+            for i, n in enumerate(notebooks)
+        }
+    }
 
 
 def test_the_section_says_where_each_notebooks_time_goes(results):
@@ -243,12 +305,20 @@ def test_promote_copies_the_run_times_only_when_every_notebook_ran_in_full(resul
 
 
 def test_outcome_agreement_sets_each_claim_beside_the_reference():
-    verdict = lambda effect: {"effect": effect, "interval": [effect - 1, effect + 1], "unit": "points",
-                              "relative": False, "region": [0.0, None], "method": "bootstrap", "detectable": 2.0}
+    verdict = lambda effect: {
+        "effect": effect,
+        "interval": [effect - 1, effect + 1],
+        "unit": "points",
+        "relative": False,
+        "region": [0.0, None],
+        "method": "bootstrap",
+        "detectable": 2.0,
+    }
     claim = lambda name, outcome, effect: {"claim": name, "outcome": outcome, "verdict": verdict(effect)}
     reference = {"01_os_kdft": {"claims": [claim("a", "holds", 3.0), claim("b", "inconclusive", 0.5)]}}
-    other = {"01_os_kdft": {"claims": [claim("a", "holds", 2.5), claim("b", "contradicted", -1.5),
-                                       claim("c", "holds", 4.0)]}}
+    other = {
+        "01_os_kdft": {"claims": [claim("a", "holds", 2.5), claim("b", "contradicted", -1.5), claim("c", "holds", 4.0)]}
+    }
     table = report.outcome_agreement(reference, other)
     assert table.claim.tolist() == ["a", "b", "c"]
     assert table.agree.tolist() == [True, False, False]

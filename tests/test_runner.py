@@ -12,8 +12,9 @@ from kdlib.course import runner
 
 
 def _notebook(tmp_path, *sources, name="99_t"):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t")]
-                                  + [nbformat.v4.new_code_cell(s) for s in sources])
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# t")] + [nbformat.v4.new_code_cell(s) for s in sources]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / f"{name}.ipynb"
     nbformat.write(nb, path)
@@ -72,12 +73,24 @@ def test_the_run_times_record_the_kernels_peak_memory(tmp_path, monkeypatch):
 
 def test_reference_numerics_do_not_override_the_user(monkeypatch, unset):
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
-    unset("ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES",
-          "OPENBLAS_CORETYPE", "KDLIB_PRECISION")
+    unset(
+        "ONEDNN_MAX_CPU_ISA",
+        "OMP_NUM_THREADS",
+        "ATEN_CPU_CAPABILITY",
+        "NPY_DISABLE_CPU_FEATURES",
+        "OPENBLAS_CORETYPE",
+        "KDLIB_PRECISION",
+    )
     in_force = runner.set_numerics("reference")
-    assert in_force == {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
-                        "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell",
-                        "OMP_NUM_THREADS": "2", "KDLIB_PRECISION": None}
+    assert in_force == {
+        "MKL_CBWR": "COMPATIBLE",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+        "OPENBLAS_CORETYPE": "Haswell",
+        "OMP_NUM_THREADS": "2",
+        "KDLIB_PRECISION": None,
+    }
     with pytest.raises(ValueError, match="numerics"):
         runner.set_numerics("fastest")
 
@@ -86,7 +99,7 @@ def test_fast_numerics_train_in_bfloat16_on_the_native_kernels(unset):
     unset(*runner.REFERENCE_NUMERICS, "OMP_NUM_THREADS", "KDLIB_PRECISION")
     in_force = runner.set_numerics("fast")
     assert in_force["KDLIB_PRECISION"] == "bf16"
-    assert all(in_force[key] is None for key in runner.REFERENCE_NUMERICS)   # no cap: the processor's own kernels
+    assert all(in_force[key] is None for key in runner.REFERENCE_NUMERICS)  # no cap: the processor's own kernels
 
 
 EXP_BITS, MATMUL_BITS = "af895c6a34af10a4", "7857c6704d977c59"  # AVX2 paths, 2 threads (OpenBLAS splits by thread)
@@ -102,11 +115,13 @@ def test_reference_numerics_give_numpy_and_openblas_the_avx2_results_on_any_x86_
 
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("the reference numerics are defined for x86 processors with AVX2")
-    code = ("import hashlib, numpy as np\n"
-            "x = np.random.default_rng(0).standard_normal((300, 257))\n"
-            "t = np.arange(8000) / 16000\n"
-            "print(hashlib.sha256(np.exp(-6.9078 * t / 0.3).tobytes()).hexdigest()[:16])\n"
-            "print(hashlib.sha256((x @ x[:190].T).tobytes()).hexdigest()[:16])\n")
+    code = (
+        "import hashlib, numpy as np\n"
+        "x = np.random.default_rng(0).standard_normal((300, 257))\n"
+        "t = np.arange(8000) / 16000\n"
+        "print(hashlib.sha256(np.exp(-6.9078 * t / 0.3).tobytes()).hexdigest()[:16])\n"
+        "print(hashlib.sha256((x @ x[:190].T).tobytes()).hexdigest()[:16])\n"
+    )
     env = {**os.environ, **runner.reference_environment()}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == [EXP_BITS, MATMUL_BITS], out.stderr
@@ -116,16 +131,20 @@ def test_parameters_are_injected_after_the_knobs_cell_and_recorded(tmp_path, uns
     from kdlib.runtime import REFERENCE_NUMERICS
 
     unset("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "KDLIB_RESULTS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS)
-    path = _notebook(tmp_path, "import kdlib\nSMOKE = kdlib.runtime.SMOKE\nSTEPS, LR = 3, 0.1\nNAME = 'a'",
-                     "from kdlib.course import results\n"
-                     "assert (STEPS, LR, NAME) == (7, 0.1, 'b-c'), (STEPS, LR, NAME)\n"
-                     "results.save('99_t', seed=0, wall_time_s=0.0, models={})")
+    path = _notebook(
+        tmp_path,
+        "import kdlib\nSMOKE = kdlib.runtime.SMOKE\nSTEPS, LR = 3, 0.1\nNAME = 'a'",
+        "from kdlib.course import results\n"
+        "assert (STEPS, LR, NAME) == (7, 0.1, 'b-c'), (STEPS, LR, NAME)\n"
+        "results.save('99_t', seed=0, wall_time_s=0.0, models={})",
+    )
     nb = nbformat.read(path, as_version=4)
     nb.cells[1].metadata["tags"] = ["parameters"]
     nbformat.write(nb, path)
     out = tmp_path / "elsewhere"
-    code = runner.main(["run", "--notebooks", str(path), "-p", "STEPS", "7", "-p", "NAME", "b-c",
-                        "--results", str(out)])
+    code = runner.main(
+        ["run", "--notebooks", str(path), "-p", "STEPS", "7", "-p", "NAME", "b-c", "--results", str(out)]
+    )
     assert code == 0
     smoke = "smoke/" if runner.SMOKE else ""
     record = json.loads((out / f"{smoke}99_t.json").read_text())
@@ -167,7 +186,14 @@ def test_knobs_are_injected_as_python_reads_them(tmp_path):
 
 def test_values_parse_as_python_else_stay_strings():
     assert [runner.parse_value(v) for v in ("3", "1e-4", "(0, 1)", "True", "None", "hubert-tiny", "'x'")] == [
-        3, 1e-4, (0, 1), True, None, "hubert-tiny", "x"]
+        3,
+        1e-4,
+        (0, 1),
+        True,
+        None,
+        "hubert-tiny",
+        "x",
+    ]
     assert runner.knob_names("A = 1\nB, C = 2, 3\nD: int = 4\nif A:\n    E = 5\nprint(A)") == ["A", "B", "C", "D"]
 
 
@@ -186,15 +212,27 @@ def _smoke_run(monkeypatch, tmp_path, notebook: str, **knobs) -> dict:
 
     for key in ("KDLIB_PARAMETERS", "KDLIB_HEADLESS", "KDLIB_RESULTS", "OMP_NUM_THREADS", *REFERENCE_NUMERICS):
         monkeypatch.setenv(key, "")  # recorded first, so that the value the runner sets is undone even where the
-        monkeypatch.delenv(key)      # variable was absent (delenv alone records nothing to restore then)
+        monkeypatch.delenv(key)  # variable was absent (delenv alone records nothing to restore then)
     monkeypatch.setenv("KDLIB_SMOKE", "1")  # the kernel runs the smoke mode, whatever this process runs
     out = tmp_path / "results"
     parameters = [arg for key, value in knobs.items() for arg in ("-p", key, str(value))]
-    assert runner.main(["run", "--notebooks", str(REPO_ROOT / "notebooks" / f"{notebook}.ipynb"), *parameters,
-                        "--results", str(out)]) == 0
+    assert (
+        runner.main(
+            [
+                "run",
+                "--notebooks",
+                str(REPO_ROOT / "notebooks" / f"{notebook}.ipynb"),
+                *parameters,
+                "--results",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "smoke" / f"{notebook}.json").read_text())
-    assert record["parameters"] == runner.recorded_parameters({key: runner.parse_value(str(value))
-                                                               for key, value in knobs.items()})
+    assert record["parameters"] == runner.recorded_parameters(
+        {key: runner.parse_value(str(value)) for key, value in knobs.items()}
+    )
     return record
 
 
@@ -228,15 +266,41 @@ def test_a_notebook_trains_data_parallel_as_a_script_under_torchrun(tmp_path):
     from kdlib.runtime import REPO_ROOT
 
     script = tmp_path / "04.py"
-    assert runner.main(["script", str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"),
-                        "-p", "SEEDS", "(0,)", "--out", str(script)]) == 0
+    assert (
+        runner.main(
+            [
+                "script",
+                str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"),
+                "-p",
+                "SEEDS",
+                "(0,)",
+                "--out",
+                str(script),
+            ]
+        )
+        == 0
+    )
     compile(script.read_text(), str(script), "exec")
     drop = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "KDLIB_PARAMETERS", "KDLIB_RESULTS"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(KDLIB_SMOKE="1", KDLIB_RESULTS=str(tmp_path / "results"), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           "--local-ranks-filter", "0", str(script)], env=env, capture_output=True, text=True,
-                          timeout=400)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "--local-ranks-filter",
+            "0",
+            str(script),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "data-parallel over 2 processes (gloo)" in done.stdout
     record = json.loads((tmp_path / "results" / "smoke" / "04_joint_kd_multitask.json").read_text())
@@ -248,8 +312,17 @@ def test_a_script_refuses_an_unknown_knob(tmp_path, capsys):
     from kdlib.runtime import REPO_ROOT
 
     with pytest.raises(SystemExit):
-        runner.main(["script", str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"), "-p", "SEEDZ", "1",
-                     "--out", str(tmp_path / "x.py")])
+        runner.main(
+            [
+                "script",
+                str(REPO_ROOT / "notebooks" / "04_joint_kd_multitask.ipynb"),
+                "-p",
+                "SEEDZ",
+                "1",
+                "--out",
+                str(tmp_path / "x.py"),
+            ]
+        )
     assert "no knob named SEEDZ" in capsys.readouterr().err
     assert not (tmp_path / "x.py").exists()
 
@@ -274,8 +347,9 @@ def _voxceleb1_tree_from(smoke, tree):
                 sf.write(tree / "wav" / rel, read_audio(smoke.path(row["path"])), 16_000)
                 if split == "test":
                     test_clips.append(rel)
-    (tree / "veri_test2.txt").write_text("".join(f"{int(a[:7] == b[:7])} {a} {b}\n"
-                                                 for a, b in itertools.combinations(test_clips, 2)))
+    (tree / "veri_test2.txt").write_text(
+        "".join(f"{int(a[:7] == b[:7])} {a} {b}\n" for a, b in itertools.combinations(test_clips, 2))
+    )
     (tree / "vox1_meta.csv").write_text("\n".join(meta) + "\n")
     return tree
 
@@ -320,8 +394,9 @@ def _cnceleb_tree_from(smoke, tree):
             sf.write(tree / "eval" / rel, read_audio(smoke.path(row["path"])), 16_000)
             (enrolments if j == 0 else tests).append(speaker if j == 0 else rel)
     (tree / "eval" / "lists").mkdir(parents=True)
-    (tree / "eval" / "lists" / "trials.lst").write_text("".join(
-        f"{e}-enroll {t.replace('.flac', '.wav')} {int(t[5:12] == e)}\n" for e in enrolments for t in tests))
+    (tree / "eval" / "lists" / "trials.lst").write_text(
+        "".join(f"{e}-enroll {t.replace('.flac', '.wav')} {int(t[5:12] == e)}\n" for e in enrolments for t in tests)
+    )
     return tree
 
 
@@ -342,8 +417,10 @@ def test_the_keyword_notebooks_run_on_voxceleb_joined_with_speech_commands(noteb
     from kdlib.data import corpus
 
     smoke = corpus.load("smoke")
-    spec = (f"{_voxceleb1_tree_from(smoke, tmp_path / 'voxceleb1')}+"
-            f"{_speech_commands_tree_from(smoke, tmp_path / 'speech_commands')}")
+    spec = (
+        f"{_voxceleb1_tree_from(smoke, tmp_path / 'voxceleb1')}+"
+        f"{_speech_commands_tree_from(smoke, tmp_path / 'speech_commands')}"
+    )
     models = _smoke_run(monkeypatch, tmp_path, notebook, CORPUS=spec)["models"].values()
     assert any(m["eer"] is not None for m in models)
     assert all(0 <= m["eer"] <= 1 for m in models if m["eer"] is not None)
@@ -380,16 +457,18 @@ def test_lab_copy_makes_a_working_copy_and_never_overwrites_it(tmp_path):
     for name in ("00_a.ipynb", "solutions/00_a_solutions.ipynb"):
         (source / name).write_text('{"cells": []}')
     first = runner.lab_copy(source, dest)
-    assert sorted(p.relative_to(dest).as_posix() for p in first["copied"]) == ["00_a.ipynb",
-                                                                               "solutions/00_a_solutions.ipynb"]
-    (dest / "00_a.ipynb").write_text('{"cells": ["my work"]}')                   # the learner saves outputs
+    assert sorted(p.relative_to(dest).as_posix() for p in first["copied"]) == [
+        "00_a.ipynb",
+        "solutions/00_a_solutions.ipynb",
+    ]
+    (dest / "00_a.ipynb").write_text('{"cells": ["my work"]}')  # the learner saves outputs
     os.utime(dest / "00_a.ipynb", (1_000_000, 1_000_000))
-    (source / "01_b.ipynb").write_text('{"cells": []}')                           # a new notebook lands
+    (source / "01_b.ipynb").write_text('{"cells": []}')  # a new notebook lands
     second = runner.lab_copy(source, dest)
     assert [p.name for p in second["copied"]] == ["01_b.ipynb"]
-    assert (dest / "00_a.ipynb").read_text() == '{"cells": ["my work"]}'         # never overwritten
-    assert [p.name for p in second["behind"]] == ["00_a.ipynb"]                  # but named as older
-    assert (source / "00_a.ipynb").read_text() == '{"cells": []}'                # the tracked one untouched
+    assert (dest / "00_a.ipynb").read_text() == '{"cells": ["my work"]}'  # never overwritten
+    assert [p.name for p in second["behind"]] == ["00_a.ipynb"]  # but named as older
+    assert (source / "00_a.ipynb").read_text() == '{"cells": []}'  # the tracked one untouched
 
 
 def test_jump_to_definition_can_open_kdlib_from_the_lab_copy(tmp_path):
@@ -410,10 +489,22 @@ def test_jump_to_definition_can_open_kdlib_from_the_lab_copy(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}",
-                               "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=kd", f"--ServerApp.root_dir={lab}",
-                               "--allow-root", *runner.LAB_SERVER_OPTIONS],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--IdentityProvider.token=kd",
+            f"--ServerApp.root_dir={lab}",
+            "--allow-root",
+            *runner.LAB_SERVER_OPTIONS,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     source = Path(runner.__file__).resolve()
     url = f"http://127.0.0.1:{port}/api/contents/.lsp_symlink{source.as_posix()}?token=kd"
     try:
@@ -440,10 +531,10 @@ def test_a_course_notebook_can_be_named_by_its_number(tmp_path, unset):
     unset("KDLIB_HEADLESS", "OMP_NUM_THREADS", *runner.REFERENCE_NUMERICS)  # main() sets them before it refuses
     assert runner.notebook_path("01") == REPO_ROOT / "notebooks" / "01_os_kdft.ipynb"
     assert runner.notebook_path("03_ensemble") == REPO_ROOT / "notebooks" / "03_ensemble_kd.ipynb"
-    assert runner.notebook_path("0") == Path("0")                      # several match: left as given, refused later
+    assert runner.notebook_path("0") == Path("0")  # several match: left as given, refused later
     assert runner.notebook_path("99") == Path("99")
     own = tmp_path / "01"
     own.write_text("{}")
-    assert runner.notebook_path(str(own)) == own                       # an existing path wins
+    assert runner.notebook_path(str(own)) == own  # an existing path wins
     with pytest.raises(SystemExit):
         runner.main(["run", "--notebooks", "99"])

@@ -43,12 +43,12 @@ def test_one_device_rule(monkeypatch):
     monkeypatch.setattr(runtime, "_DEVICE", None)
     monkeypatch.setenv("KDLIB_DEVICE", "cpu")
     model = torch.nn.Linear(2, 2)
-    assert runtime.resolve_device(model) == "cpu"                 # a CPU model: the configured device
-    assert runtime.resolve_device(model, "meta") == "meta"         # an explicit device wins
+    assert runtime.resolve_device(model) == "cpu"  # a CPU model: the configured device
+    assert runtime.resolve_device(model, "meta") == "meta"  # an explicit device wins
     meta = torch.nn.Linear(2, 2, device="meta")
-    assert runtime.resolve_device(meta) == "meta"                  # a model on an accelerator stays there
+    assert runtime.resolve_device(meta) == "meta"  # a model on an accelerator stays there
     assert runtime.use_device("meta") == "meta" and runtime.resolve_device(model) == "meta"
-    assert runtime.use_device("auto") == "cpu"                     # back to $KDLIB_DEVICE
+    assert runtime.use_device("auto") == "cpu"  # back to $KDLIB_DEVICE
     assert "meta" in runtime.devices_used()
 
 

@@ -23,8 +23,11 @@ def _executed(n_cells=3, image=(1180, 400)):
     nb = nbformat.v4.new_notebook()
     for i in range(n_cells):
         cell = nbformat.v4.new_code_cell(f"x = {i}\nx")
-        cell.outputs = [nbformat.v4.new_output("display_data", data={
-            "image/png": base64.b64encode(_png(*image)).decode(), "text/plain": "<Figure>"})]
+        cell.outputs = [
+            nbformat.v4.new_output(
+                "display_data", data={"image/png": base64.b64encode(_png(*image)).decode(), "text/plain": "<Figure>"}
+            )
+        ]
         nb.cells.append(cell)
     return nb
 
@@ -36,7 +39,7 @@ def test_png_size_reads_the_header():
 
 
 def test_cell_height_golden_value():
-    cell = _executed(1, image=(2360, 800)).cells[0]     # drawn at half size: 400 px
+    cell = _executed(1, image=(2360, 800)).cells[0]  # drawn at half size: 400 px
     lines = 2
     expected = screenshots.CELL_PX + screenshots.LINE_PX * lines + 400 + screenshots.CELL_PX
     assert screenshots.cell_height(cell) == expected
@@ -47,7 +50,7 @@ def test_pages_cut_between_cells_and_keep_every_cell_once():
     groups = screenshots.pages(nb, page_height=7000)
     assert [i for g in groups for i in g] == list(range(10))
     assert all(sum(screenshots.cell_height(nb.cells[i]) for i in g) <= 7000 for g in groups)
-    assert len(groups) == 5                                   # two 3,114-px cells per 7,000-px page
+    assert len(groups) == 5  # two 3,114-px cells per 7,000-px page
 
 
 def test_a_cell_taller_than_a_page_gets_its_own_page():
@@ -59,8 +62,9 @@ def _fake_browser(tmp_path, succeed=True):
     """A stand-in for Chromium that records its arguments and writes the PNG it is asked for."""
     script = tmp_path / "fake-chromium"
     log = tmp_path / "args.txt"
-    body = (f'for a in "$@"; do echo "$a" >> {log}; case "$a" in --screenshot=*) out="${{a#--screenshot=}}";; esac; '
-            'done\n')
+    body = (
+        f'for a in "$@"; do echo "$a" >> {log}; case "$a" in --screenshot=*) out="${{a#--screenshot=}}";; esac; done\n'
+    )
     body += 'printf "\\x89PNG" > "$out"\n' if succeed else 'echo "cannot open display" >&2; exit 3\n'
     script.write_text("#!/bin/sh\n" + body)
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
@@ -74,7 +78,7 @@ def test_notebook_screenshots_draw_each_page(tmp_path):
     pngs = screenshots.notebook_screenshots(path, tmp_path / "shots", browser)
     assert [p.name for p in pngs] == ["demo-1.png", "demo-2.png"]
     args = log.read_text().splitlines()
-    height = 2 * screenshots.cell_height(nbformat.read(path, 4).cells[0]) + 200     # two cells a page + margin
+    height = 2 * screenshots.cell_height(nbformat.read(path, 4).cells[0]) + 200  # two cells a page + margin
     assert "--headless" in args and f"--window-size={screenshots.WIDTH},{height}" in args
     assert any(a.startswith("file://") and a.endswith("demo-1.html") for a in args)
 
@@ -112,10 +116,21 @@ def test_table_problems_names_nan_checkerboards_and_long_decimals():
 
     merged = pd.DataFrame({"RMS": [3.1, np.nan], "cosine": [np.nan, 0.93]}, index=["a", "a vs b"])
     sizes = pd.DataFrame({"params (M)": [1.926592]})
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("text")] + [
-        nbformat.v4.new_code_cell("t", outputs=[nbformat.v4.new_output(
-            "execute_result", data={"text/html": frame.to_html(), "text/plain": "t"}, execution_count=1)])
-        for frame in (merged, sizes, report.tidy(merged), report.tidy(sizes, 2))])
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("text")]
+        + [
+            nbformat.v4.new_code_cell(
+                "t",
+                outputs=[
+                    nbformat.v4.new_output(
+                        "execute_result", data={"text/html": frame.to_html(), "text/plain": "t"}, execution_count=1
+                    )
+                ],
+            )
+            for frame in (merged, sizes, report.tidy(merged), report.tidy(sizes, 2))
+        ]
+    )
     assert screenshots.table_problems(nb, "03") == [
         "03, cell 1: 2 empty cells shown as NaN/None, 0 numbers with 5+ decimals",
-        "03, cell 2: 0 empty cells shown as NaN/None, 1 numbers with 5+ decimals (1.926592)"]
+        "03, cell 2: 0 empty cells shown as NaN/None, 1 numbers with 5+ decimals (1.926592)",
+    ]

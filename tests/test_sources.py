@@ -16,13 +16,16 @@ def test_voxceleb1_reader_on_a_fake_tree(tmp_path):
             for n in (1, 2):
                 _wav(tmp_path / "wav" / spk / video / f"{n:05d}.wav", 1.5)
     (tmp_path / "veri_test2.txt").write_text(
-        "1 id10270/vidA/00001.wav id10270/vidB/00002.wav\n0 id10270/vidA/00001.wav id10271/vidA/00001.wav\n")
+        "1 id10270/vidA/00001.wav id10270/vidB/00002.wav\n0 id10270/vidA/00001.wav id10271/vidA/00001.wav\n"
+    )
     src = sources.voxceleb1(tmp_path)
     assert len(src.manifest) == 16
     assert {r["speaker"] for r in src.select("test")} == {"id10270", "id10271"}
     assert {r["speaker"] for r in src.select("train")} == {"id10001", "id10002"}
-    assert src.trials() == [(1, "id10270/vidA/00001.wav", "id10270/vidB/00002.wav"),
-                            (0, "id10270/vidA/00001.wav", "id10271/vidA/00001.wav")]
+    assert src.trials() == [
+        (1, "id10270/vidA/00001.wav", "id10270/vidB/00002.wav"),
+        (0, "id10270/vidA/00001.wav", "id10271/vidA/00001.wav"),
+    ]
     crops = datasets.SVTrainCrops(src, seconds=1.0)
     wave, label = crops[0]
     assert wave.shape == (16000,) and crops.n_speakers == 2 and label == 0
@@ -35,14 +38,16 @@ def test_voxceleb1_rows_name_gender_and_nationality_from_its_metadata(tmp_path):
     (tmp_path / "vox1_meta.csv").write_text(
         "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
         "id10001\tA.J._Buckley\tm\tIreland\tdev\nid10270\tEric_McCormack\tm\tCanada\ttest\n"
-        "id10271\tEthel_Merman\tf\tUSA\ttest\n")
+        "id10271\tEthel_Merman\tf\tUSA\ttest\n"
+    )
     rows = {r["speaker"]: r for r in sources.voxceleb1(tmp_path).manifest}
     assert (rows["id10001"]["gender"], rows["id10001"]["nationality"]) == ("male", "Ireland")
     assert (rows["id10271"]["gender"], rows["id10271"]["nationality"]) == ("female", "USA")
     assert rows["id10270"]["split"] == "test" and rows["id10001"]["split"] == "train"
 
-    (tmp_path / "vox1_meta.csv").write_text("VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
-                                            "id10001\tA.J._Buckley\tmale?\tIreland\tdev\n")
+    (tmp_path / "vox1_meta.csv").write_text(
+        "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\nid10001\tA.J._Buckley\tmale?\tIreland\tdev\n"
+    )
     with pytest.raises(ValueError, match=r"vox1_meta.csv, line 2: expected .*<m or f>"):
         sources.voxceleb1(tmp_path).manifest
     (tmp_path / "vox1_meta.csv").unlink()  # without metadata the rows simply name neither
@@ -58,8 +63,11 @@ def test_voxceleb1_reader_errors(tmp_path):
 
 
 def test_speech_commands_reader_on_a_fake_tree(tmp_path):
-    layout = {"yes": ["aa11_nohash_0", "bb22_nohash_0", "cc33_nohash_0"], "stop": ["aa11_nohash_1"],
-              "marvin": ["dd44_nohash_0", "ee55_nohash_0"]}
+    layout = {
+        "yes": ["aa11_nohash_0", "bb22_nohash_0", "cc33_nohash_0"],
+        "stop": ["aa11_nohash_1"],
+        "marvin": ["dd44_nohash_0", "ee55_nohash_0"],
+    }
     for word, names in layout.items():
         for name in names:
             _wav(tmp_path / word / f"{name}.wav", 0.8)
@@ -156,14 +164,18 @@ def test_a_dataset_folder_opens_by_its_layout_where_a_corpus_name_is_expected(tm
 
 
 def _speech_commands_tree(root, test_speakers=("cc33", "ff66")):
-    layout = {"yes": ["aa11_nohash_0", "cc33_nohash_0", "cc33_nohash_1", "ff66_nohash_0", "ff66_nohash_1"],
-              "no": ["aa11_nohash_0", "cc33_nohash_0", "ff66_nohash_0"], "marvin": ["dd44_nohash_0"]}
+    layout = {
+        "yes": ["aa11_nohash_0", "cc33_nohash_0", "cc33_nohash_1", "ff66_nohash_0", "ff66_nohash_1"],
+        "no": ["aa11_nohash_0", "cc33_nohash_0", "ff66_nohash_0"],
+        "marvin": ["dd44_nohash_0"],
+    }
     for word, names in layout.items():
         for name in names:
             _wav(root / word / f"{name}.wav", 0.8)
     (root / "validation_list.txt").write_text("")
-    (root / "testing_list.txt").write_text("".join(f"{w}/{n}.wav\n" for w, names in layout.items() for n in names
-                                                   if n.split("_")[0] in test_speakers))
+    (root / "testing_list.txt").write_text(
+        "".join(f"{w}/{n}.wav\n" for w, names in layout.items() for n in names if n.split("_")[0] in test_speakers)
+    )
 
 
 def _voxceleb1_tree(root):
@@ -175,8 +187,9 @@ def _voxceleb1_tree(root):
 def test_a_joined_source_reads_speakers_from_voxceleb_and_keywords_from_speech_commands(tmp_path):
     _voxceleb1_tree(tmp_path / "vox")
     _speech_commands_tree(tmp_path / "sc")
-    src = sources.joined(sources.voxceleb1(tmp_path / "vox"), sources.speech_commands(tmp_path / "sc"),
-                         keyword_trials=6, seed=3)
+    src = sources.joined(
+        sources.voxceleb1(tmp_path / "vox"), sources.speech_commands(tmp_path / "sc"), keyword_trials=6, seed=3
+    )
     assert {r["path"] for r in src.select("train", "sentence")} == {"sv/id10001/vid/00001.wav"}
     assert src.path("sv/id10270/vid/00001.wav") == tmp_path / "vox" / "wav" / "id10270" / "vid" / "00001.wav"
     assert src.path("kws/yes/aa11_nohash_0.wav") == tmp_path / "sc" / "yes" / "aa11_nohash_0.wav"
@@ -186,10 +199,13 @@ def test_a_joined_source_reads_speakers_from_voxceleb_and_keywords_from_speech_c
     test_keywords = {r["path"] for r in src.select("test", "keyword")}
     assert len(test_keywords) == 6 and all(p.startswith("kws/") for p in test_keywords)
     assert sorted(t[0] for t in keyword_trials) == [0, 0, 0, 1, 1, 1]
-    assert all({a, b} <= test_keywords and (a.split("/")[2][:4] == b.split("/")[2][:4]) == bool(label)
-               for label, a, b in keyword_trials)
-    again = sources.joined(sources.voxceleb1(tmp_path / "vox"), sources.speech_commands(tmp_path / "sc"),
-                           keyword_trials=6, seed=3)
+    assert all(
+        {a, b} <= test_keywords and (a.split("/")[2][:4] == b.split("/")[2][:4]) == bool(label)
+        for label, a, b in keyword_trials
+    )
+    again = sources.joined(
+        sources.voxceleb1(tmp_path / "vox"), sources.speech_commands(tmp_path / "sc"), keyword_trials=6, seed=3
+    )
     assert again.trials("trials_keywords") == keyword_trials  # deterministic in the seed
     crops = datasets.KWSItems(src, "test")
     assert len(crops) == 6 and crops[0][0].shape == (16000,)  # audio resolved through the prefix
@@ -230,10 +246,12 @@ def _cnceleb_tree(root, suffix=".flac"):
         _wav((root / "eval" / "test" / name).with_suffix(suffix), 1.0)
     lists = root / "eval" / "lists"
     lists.mkdir(parents=True)
-    (lists / "enroll.lst").write_text("id00800-enroll enroll/id00800-enroll.wav\n"
-                                      "id00801-enroll enroll/id00801-enroll.wav\n")
-    (lists / "trials.lst").write_text("".join(f"{e}-enroll test/{t}.wav {int(t[:7] == e)}\n"
-                                              for e in ("id00800", "id00801") for t in tests))
+    (lists / "enroll.lst").write_text(
+        "id00800-enroll enroll/id00800-enroll.wav\nid00801-enroll enroll/id00801-enroll.wav\n"
+    )
+    (lists / "trials.lst").write_text(
+        "".join(f"{e}-enroll test/{t}.wav {int(t[:7] == e)}\n" for e in ("id00800", "id00801") for t in tests)
+    )
 
 
 def test_cnceleb_reader_maps_enrolment_ids_and_listed_paths_to_the_audio(tmp_path):
@@ -247,7 +265,8 @@ def test_cnceleb_reader_maps_enrolment_ids_and_listed_paths_to_the_audio(tmp_pat
     assert {r["speaker"] for r in src.select("test", "sentence")} == {"id00800", "id00801"}
     assert len(src.manifest) == 5 and {r["language"] for r in src.manifest} == {"zh"}
     (tmp_path / "eval" / "lists" / "test.lst").write_text(  # with test.lst, the rows come from the two lists
-        "test/id00800-singing-01-001.wav\ntest/id00800-speech-02-003.wav\ntest/id00801-vlog-01-002.wav\n")
+        "test/id00800-singing-01-001.wav\ntest/id00800-speech-02-003.wav\ntest/id00801-vlog-01-002.wav\n"
+    )
     listed = sources.cnceleb(tmp_path)
     listed.iter_trials = None  # the rows must not need the trial list
     assert listed.manifest == src.manifest
@@ -260,8 +279,11 @@ def test_cnceleb_reader_maps_enrolment_ids_and_listed_paths_to_the_audio(tmp_pat
     wav = tmp_path / "wav-release"
     _cnceleb_tree(wav, suffix=".wav")
     (wav / "eval" / "lists" / "enroll.lst").unlink()  # without enroll.lst: enroll/<id>
-    assert sources.cnceleb(wav).trials()[0] == (1, "eval/enroll/id00800-enroll.wav",
-                                                "eval/test/id00800-singing-01-001.wav")
+    assert sources.cnceleb(wav).trials()[0] == (
+        1,
+        "eval/enroll/id00800-enroll.wav",
+        "eval/test/id00800-singing-01-001.wav",
+    )
 
 
 def test_cnceleb_joined_with_voxceleb_is_the_other_language_and_errors_name_the_file(tmp_path):
@@ -272,14 +294,18 @@ def test_cnceleb_joined_with_voxceleb_is_the_other_language_and_errors_name_the_
     src = corpus.load(f"{tmp_path / 'cnc'}+{tmp_path / 'vox'}")
     assert list(src.parts) == ["sv", "other"]
     assert {r["speaker"] for r in src.select("other", "sentence")} == {"id00800", "id00801"}
-    assert src.trials("trials_other")[0] == (1, "other/eval/enroll/id00800-enroll.flac",
-                                             "other/eval/test/id00800-singing-01-001.flac")
+    assert src.trials("trials_other")[0] == (
+        1,
+        "other/eval/enroll/id00800-enroll.flac",
+        "other/eval/test/id00800-singing-01-001.flac",
+    )
     assert src.trials()[0][1] == "sv/id10270/vid/00001.wav"
     with pytest.raises(FileNotFoundError, match="eval/lists/trials.lst: not found"):
         sources.cnceleb(tmp_path / "vox")
     lists = tmp_path / "cnc" / "eval" / "lists"
-    (lists / "trials.lst").write_text("id00800-enroll test/id00800-singing-01-001.wav 1\n"
-                                      "id00800-enroll test/id00801-vlog-01-002.wav\n")
+    (lists / "trials.lst").write_text(
+        "id00800-enroll test/id00800-singing-01-001.wav 1\nid00800-enroll test/id00801-vlog-01-002.wav\n"
+    )
     with pytest.raises(ValueError, match=r"trials.lst, line 2: expected '<enroll id> <test path> <0 or 1>'"):
         sources.cnceleb(tmp_path / "cnc").trials()
     (lists / "trials.lst").write_text("id00800-enroll test/id00899-singing-01-001.wav 0\n")

@@ -5,15 +5,25 @@ import torch
 
 from kdlib.models import ssl
 
-TINY = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, conv_dim=(16,) * 7,
-            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(16,) * 7,
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+)
 
 
 def _save(tmp_path, model_type):
     from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 
-    classes = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model), "hubert": (HubertConfig, HubertModel),
-               "wavlm": (WavLMConfig, WavLMModel)}
+    classes = {
+        "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
+        "hubert": (HubertConfig, HubertModel),
+        "wavlm": (WavLMConfig, WavLMModel),
+    }
     config_cls, model_cls = classes[model_type]
     torch.manual_seed(0)
     model = model_cls(config_cls(**TINY)).eval()
@@ -36,8 +46,9 @@ def test_load_local_checkpoint_and_build_a_student(tmp_path, model_type):
     s_hidden = ssl.SSLEncoder(student)(wave)
     assert len(s_hidden) == 2 and s_hidden[1].shape == (2, 49, 32)
     # the student's first layer is the teacher's: same weights, so the same input to it
-    assert torch.allclose(student.encoder.layers[0].attention.q_proj.weight,
-                          teacher.encoder.layers[0].attention.q_proj.weight)
+    assert torch.allclose(
+        student.encoder.layers[0].attention.q_proj.weight, teacher.encoder.layers[0].attention.q_proj.weight
+    )
     assert torch.allclose(s_hidden[0], hidden[0], atol=1e-5)
 
 
@@ -86,7 +97,7 @@ def test_paper_scale_architectures_have_the_published_sizes():
     assert count(ssl.paper_scale_ssl("hubert-base-ls960")) == 94_371_712
     assert count(ssl.paper_scale_ssl("hubert-base-ls960", 2)) == 23_492_992
     assert count(ssl.paper_scale_ssl("wav2vec2-large-xlsr-53", 4)) == 63_514_240
-    wav2vec2_base = ssl.paper_scale_ssl("wav2vec2-base")       # the multi-task paper's "96 M" teacher
+    wav2vec2_base = ssl.paper_scale_ssl("wav2vec2-base")  # the multi-task paper's "96 M" teacher
     assert type(wav2vec2_base).__name__ == "Wav2Vec2Model" and count(wav2vec2_base) == 94_371_712
     with pytest.raises(KeyError, match="paper-scale"):
         ssl.paper_scale_ssl("wavlm-huge")

@@ -23,8 +23,8 @@ def test_masked_prediction_loss_golden_value():
     labels = torch.tensor([[0, 0, -100]])
     mask = torch.tensor([[True, False, False]])
     loss, acc = masked_prediction_loss(logits, labels, mask, unmasked_weight=0.5)
-    ce_masked = math.log(1 + math.exp(-2.0))        # -log softmax([2, 0])[0]
-    ce_unmasked = math.log(1 + math.exp(1.0))       # -log softmax([0, 1])[0]
+    ce_masked = math.log(1 + math.exp(-2.0))  # -log softmax([2, 0])[0]
+    ce_unmasked = math.log(1 + math.exp(1.0))  # -log softmax([0, 1])[0]
     assert loss.item() == pytest.approx(ce_masked + 0.5 * ce_unmasked, rel=1e-5)
     assert acc == 1.0
     loss_m, _ = masked_prediction_loss(logits, labels, mask, unmasked_weight=0.0)
@@ -47,7 +47,7 @@ def test_mix_utterances_overlays_another_item_on_a_segment_only():
     wave = torch.randn(4, 1000)
     assert torch.equal(mix_utterances(wave, 0.0, np.random.default_rng(0)), wave)
     mixed = mix_utterances(wave, 1.0, np.random.default_rng(0))
-    changed = (mixed != wave)
+    changed = mixed != wave
     for i in range(4):
         idx = changed[i].nonzero().flatten()
         assert 0 < len(idx) <= 500 and idx.max() - idx.min() + 1 == len(idx)  # one contiguous segment, at most half
@@ -63,7 +63,7 @@ def test_distort_is_seeded_and_lowers_the_snr():
     # at 0 dB SNR the signal explains about half the energy after removing the random gain
     gain = (a * wave).sum(1) / (wave * wave).sum(1)
     residual = a - gain[:, None] * wave
-    ratio = (residual.pow(2).sum(1) / (gain[:, None] * wave).pow(2).sum(1))
+    ratio = residual.pow(2).sum(1) / (gain[:, None] * wave).pow(2).sum(1)
     assert ((ratio > 0.5) & (ratio < 2.0)).all()
 
 
@@ -104,9 +104,11 @@ def test_probe_curves_draw_every_teacher_its_twin_and_the_mfcc_line():
     matplotlib.use("Agg")
     from kdlib import plots
 
-    report = {"teacher": {"speaker": [0.2, 0.5], "keyword": [0.3, 0.6]},
-              "random_twin": {"speaker": [0.2, 0.2], "keyword": [0.1, 0.1]},
-              "mfcc": {"speaker": [0.7], "keyword": [0.5]}}
+    report = {
+        "teacher": {"speaker": [0.2, 0.5], "keyword": [0.3, 0.6]},
+        "random_twin": {"speaker": [0.2, 0.2], "keyword": [0.1, 0.1]},
+        "mfcc": {"speaker": [0.7], "keyword": [0.5]},
+    }
     axes = plots.probe_curves({"a": report, "b": report})
     assert len(axes) == 2 and len(axes[0].lines) == 5  # 2 teachers x (model, twin) + MFCC
     assert axes[0].get_xlabel() and axes[0].get_ylabel() and "speaker" in axes[0].get_title()

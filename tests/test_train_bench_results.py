@@ -11,7 +11,7 @@ from kdlib.course import results
 from kdlib.evaluation import bench, verdicts
 
 LR = 0.2
-GOLDEN_LAST_LOSS = 0.8807519674301147   # test_the_loop_gives_the_golden_losses_of_its_first_version
+GOLDEN_LAST_LOSS = 0.8807519674301147  # test_the_loop_gives_the_golden_losses_of_its_first_version
 
 
 def _problem():
@@ -22,8 +22,16 @@ def _problem():
 
 
 def _fit(model, loader, epochs, ckpt=None):
-    return train.fit(model, loader, lambda b: (nn.functional.mse_loss(model(b[0]), b[1]), {"mse": 0.0}),
-                     epochs=epochs, lr=LR, device="cpu", checkpoint=ckpt, progress=False)
+    return train.fit(
+        model,
+        loader,
+        lambda b: (nn.functional.mse_loss(model(b[0]), b[1]), {"mse": 0.0}),
+        epochs=epochs,
+        lr=LR,
+        device="cpu",
+        checkpoint=ckpt,
+        progress=False,
+    )
 
 
 def test_fit_learns_and_logs_history():
@@ -41,7 +49,7 @@ def test_the_schedule_warms_up_linearly_then_decays_as_a_cosine():
 
     assert [lr_factor(s, 10, warmup_steps=2) for s in (0, 1)] == [0.5, 1.0]
     assert lr_factor(2, 10, warmup_steps=2) == 1.0 and lr_factor(10, 10, warmup_steps=2) == pytest.approx(0.0)
-    assert lr_factor(6, 10, warmup_steps=2) == pytest.approx(0.5)          # half-way through the decay
+    assert lr_factor(6, 10, warmup_steps=2) == pytest.approx(0.5)  # half-way through the decay
     assert lr_factor(7, 10, schedule="constant") == 1.0
 
 
@@ -54,8 +62,17 @@ def test_the_loop_gives_the_golden_losses_of_its_first_version():
     x, y = torch.randn(64, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
     loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)
     optimizer = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=3e-2)
-    history = train.fit(model, loader, lambda b: nn.functional.cross_entropy(head(model(b[0])), b[1]), epochs=3,
-                        optimizer=optimizer, warmup_steps=3, progress=False, max_steps_per_epoch=6, device="cpu")
+    history = train.fit(
+        model,
+        loader,
+        lambda b: nn.functional.cross_entropy(head(model(b[0])), b[1]),
+        epochs=3,
+        optimizer=optimizer,
+        warmup_steps=3,
+        progress=False,
+        max_steps_per_epoch=6,
+        device="cpu",
+    )
     assert len(history["loss"]) == 18
     assert history["loss"][-1] == pytest.approx(GOLDEN_LAST_LOSS, rel=1e-5)
 
@@ -94,11 +111,20 @@ def test_interrupted_then_resumed_equals_straight(tmp_path):
         return nn.functional.mse_loss(b(batch[0]), batch[1])
 
     with pytest.raises(Stop):
-        train.fit(b, _problem(), stopping_loss, epochs=3, lr=LR, device="cpu", checkpoint=tmp_path / "c.pt",
-                  progress=False)
+        train.fit(
+            b, _problem(), stopping_loss, epochs=3, lr=LR, device="cpu", checkpoint=tmp_path / "c.pt", progress=False
+        )
     fresh = nn.Linear(4, 1)
-    _fit_fresh = train.fit(fresh, _problem(), lambda bt: nn.functional.mse_loss(fresh(bt[0]), bt[1]), epochs=3,
-                           lr=LR, device="cpu", checkpoint=tmp_path / "c.pt", progress=False)
+    _fit_fresh = train.fit(
+        fresh,
+        _problem(),
+        lambda bt: nn.functional.mse_loss(fresh(bt[0]), bt[1]),
+        epochs=3,
+        lr=LR,
+        device="cpu",
+        checkpoint=tmp_path / "c.pt",
+        progress=False,
+    )
     assert len(_fit_fresh["loss"]) == 24
     for k in init:
         assert torch.allclose(a.state_dict()[k], fresh.state_dict()[k], atol=1e-6)
@@ -107,8 +133,7 @@ def test_interrupted_then_resumed_equals_straight(tmp_path):
 def test_non_finite_loss_stops_training():
     model = nn.Linear(4, 1)
     with pytest.raises(FloatingPointError, match="epoch 1, step 0"):
-        train.fit(model, _problem(), lambda b: model(b[0]).sum() * float("nan"), epochs=1, device="cpu",
-                  progress=False)
+        train.fit(model, _problem(), lambda b: model(b[0]).sum() * float("nan"), epochs=1, device="cpu", progress=False)
 
 
 def test_bench_measures():
@@ -122,11 +147,21 @@ def test_bench_measures():
 def test_results_file_and_summary(tmp_path):
     entry = {"params": 10, "bytes": 40, "latency_ms": 1.5, "eer": 0.05, "min_dcf": 0.3}
     (tmp_path / "run_times.json").write_text('{"notebooks": {}}')  # the runner's record lies beside: skipped
-    path = results.save("99_test", seed=[0, 1], wall_time_s=12.3, models={"tiny": entry},
-                        claims=[results.claim("x beats y", "-5 %", "-3 %",
-                                              verdicts.from_seeds([0.2, 0.3], [0.25, 0.2], verdicts.better(),
-                                                                  higher_is_better=False))],
-                        out_dir=tmp_path)
+    path = results.save(
+        "99_test",
+        seed=[0, 1],
+        wall_time_s=12.3,
+        models={"tiny": entry},
+        claims=[
+            results.claim(
+                "x beats y",
+                "-5 %",
+                "-3 %",
+                verdicts.from_seeds([0.2, 0.3], [0.25, 0.2], verdicts.better(), higher_is_better=False),
+            )
+        ],
+        out_dir=tmp_path,
+    )
     record = json.loads(path.read_text())
     assert record["notebook"] == "99_test" and record["models"]["tiny"]["eer"] == 0.05
     assert {"mode", "seed", "wall_time_s", "device", "provenance", "claims"} <= set(record)
@@ -135,15 +170,24 @@ def test_results_file_and_summary(tmp_path):
     assert "| 99_test |" in summary and "5.00 %" in summary and "x beats y" in summary
     assert record["claims"][0]["outcome"] == "inconclusive" and "| inconclusive" in summary
     with pytest.raises(ValueError, match="missing .*outcome"):  # an old-style claim is refused, nothing written
-        results.save("99_old", seed=0, wall_time_s=1, models={"tiny": entry}, out_dir=tmp_path,
-                     claims=[{"claim": "x", "paper": "p", "ours": "o", "holds": True}])
+        results.save(
+            "99_old",
+            seed=0,
+            wall_time_s=1,
+            models={"tiny": entry},
+            out_dir=tmp_path,
+            claims=[{"claim": "x", "paper": "p", "ours": "o", "holds": True}],
+        )
     assert not (tmp_path / "99_old.json").exists()
 
 
-@pytest.mark.parametrize("entry,message", [
-    ({"params": 1, "bytes": 4, "latency_ms": 1.0, "eer": 5.0}, "not a fraction"),
-    ({"params": 1, "bytes": 4}, "latency_ms"),
-])
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        ({"params": 1, "bytes": 4, "latency_ms": 1.0, "eer": 5.0}, "not a fraction"),
+        ({"params": 1, "bytes": 4}, "latency_ms"),
+    ],
+)
 def test_results_reject_bad_entries(tmp_path, entry, message):
     with pytest.raises(ValueError, match=message):
         results.save("99_bad", seed=0, wall_time_s=1, models={"m": entry}, out_dir=tmp_path)
@@ -152,15 +196,27 @@ def test_results_reject_bad_entries(tmp_path, entry, message):
 
 def test_entry_and_claim_state_a_result_in_one_line():
     model = nn.Linear(4, 2)
-    e = results.entry(model, torch.randn(1, 4), test={"eer": 0.1, "min_dcf": 0.5, "scores": None},
-                      other={"eer": 0.2, "min_dcf": 0.6}, bytes=7, note="x")
+    e = results.entry(
+        model,
+        torch.randn(1, 4),
+        test={"eer": 0.1, "min_dcf": 0.5, "scores": None},
+        other={"eer": 0.2, "min_dcf": 0.6},
+        bytes=7,
+        note="x",
+    )
     assert e["params"] == 10 and e["bytes"] == 7 and e["note"] == "x" and e["latency_ms"] > 0
     assert (e["eer"], e["min_dcf"], e["eer_other_language"], e["min_dcf_other_language"]) == (0.1, 0.5, 0.2, 0.6)
     assert results.entry(eer=0.3) == {"eer": 0.3}
     v = verdicts.from_value(3.0, verdicts.better(), "points")
     c = results.claim("a beats b", "paper says so", "3 vs 4", v)
-    assert c == {"claim": "a beats b", "paper": "paper says so", "ours": "3 vs 4", "outcome": "holds",
-                 "holds": True, "verdict": v}
+    assert c == {
+        "claim": "a beats b",
+        "paper": "paper says so",
+        "ours": "3 vs 4",
+        "outcome": "holds",
+        "holds": True,
+        "verdict": v,
+    }
     assert type(c["holds"]) is bool
     with pytest.raises(TypeError, match="kdlib.evaluation.verdicts"):
         results.claim("a beats b", "p", "o", np.bool_(True))  # a bare yes/no is no longer a verdict
@@ -176,14 +232,16 @@ def test_a_missing_number_is_written_as_null():
 def test_claims_read_in_full_as_markdown_with_effect_interval_and_outcome():
     long = "x" * 80 + " | with a pipe"
     seeds = verdicts.from_seeds([0.10, 0.11, 0.12], [0.20, 0.21, 0.19], verdicts.better(), higher_is_better=False)
-    claims = [results.claim(long, "p", "o", seeds),
-              results.claim("c", "p", "o", verdicts.from_value(69.9, verdicts.about(79, 5), "%"))]
+    claims = [
+        results.claim(long, "p", "o", seeds),
+        results.claim("c", "p", "o", verdicts.from_value(69.9, verdicts.about(79, 5), "%")),
+    ]
     lines = results.claims_markdown(claims, mode="full").splitlines()
     assert lines[0] == "| claim | paper | ours | effect [95 % interval] | outcome |" and len(lines) == 4
     assert "x" * 80 + " \\| with a pipe" in lines[2]
     assert "| +9.00 points [+6.73, +11.27], detectable 3.04 |" in lines[2] and lines[2].endswith("| **holds** |")
     assert "+69.90 % (measured)" in lines[3] and lines[3].endswith("| **contradicted** |")
-    smoke = results.claims_markdown(claims, mode="smoke").splitlines()   # a smoke run's verdicts say so
+    smoke = results.claims_markdown(claims, mode="smoke").splitlines()  # a smoke run's verdicts say so
     assert smoke[0] == f"> {results.SMOKE_NOTE}" and smoke[2] == lines[0]
     assert smoke[4].endswith("| **holds** (smoke) |") and smoke[5].endswith("| **contradicted** (smoke) |")
     assert results.smoke_note("full") == ""
@@ -200,8 +258,14 @@ def test_the_summary_of_a_smoke_run_says_its_numbers_mean_nothing(tmp_path):
     for mode in ("full", "smoke"):
         out = tmp_path / mode
         out.mkdir()
-        record = {"notebook": "99_x", "mode": mode, "wall_time_s": 1.0, "device": "cpu", "models": {},
-                  "claims": [claim]}
+        record = {
+            "notebook": "99_x",
+            "mode": mode,
+            "wall_time_s": 1.0,
+            "device": "cpu",
+            "models": {},
+            "claims": [claim],
+        }
         (out / "99_x.json").write_text(json.dumps(record))
         text = results.write_summary(out).read_text()
         assert (results.SMOKE_NOTE in text) == (mode == "smoke")
@@ -254,8 +318,9 @@ def test_save_model_keeps_fp32_weights_for_a_later_notebook(tmp_path):
 
     torch.manual_seed(0)
     model = speaker_model("ecapa_tdnn", channels=16, embed_dim=8).eval()
-    folder = results.save_model("02_iml_kd", "student_seed0", model, "ecapa_tdnn", {"channels": 16, "embed_dim": 8},
-                                out_dir=tmp_path)
+    folder = results.save_model(
+        "02_iml_kd", "student_seed0", model, "ecapa_tdnn", {"channels": 16, "embed_dim": 8}, out_dir=tmp_path
+    )
     assert folder == results.model_dir("02_iml_kd", "student_seed0", tmp_path)
     assert folder == tmp_path / "models" / "02_iml_kd" / "student_seed0"
     loaded = load_speaker_model(folder)
@@ -271,8 +336,15 @@ def test_mixed_precision_trains_close_to_fp32_and_bad_settings_are_refused():
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 1))
         histories[precision] = train.fit(
-            model, _problem(), lambda b: nn.functional.mse_loss(model(b[0]).float(), b[1]), epochs=6, lr=0.02,
-            device="cpu", progress=False, precision=precision)["loss"]
+            model,
+            _problem(),
+            lambda b: nn.functional.mse_loss(model(b[0]).float(), b[1]),
+            epochs=6,
+            lr=0.02,
+            device="cpu",
+            progress=False,
+            precision=precision,
+        )["loss"]
     assert histories["bf16"][-1] < 0.2 * histories["bf16"][0]
     assert histories["bf16"][0] == pytest.approx(histories["fp32"][0], rel=2e-2)
     assert np.mean(histories["bf16"][-8:]) == pytest.approx(np.mean(histories["fp32"][-8:]), rel=0.15)
@@ -290,10 +362,21 @@ def test_the_precision_can_come_from_the_environment(monkeypatch):
     for precision in (None, "bf16"):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 1))
-        runs.append(train.fit(model, _problem(), lambda b: nn.functional.mse_loss(model(b[0]).float(), b[1]),
-                              epochs=1, lr=0.02, device="cpu", progress=False, precision=precision)["loss"])
+        runs.append(
+            train.fit(
+                model,
+                _problem(),
+                lambda b: nn.functional.mse_loss(model(b[0]).float(), b[1]),
+                epochs=1,
+                lr=0.02,
+                device="cpu",
+                progress=False,
+                precision=precision,
+            )["loss"]
+        )
     assert runs[0] == runs[1]
     from kdlib.runtime import numerics
+
     assert numerics()["KDLIB_PRECISION"] == "bf16"
     monkeypatch.setenv("KDLIB_PRECISION", "float8")
     with pytest.raises(ValueError, match="KDLIB_PRECISION"):

@@ -43,8 +43,9 @@ def _student():
 
 def test_student_learns_to_match_the_teacher_and_keeps_its_own_task():
     student = _student()
-    hist = real_teacher.distil_real_teacher(student, _Teacher(), _loader(), steps=40, teacher_dim=16, lr=3e-3,
-                                        progress=False)
+    hist = real_teacher.distil_real_teacher(
+        student, _Teacher(), _loader(), steps=40, teacher_dim=16, lr=3e-3, progress=False
+    )
     assert len(hist["kd"]) == 40
     assert np.mean(hist["kd"][-5:]) < 0.8 * np.mean(hist["kd"][:5])  # measured: 0.99 -> 0.66
     assert np.mean(hist["aam"][-5:]) < np.mean(hist["aam"][:5])
@@ -56,8 +57,17 @@ def test_real_crops_join_the_kd_term_and_runs_repeat():
     runs = []
     for _ in range(2):
         student = _student()
-        hist = real_teacher.distil_real_teacher(student, _Teacher(), _loader(), steps=4, teacher_dim=16,
-                                            real_waves=waves, real_seconds=0.5, progress=False, seed=3)
+        hist = real_teacher.distil_real_teacher(
+            student,
+            _Teacher(),
+            _loader(),
+            steps=4,
+            teacher_dim=16,
+            real_waves=waves,
+            real_seconds=0.5,
+            progress=False,
+            seed=3,
+        )
         runs.append((hist["kd"], student.encoder.state_dict()))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, runs[1][1][k]) for k, a in runs[0][1].items())
@@ -72,10 +82,13 @@ def test_unlabelled_real_speech_reads_the_packages(tmp_path, monkeypatch, make_d
         return buf.getvalue()
 
     (tmp_path / "debs").mkdir()
-    make_deb(tmp_path / "debs" / "kids-a_1_all.deb",
-             {"usr/share/a/en/ball.ogg": ogg(0.8), "usr/share/a/en/x.ogg": ogg(0.2), "usr/share/a/en/pic.png": b"png"})
-    monkeypatch.setattr(unlabelled, "UNLABELLED", {"kids-a": {"prefix": "usr/share/a/", "licence": "GPL-2+",
-                                                            "what": "words"}})
+    make_deb(
+        tmp_path / "debs" / "kids-a_1_all.deb",
+        {"usr/share/a/en/ball.ogg": ogg(0.8), "usr/share/a/en/x.ogg": ogg(0.2), "usr/share/a/en/pic.png": b"png"},
+    )
+    monkeypatch.setattr(
+        unlabelled, "UNLABELLED", {"kids-a": {"prefix": "usr/share/a/", "licence": "GPL-2+", "what": "words"}}
+    )
     waves = unlabelled.unlabelled_real_speech(tmp_path / "debs", progress=False)
     assert len(waves) == 1 and abs(len(waves[0]) - 0.8 * 16_000) < 200  # resampled to 16 kHz; 0.2 s dropped
     waves, languages = unlabelled.unlabelled_real_speech(tmp_path / "debs", progress=False, with_languages=True)
@@ -95,18 +108,35 @@ def test_language_voices_keep_languages_with_enough_clips():
 
 
 def test_labelled_real_crops_add_a_speaker_term_that_learns():
-    waves = [np.sin(np.arange(12_000) / (3 + 4 * (i % 2))).astype(np.float32) * (0.1 + 0.2 * (i % 2))
-             for i in range(6)]
+    waves = [np.sin(np.arange(12_000) / (3 + 4 * (i % 2))).astype(np.float32) * (0.1 + 0.2 * (i % 2)) for i in range(6)]
     labels = [i % 2 for i in range(6)]
     student = _student()
-    hist = real_teacher.distil_real_teacher(student, _Teacher(), _loader(), steps=30, teacher_dim=16, lr=3e-3,
-                                        real_waves=waves, real_labels=labels, real_seconds=0.5, progress=False)
+    hist = real_teacher.distil_real_teacher(
+        student,
+        _Teacher(),
+        _loader(),
+        steps=30,
+        teacher_dim=16,
+        lr=3e-3,
+        real_waves=waves,
+        real_labels=labels,
+        real_seconds=0.5,
+        progress=False,
+    )
     assert len(hist["aam_real"]) == 30
     assert np.mean(hist["aam_real"][-5:]) < np.mean(hist["aam_real"][:5])
     assert not any("real_head" in k for k in student.state_dict())  # the extra head is not shipped
     with pytest.raises(ValueError, match="real_labels: 2 labels for 6 real waveforms"):
-        real_teacher.distil_real_teacher(_student(), _Teacher(), _loader(), steps=1, teacher_dim=16,
-                                     real_waves=waves, real_labels=[0, 1], progress=False)
+        real_teacher.distil_real_teacher(
+            _student(),
+            _Teacher(),
+            _loader(),
+            steps=1,
+            teacher_dim=16,
+            real_waves=waves,
+            real_labels=[0, 1],
+            progress=False,
+        )
 
 
 def test_a_student_regresses_cached_teacher_embeddings_without_labels():
@@ -114,16 +144,19 @@ def test_a_student_regresses_cached_teacher_embeddings_without_labels():
     long_x = torch.randn(8, 16_000, generator=g) * torch.linspace(0.05, 0.5, 8)[:, None]
     short_x = torch.randn(8, 8_000, generator=g) * torch.linspace(0.5, 0.05, 8)[:, None]
     teacher = _Teacher()
-    banks = {"1 s": {"wave": long_x, "target": attempts.teacher_embeddings(teacher, long_x)},
-             "0.5 s": {"wave": short_x, "target": attempts.teacher_embeddings(teacher, short_x, batch_size=3)}}
+    banks = {
+        "1 s": {"wave": long_x, "target": attempts.teacher_embeddings(teacher, long_x)},
+        "0.5 s": {"wave": short_x, "target": attempts.teacher_embeddings(teacher, short_x, batch_size=3)},
+    }
     assert torch.allclose(banks["1 s"]["target"], teacher(long_x))  # cached once, the same embeddings
     student = speaker_model("ecapa_tdnn", channels=16, embed_dim=8)  # no head: no labels anywhere
     history = attempts.distil_cached(student, banks, steps=60, batch=4, lr=5e-3, progress=False)
     assert len(history["kd"]) == 60
     assert np.mean(history["kd"][-8:]) < 0.5 * np.mean(history["kd"][:8])
     with pytest.raises(ValueError, match="targets of one width"):
-        attempts.distil_cached(student, {"a": banks["1 s"], "b": {"wave": short_x, "target": torch.zeros(8, 3)}},
-                               steps=1)
+        attempts.distil_cached(
+            student, {"a": banks["1 s"], "b": {"wave": short_x, "target": torch.zeros(8, 3)}}, steps=1
+        )
 
 
 def test_telephone_crops_change_the_drawn_share_keep_labels_and_repeat():

@@ -7,11 +7,13 @@ import pytest
 
 from kdlib.course import variants
 
-SOURCE = ("import kdlib\nfrom kdlib import results\nfrom kdlib.evaluation import verdicts\n"
-          "SMOKE = kdlib.runtime.SMOKE\nSTEPS = 3\n",
-          "results.save('99_v', seed=0, wall_time_s=0.0, models={'m': results.entry(params=1, bytes=4, "
-          "latency_ms=1.0, eer=STEPS / 100)}, claims=[results.claim('few steps', 'p', str(STEPS), "
-          "verdicts.from_value(5 - STEPS, verdicts.better(), 'steps'))])")
+SOURCE = (
+    "import kdlib\nfrom kdlib import results\nfrom kdlib.evaluation import verdicts\n"
+    "SMOKE = kdlib.runtime.SMOKE\nSTEPS = 3\n",
+    "results.save('99_v', seed=0, wall_time_s=0.0, models={'m': results.entry(params=1, bytes=4, "
+    "latency_ms=1.0, eer=STEPS / 100)}, claims=[results.claim('few steps', 'p', str(STEPS), "
+    "verdicts.from_value(5 - STEPS, verdicts.better(), 'steps'))])",
+)
 
 
 @pytest.fixture
@@ -50,7 +52,7 @@ def test_a_variant_runs_with_its_knobs_in_its_own_folder_and_is_reused(notebook,
     assert variants.figures(str(notebook), "seven", "results.save") == []  # that cell draws nothing
     with pytest.raises(FileNotFoundError, match="'eight' has not run"):
         variants.figures(str(notebook), "eight", "results.save")
-    assert variants.figures(str(notebook), "eight", "results.save", missing_ok=True) == []   # a committed answer
+    assert variants.figures(str(notebook), "eight", "results.save", missing_ok=True) == []  # a committed answer
     as_committed = variants.baseline(str(notebook), run_missing=True)  # no own run yet: runs it as committed
     assert as_committed["parameters"] == {} and as_committed["models"]["m"]["eer"] == pytest.approx(0.03)
 
@@ -68,19 +70,27 @@ def test_the_baseline_must_be_a_comparable_run_of_this_mode(tmp_path, monkeypatc
 
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
     unset(*REFERENCE_NUMERICS, "OMP_NUM_THREADS")
-    with pytest.raises(FileNotFoundError, match=(
-            "no comparable (smoke|full) run of 99_v.*python -m kdlib.course.runner run")):
+    with pytest.raises(
+        FileNotFoundError, match=("no comparable (smoke|full) run of 99_v.*python -m kdlib.course.runner run")
+    ):
         variants.baseline("99_v")
     out = variants.results_dir()
     out.mkdir(parents=True)
     mode = "smoke" if variants.SMOKE else "full"
     numerics = {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"}
-    record = {"mode": mode, "parameters": {}, "models": {}, "claims": [],
-              "provenance": {"numerics": numerics, "git_commit": git_commit()}}
+    record = {
+        "mode": mode,
+        "parameters": {},
+        "models": {},
+        "claims": [],
+        "provenance": {"numerics": numerics, "git_commit": git_commit()},
+    }
     (out / "99_v.json").write_text(json.dumps(record))
     assert variants.baseline("99_v")["mode"] == mode
-    for spoiled in ({"parameters": {"STEPS": 7}}, {"provenance": {"numerics": {"MKL_CBWR": None},
-                                                                  "git_commit": git_commit()}}):
+    for spoiled in (
+        {"parameters": {"STEPS": 7}},
+        {"provenance": {"numerics": {"MKL_CBWR": None}, "git_commit": git_commit()}},
+    ):
         (out / "99_v.json").write_text(json.dumps({**record, **spoiled}))  # changed knobs; pytest --nbmake's kernels
         with pytest.raises(FileNotFoundError, match="no comparable"):
             variants.baseline("99_v")
@@ -96,9 +106,18 @@ def test_committed_answers_are_shown_in_every_mode_and_reused_in_full_mode(noteb
     for key, value in {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"}.items():
         monkeypatch.setenv(key, value)
     assert variants.run(str(notebook), {"STEPS": 7}, "seven", execute=False) is None  # nothing committed yet
-    record = {"mode": "full", "parameters": {"STEPS": 7}, "wall_time_s": 600.0, "models": {"m": {"eer": 0.07}},
-              "claims": [], "provenance": {"numerics": {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"},
-                                           "git_commit": git_commit(), "created": "2026-12-04T05:00:00"}}
+    record = {
+        "mode": "full",
+        "parameters": {"STEPS": 7},
+        "wall_time_s": 600.0,
+        "models": {"m": {"eer": 0.07}},
+        "claims": [],
+        "provenance": {
+            "numerics": {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"},
+            "git_commit": git_commit(),
+            "created": "2026-12-04T05:00:00",
+        },
+    }
     made = variants.folder(str(notebook), "seven")
     made.mkdir(parents=True)
     (made / "99_v.json").write_text(json.dumps({**record, "mode": "smoke"}))
@@ -109,7 +128,7 @@ def test_committed_answers_are_shown_in_every_mode_and_reused_in_full_mode(noteb
     assert path == tmp_path / "reference" / "variants" / "99_v" / "seven" / "99_v.json"
     assert variants.run(str(notebook), {"STEPS": 7}, "seven", execute=False) == record
     monkeypatch.setattr(variants, "SMOKE", False)
-    (made / "99_v.json").unlink()   # so that reading it back can only come from the committed answer
+    (made / "99_v.json").unlink()  # so that reading it back can only come from the committed answer
     assert variants.run(str(notebook), {"STEPS": 7}, "seven") == record
     with pytest.raises(ValueError, match=r"measured with \{'STEPS': 7\}, not \{'STEPS': 8\}"):
         variants.run(str(notebook), {"STEPS": 8}, "seven", execute=False)

@@ -103,8 +103,11 @@ def test_measured_values_and_combined_claims():
     assert at_least([h, h, h, c], 3)["outcome"] == "holds"
     assert at_least([h, h, c, i], 3)["outcome"] == "inconclusive"
     assert at_least([h, c, c, i], 3)["outcome"] == "contradicted"
-    assert verdicts.count([{"outcome": "holds"}, {"outcome": "inconclusive"}]) == \
-        {"holds": 1, "contradicted": 0, "inconclusive": 1}
+    assert verdicts.count([{"outcome": "holds"}, {"outcome": "inconclusive"}]) == {
+        "holds": 1,
+        "contradicted": 0,
+        "inconclusive": 1,
+    }
 
 
 def test_the_one_rule_at_the_region_edges():
@@ -142,8 +145,9 @@ def test_any_function_of_several_eers_and_accuracies_from_per_item_outcomes():
     assert c["outcome"] == "holds" and c["effect"] == pytest.approx(100 * (right_often.mean() - right_less.mean()))
     kept = verdicts.from_items(right_often, right_often, groups, about(100.0, 10.0), relative=True, draws=50)
     assert kept["effect"] == 0.0 and kept["outcome"] == "contradicted"  # relative *change* is 0, not 100
-    area = verdicts.from_items([0.3, 0.35, 0.2, 0.3], [0.4, 0.45, 0.4, 0.5], [0, 1, 2, 3], better(),
-                               higher_is_better=False, draws=200)
+    area = verdicts.from_items(
+        [0.3, 0.35, 0.2, 0.3], [0.4, 0.45, 0.4, 0.5], [0, 1, 2, 3], better(), higher_is_better=False, draws=200
+    )
     assert area["effect"] == pytest.approx(15.0) and area["outcome"] == "holds"  # a lower deletion area is better
     with pytest.raises(ValueError, match="differ in length"):
         verdicts.from_items(right_often[:-1], right_less, groups, better())

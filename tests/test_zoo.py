@@ -40,7 +40,7 @@ def test_smoke_builds_register_and_load(smoke_zoo, monkeypatch):
 def test_load_takes_a_checkpoint_directory(smoke_zoo):
     from kdlib.models import SpeakerModel
 
-    teacher = zoo.load(smoke_zoo / "ecapa")             # a folder, not a name: verified by nobody, loaded as is
+    teacher = zoo.load(smoke_zoo / "ecapa")  # a folder, not a name: verified by nobody, loaded as is
     assert isinstance(teacher, SpeakerModel) and not teacher.training
     assert type(zoo.load(smoke_zoo / "hubert-tiny")).__name__ == "HubertModel"
     with pytest.raises(FileNotFoundError, match="neither a zoo teacher"):
@@ -54,8 +54,13 @@ def test_a_hub_id_that_cannot_be_fetched_says_what_to_do():
     import sys
 
     code = "from kdlib import zoo\ntry:\n    zoo.load('kdlib-test/no-such-model')\nexcept OSError as e:\n    print(e)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert "kdlib-test/no-such-model: could not load this hub id" in out.stdout
     assert "pass the local directory" in out.stdout
 
@@ -68,8 +73,20 @@ def test_damaged_manifest_is_named_with_its_fix(tmp_path):
 
 def test_bad_overrides_are_refused(tmp_path):
     with pytest.raises(KeyError, match=r"no setting \['mask_lenght'\]"):
-        zoo_main(["build", "--teacher", "wavlm-tiny", "--smoke", "--corpus", "smoke", "--out", str(tmp_path),
-                  "--set", "mask_lenght=3"])
+        zoo_main(
+            [
+                "build",
+                "--teacher",
+                "wavlm-tiny",
+                "--smoke",
+                "--corpus",
+                "smoke",
+                "--out",
+                str(tmp_path),
+                "--set",
+                "mask_lenght=3",
+            ]
+        )
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         zoo_main(["build", "--teacher", "wavlm-tiny", "--smoke", "--out", str(tmp_path), "--set", "steps"])
     with pytest.raises(SystemExit, match="SSL recipes only"):
@@ -125,8 +142,9 @@ def test_shipped_ssl_teachers_clear_the_probe_bar(monkeypatch):
 
 def test_probe_spread_is_recorded_per_split_and_twin_seed(smoke_zoo, monkeypatch):
     monkeypatch.setenv("KDLIB_ZOO", str(smoke_zoo))
-    assert zoo_main(["probe", "--teacher", "hubert-tiny", "--corpus", "smoke", "--splits", "2",
-                     "--twin-seeds", "2"]) == 0
+    assert (
+        zoo_main(["probe", "--teacher", "hubert-tiny", "--corpus", "smoke", "--splits", "2", "--twin-seeds", "2"]) == 0
+    )
     spread = zoo.manifest()["hubert-tiny"]["metrics"]["probe_spread"]
     for task in ("speaker", "keyword"):
         assert len(spread["teacher"][task]["values"]) == 2 and len(spread["mfcc"][task]["values"]) == 2

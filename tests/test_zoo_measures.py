@@ -14,9 +14,31 @@ from kdlib.zoo.__main__ import main as zoo_main
 @pytest.fixture(scope="module")
 def measured_zoo(tmp_path_factory, smoke_corpus):
     out = tmp_path_factory.mktemp("zoo")
-    assert zoo_main(["measure", "--teacher", "whisper-tiny.en", "--corpus", "smoke", "--smoke", "--seeds", "2",
-                     "--only", "profile", "--only", "headroom", "--only", "phonemes", "--only", "costs",
-                     "--zoo", str(out)]) == 0
+    assert (
+        zoo_main(
+            [
+                "measure",
+                "--teacher",
+                "whisper-tiny.en",
+                "--corpus",
+                "smoke",
+                "--smoke",
+                "--seeds",
+                "2",
+                "--only",
+                "profile",
+                "--only",
+                "headroom",
+                "--only",
+                "phonemes",
+                "--only",
+                "costs",
+                "--zoo",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return zoo.manifest(out)
 
 
@@ -54,14 +76,19 @@ def test_measure_records_profile_headroom_and_costs(measured_zoo):
 
 def test_tables_of_the_records(measured_zoo):
     headroom = measures.headroom_table(measured_zoo)
-    assert list(headroom.index) == ["whisper-tiny.en: all 4 layers", "whisper-tiny.en: student, first 2 layers",
-                                    "whisper-tiny.en: gap (teacher better > 0)"]
+    assert list(headroom.index) == [
+        "whisper-tiny.en: all 4 layers",
+        "whisper-tiny.en: student, first 2 layers",
+        "whisper-tiny.en: gap (teacher better > 0)",
+    ]
     record = measured_zoo["whisper-tiny.en"]["metrics"]["headroom"]["systems"]
     t, s = record["teacher"]["harsh"]["kws"], record["student, first 2 layers"]["harsh"]["kws"]
     assert headroom.loc["whisper-tiny.en: all 4 layers", ("harsh", "KWS acc")] == (
-        f"{100 * t['mean']:.1f} ± {100 * t['std']:.1f}")
+        f"{100 * t['mean']:.1f} ± {100 * t['std']:.1f}"
+    )
     assert headroom.loc["whisper-tiny.en: gap (teacher better > 0)", ("harsh", "KWS acc")] == (
-        f"{100 * (t['mean'] - s['mean']):+.1f}")
+        f"{100 * (t['mean'] - s['mean']):+.1f}"
+    )
     eer_t = record["teacher"]["clean"]["sv_eer"]["mean"]
     eer_s = record["student, first 2 layers"]["clean"]["sv_eer"]["mean"]
     gap = headroom.loc["whisper-tiny.en: gap (teacher better > 0)", ("clean", "SV EER")]
@@ -71,7 +98,8 @@ def test_tables_of_the_records(measured_zoo):
     t, s = per["teacher"]["harsh"]["per"], per["student, first 2 layers"]["harsh"]["per"]
     assert phones.loc["whisper-tiny.en: all 4 layers", "harsh PER"] == f"{100 * t['mean']:.1f} ± {100 * t['std']:.1f}"
     assert phones.loc["whisper-tiny.en: gap (teacher better > 0)", "harsh PER"] == (
-        f"{100 * (s['mean'] - t['mean']):+.1f}")
+        f"{100 * (s['mean'] - t['mean']):+.1f}"
+    )
     assert "Phoneme recognition" in measures.readme_section(measured_zoo)
     costs = measures.costs_table(measured_zoo)
     assert costs.loc["whisper-tiny.en", "params (M)"] == pytest.approx(8.21, abs=0.01)
@@ -83,6 +111,7 @@ def test_tables_of_the_records(measured_zoo):
 def test_pooled_layer_is_z_scored_statistics():
     class Twice(torch.nn.Module):
         """Stands in for an encoder: hidden state 1 is the frames doubled."""
+
         config = type("C", (), {"hidden_size": 2})()
 
         def forward(self, wave, output_hidden_states=True):
@@ -92,8 +121,9 @@ def test_pooled_layer_is_z_scored_statistics():
     torch.manual_seed(0)
     fit = [torch.randn(8) for _ in range(5)]
     system = measures.PooledLayer(Twice(), layer=1).fit(fit)
-    pooled = torch.stack([torch.cat([2 * w.view(-1, 2).mean(0), (2 * w.view(-1, 2)).std(0, unbiased=False)])
-                          for w in fit])
+    pooled = torch.stack(
+        [torch.cat([2 * w.view(-1, 2).mean(0), (2 * w.view(-1, 2)).std(0, unbiased=False)]) for w in fit]
+    )
     torch.testing.assert_close(system.mean, pooled.mean(0), rtol=1e-5, atol=1e-6)
     expected = (pooled[0] - pooled.mean(0)) / pooled.std(0)
     torch.testing.assert_close(system(fit[0])[0], expected, rtol=1e-4, atol=1e-5)

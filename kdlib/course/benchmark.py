@@ -90,11 +90,22 @@ def _oskdft_01():
     dim, n_states = teacher.config.hidden_size, student.config.num_hidden_layers + 1
     encoder = os_kdft.MixedLayers(ECAPA_TDNN(128, 192, n_mels=dim, input_norm="batch"), n_states)
     backend = SpeakerModel(encoder, head=AAMSoftmax(192, N_SPEAKERS, margin=0.2, scale=30.0))
-    objective = os_kdft.OneStepKDFT(without_stem(student), backend, regime="one_step", adapters=adapters,
-                                    readout="layers", kd_target="mse", kd_weight=5.0, total_steps=300)
+    objective = os_kdft.OneStepKDFT(
+        without_stem(student),
+        backend,
+        regime="one_step",
+        adapters=adapters,
+        readout="layers",
+        kd_target="mse",
+        kd_weight=5.0,
+        total_steps=300,
+    )
     feats = _stems(teacher, 32, 1.0)
-    batch = {"feats": feats, "label": torch.randint(0, N_SPEAKERS, (32,)),
-             "targets": torch.randn(32, 1, feats.shape[-1], dim).half()}
+    batch = {
+        "feats": feats,
+        "label": torch.randint(0, N_SPEAKERS, (32,)),
+        "targets": torch.randn(32, 1, feats.shape[-1], dim).half(),
+    }
     optimizer = torch.optim.Adam(objective.param_groups(2e-4, 2e-3, 2e-3))
     return objective, objective.loss, [batch], optimizer, {"grad_clip": None}
 
@@ -111,8 +122,14 @@ def _imlkd_02():
         kd = losses.multi_level(logits, batch["t_logits_integrated"], losses.MLKD_TEMPERATURES)[0]
         return aam + kd, {"aam": aam, "kd": kd}
 
-    batches = [{"integrated": torch.randn(32, 80, 100 * s + 1), "label": torch.randint(0, 120, (32,)),
-                "t_logits_integrated": 10 * torch.randn(32, 120)} for s in (1, 2, 3)]
+    batches = [
+        {
+            "integrated": torch.randn(32, 80, 100 * s + 1),
+            "label": torch.randint(0, 120, (32,)),
+            "t_logits_integrated": 10 * torch.randn(32, 120),
+        }
+        for s in (1, 2, 3)
+    ]
     return student, loss_fn, batches, torch.optim.AdamW(student.parameters(), 2e-3, weight_decay=2e-5), {}
 
 
@@ -132,13 +149,19 @@ def _distil(n_teachers: int):
     teacher, student = _ssl_student()
     freeze_stem(student)
     dim, layers = teacher.config.hidden_size, distil_layers(teacher.config.num_hidden_layers, 3)
-    distiller = ensemble.EnsembleDistiller(without_stem(student),
-                                           ensemble.heads_for("average", dim, n_teachers, len(layers)))
+    distiller = ensemble.EnsembleDistiller(
+        without_stem(student), ensemble.heads_for("average", dim, n_teachers, len(layers))
+    )
     feats = _stems(teacher, 24, 1.0)
     batch = {"feats": feats, "targets": torch.randn(24, n_teachers, len(layers), feats.shape[-1], dim).half()}
-    optimizer = torch.optim.AdamW([
-        {"params": [p for p in student.parameters() if p.requires_grad], "lr": 1e-3},
-        {"params": list(distiller.heads.parameters()), "lr": 4e-3}], betas=(0.9, 0.98), weight_decay=1e-6)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in student.parameters() if p.requires_grad], "lr": 1e-3},
+            {"params": list(distiller.heads.parameters()), "lr": 4e-3},
+        ],
+        betas=(0.9, 0.98),
+        weight_decay=1e-6,
+    )
     return distiller, distiller.loss, [batch], optimizer, {"grad_clip": 5.0}
 
 
@@ -152,14 +175,27 @@ def _finetune_04():
     dim, depth = teacher.config.hidden_size, student.config.num_hidden_layers
     heads = PredictionHeads(dim, len(distil_layers(teacher.config.num_hidden_layers, 3)))
     encoder = multitask.EncoderOutput(without_stem(freeze_stem(student)), heads, "layers")
-    model = multitask.JointModel(encoder, encoder.width(dim), N_KEYWORDS, N_SPEAKERS, margin=0.2, scale=30.0,
-                                 layers=encoder.representations(depth), standardise=True)
+    model = multitask.JointModel(
+        encoder,
+        encoder.width(dim),
+        N_KEYWORDS,
+        N_SPEAKERS,
+        margin=0.2,
+        scale=30.0,
+        layers=encoder.representations(depth),
+        standardise=True,
+    )
     stems = _stems(teacher, 24, 1.0)
-    batches = [{"task": "kws", "wave": stems, "label": torch.randint(0, N_KEYWORDS, (24,))},
-               {"task": "sv", "wave": stems, "label": torch.randint(0, N_SPEAKERS, (24,))}]
-    optimizer = torch.optim.Adam([
-        {"params": [p for head in model.task_heads() for p in head.parameters()], "lr": 1e-3},
-        {"params": [p for p in encoder.parameters() if p.requires_grad], "lr": 1e-4}])
+    batches = [
+        {"task": "kws", "wave": stems, "label": torch.randint(0, N_KEYWORDS, (24,))},
+        {"task": "sv", "wave": stems, "label": torch.randint(0, N_SPEAKERS, (24,))},
+    ]
+    optimizer = torch.optim.Adam(
+        [
+            {"params": [p for head in model.task_heads() for p in head.parameters()], "lr": 1e-3},
+            {"params": [p for p in encoder.parameters() if p.requires_grad], "lr": 1e-4},
+        ]
+    )
     return model, model.loss, batches, optimizer, {"grad_clip": 5.0}
 
 
@@ -170,27 +206,82 @@ def _ssl_gemm(batch: int, seconds: float, dim: int) -> tuple[int, int, int]:
 
 
 WORKLOADS = [
-    Workload("00", "00_data_and_teachers", "ECAPA-TDNN C=256 from audio, AAM-softmax, 32 × 2 s", _ecapa_00,
-             32 * 2.0, (32 * 201, 3 * 256, 256)),
-    Workload("01", "01_os_kdft", "OS-KDFT (e): 2-layer Whisper tiny.en student with adapters, two "
-             "branches, ECAPA C=128 on the mix of its states, 32 × 1 s", _oskdft_01, 32 * 1.0, _ssl_gemm(64, 1.0, 384)),
-    Workload("02", "02_iml_kd", "IML-KD (b): ECAPA C=128 student on log-mel features, multi-level KD, 32 × 1, 2 "
-             "and 3 s", _imlkd_02, 32 * 2.0, (32 * 201, 3 * 128, 128)),
-    Workload("03", "03_ensemble_kd", "ensemble distillation, layerwise average of 2 teachers, 2-layer Whisper "
-             "tiny.en student, 24 × 1 s", lambda: _distil(2), 24 * 1.0, _ssl_gemm(24, 1.0, 384)),
-    Workload("04a", "04_joint_kd_multitask", "stage 1: DistilHuBERT distillation of Whisper tiny.en, 2-layer "
-             "student, 24 × 1 s", lambda: _distil(1), 24 * 1.0, _ssl_gemm(24, 1.0, 384)),
-    Workload("04b", "04_joint_kd_multitask", "stage 2: KWS + SV fine-tuning of the distilled student, every "
-             "layer read, 24 × 1 s", _finetune_04, 24 * 1.0, _ssl_gemm(24, 1.0, 384)),
+    Workload(
+        "00",
+        "00_data_and_teachers",
+        "ECAPA-TDNN C=256 from audio, AAM-softmax, 32 × 2 s",
+        _ecapa_00,
+        32 * 2.0,
+        (32 * 201, 3 * 256, 256),
+    ),
+    Workload(
+        "01",
+        "01_os_kdft",
+        "OS-KDFT (e): 2-layer Whisper tiny.en student with adapters, two "
+        "branches, ECAPA C=128 on the mix of its states, 32 × 1 s",
+        _oskdft_01,
+        32 * 1.0,
+        _ssl_gemm(64, 1.0, 384),
+    ),
+    Workload(
+        "02",
+        "02_iml_kd",
+        "IML-KD (b): ECAPA C=128 student on log-mel features, multi-level KD, 32 × 1, 2 and 3 s",
+        _imlkd_02,
+        32 * 2.0,
+        (32 * 201, 3 * 128, 128),
+    ),
+    Workload(
+        "03",
+        "03_ensemble_kd",
+        "ensemble distillation, layerwise average of 2 teachers, 2-layer Whisper tiny.en student, 24 × 1 s",
+        lambda: _distil(2),
+        24 * 1.0,
+        _ssl_gemm(24, 1.0, 384),
+    ),
+    Workload(
+        "04a",
+        "04_joint_kd_multitask",
+        "stage 1: DistilHuBERT distillation of Whisper tiny.en, 2-layer student, 24 × 1 s",
+        lambda: _distil(1),
+        24 * 1.0,
+        _ssl_gemm(24, 1.0, 384),
+    ),
+    Workload(
+        "04b",
+        "04_joint_kd_multitask",
+        "stage 2: KWS + SV fine-tuning of the distilled student, every layer read, 24 × 1 s",
+        _finetune_04,
+        24 * 1.0,
+        _ssl_gemm(24, 1.0, 384),
+    ),
 ]
 
-TEACHERS = {"hubert-tiny": "knobs of 01, 03, 04", "wavlm-tiny": "knobs of 03", "wav2vec2-tiny": "knobs of 04",
-            "ecapa": "02, 05", "whisper-tiny.en": "00, 01, 03, 04", "whisper-base": "00, 03"}
+TEACHERS = {
+    "hubert-tiny": "knobs of 01, 03, 04",
+    "wavlm-tiny": "knobs of 03",
+    "wav2vec2-tiny": "knobs of 04",
+    "ecapa": "02, 05",
+    "whisper-tiny.en": "00, 01, 03, 04",
+    "whisper-base": "00, 03",
+}
 """Zoo teachers whose forward pass is timed, and the notebooks that run it."""
 
 
-def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
-                        _output_padding, _groups, output_mask, out_shape=None) -> int:
+def conv_backward_flops(
+    grad_out_shape,
+    x_shape,
+    w_shape,
+    _bias,
+    _stride,
+    _padding,
+    _dilation,
+    transposed,
+    _output_padding,
+    _groups,
+    output_mask,
+    out_shape=None,
+) -> int:
     """FLOPs of a convolution's backward pass: each of the input gradient and the weight gradient asked for
     (``output_mask``) costs what the forward convolution costs, 2·N·T_out·C_out·(C_in / groups)·K.
 
@@ -208,8 +299,7 @@ def flops_of(model: nn.Module, loss_fn: Callable, batch) -> int:
     with :func:`conv_backward_flops` for convolutions' backward passes)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False,
-                              custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flops})
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flops})
     with counter:
         out = loss_fn(batch)
         (out[0] if isinstance(out, tuple) else out).backward()
@@ -222,8 +312,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_gflops(m: int, k: int, n: int, dtype: torch.dtype = torch.float32, seconds: float = 0.5,
-                  device: str = "cpu") -> float:
+def matmul_gflops(
+    m: int, k: int, n: int, dtype: torch.dtype = torch.float32, seconds: float = 0.5, device: str = "cpu"
+) -> float:
     """The machine's matrix-product speed, ``(m, k) @ (k, n)`` in ``dtype``: 2·m·k·n / the median time of
     repeated products (repeated for about ``seconds`` after a warm-up)."""
     a, b = torch.randn(m, k, device=device).to(dtype), torch.randn(k, n, device=device).to(dtype)
@@ -257,8 +348,17 @@ class _Timed:
         self.times.append(time.perf_counter())
 
 
-def where_time_goes(model: nn.Module, loss_fn: Callable, batches: list, optimizer, options: dict, steps: int = 3,
-                    precision: str = "fp32", device: str = "cpu", top: int = 6) -> dict[str, float]:
+def where_time_goes(
+    model: nn.Module,
+    loss_fn: Callable,
+    batches: list,
+    optimizer,
+    options: dict,
+    steps: int = 3,
+    precision: str = "fp32",
+    device: str = "cpu",
+    top: int = 6,
+) -> dict[str, float]:
     """The share of ``steps`` training steps' operator time taken by each of the ``top`` costliest operators
     (self time, torch.profiler), e.g. ``{"aten::mm": 0.41, "aten::bernoulli_": 0.09, ...}``."""
     from torch.profiler import ProfilerActivity, profile
@@ -266,16 +366,31 @@ def where_time_goes(model: nn.Module, loss_fn: Callable, batches: list, optimize
     from kdlib import train
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        train.fit(model, _Timed(batches, steps, device), loss_fn, epochs=1, optimizer=optimizer, device=device,
-                  progress=False, precision=precision, **options)
+        train.fit(
+            model,
+            _Timed(batches, steps, device),
+            loss_fn,
+            epochs=1,
+            optimizer=optimizer,
+            device=device,
+            progress=False,
+            precision=precision,
+            **options,
+        )
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     ranked = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
     return {e.key: round(e.self_cpu_time_total / total, 4) for e in ranked}
 
 
-def time_workload(workload: Workload, steps: int = 10, warmup: int = 3, precision: str = "fp32",
-                  device: str = "cpu", profile: bool = False) -> dict:
+def time_workload(
+    workload: Workload,
+    steps: int = 10,
+    warmup: int = 3,
+    precision: str = "fp32",
+    device: str = "cpu",
+    profile: bool = False,
+) -> dict:
     """Seconds per training step of ``workload`` (the median of ``steps`` after ``warmup``), its FLOPs, the
     achieved GFLOP/s and the ratio to the machine's matrix-product speed at the workload's size; with
     ``profile``, also the operators that take the time (:func:`where_time_goes`, after the timed steps)."""
@@ -285,23 +400,45 @@ def time_workload(workload: Workload, steps: int = 10, warmup: int = 3, precisio
     model, loss_fn, batches, optimizer, options = workload.build()
     flops = statistics.mean(flops_of(model, loss_fn, b) for b in batches)
     loader = _Timed(batches, warmup + steps, device)
-    train.fit(model, loader, loss_fn, epochs=1, optimizer=optimizer, device=device, progress=False,
-              precision=precision, **options)
-    operators = (where_time_goes(model, loss_fn, batches, optimizer, options, precision=precision, device=device)
-                 if profile else None)
-    per_step = statistics.median(b - a for a, b in zip(loader.times[warmup:-1], loader.times[warmup + 1:]))
+    train.fit(
+        model,
+        loader,
+        loss_fn,
+        epochs=1,
+        optimizer=optimizer,
+        device=device,
+        progress=False,
+        precision=precision,
+        **options,
+    )
+    operators = (
+        where_time_goes(model, loss_fn, batches, optimizer, options, precision=precision, device=device)
+        if profile
+        else None
+    )
+    per_step = statistics.median(b - a for a, b in zip(loader.times[warmup:-1], loader.times[warmup + 1 :]))
     achieved = flops / per_step / 1e9
     dtype = train.PRECISIONS[precision]
     machine = matmul_gflops(*workload.gemm, dtype=dtype, device=device)
-    return {"workload": workload.key, "notebook": workload.notebook, "what": workload.what,
-            "seconds_per_step": per_step, "steps_per_second": 1 / per_step,
-            "audio_seconds_per_second": workload.audio_seconds / per_step, "gflop_per_step": flops / 1e9,
-            "achieved_gflops": achieved, "gemm": list(workload.gemm), "machine_gflops": machine,
-            "ratio": achieved / machine, **({"top_operators": operators} if operators else {})}
+    return {
+        "workload": workload.key,
+        "notebook": workload.notebook,
+        "what": workload.what,
+        "seconds_per_step": per_step,
+        "steps_per_second": 1 / per_step,
+        "audio_seconds_per_second": workload.audio_seconds / per_step,
+        "gflop_per_step": flops / 1e9,
+        "achieved_gflops": achieved,
+        "gemm": list(workload.gemm),
+        "machine_gflops": machine,
+        "ratio": achieved / machine,
+        **({"top_operators": operators} if operators else {}),
+    }
 
 
-def time_teacher(name: str, batch: int = 24, seconds: float = 1.0, repeats: int = 5,
-                 precision: str = "fp32", device: str = "cpu") -> dict:
+def time_teacher(
+    name: str, batch: int = 24, seconds: float = 1.0, repeats: int = 5, precision: str = "fp32", device: str = "cpu"
+) -> dict:
     """A frozen teacher's forward pass as the notebooks run it: every hidden state (SSL, Whisper) or the
     embedding (a speaker model), no gradient; the median of ``repeats`` after one warm-up."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -311,8 +448,7 @@ def time_teacher(name: str, batch: int = 24, seconds: float = 1.0, repeats: int 
     teacher = zoo.load(name).eval().to(device)
     wave = 0.1 * torch.randn(batch, int(seconds * 16_000), device=device)
     speaker = not hasattr(teacher, "config")
-    autocast = torch.autocast(torch.device(device).type, dtype=train.PRECISIONS[precision],
-                              enabled=precision != "fp32")
+    autocast = torch.autocast(torch.device(device).type, dtype=train.PRECISIONS[precision], enabled=precision != "fp32")
 
     def forward():
         with torch.no_grad(), autocast:
@@ -329,14 +465,28 @@ def time_teacher(name: str, batch: int = 24, seconds: float = 1.0, repeats: int 
         _sync(device)
         times.append(time.perf_counter() - t)
     per_pass = statistics.median(times)
-    return {"teacher": name, "notebooks": TEACHERS[name], "batch": batch, "crop_seconds": seconds,
-            "seconds_per_batch": per_pass, "audio_seconds_per_second": batch * seconds / per_pass,
-            "gflop_per_batch": counter.get_total_flops() / 1e9,
-            "achieved_gflops": counter.get_total_flops() / per_pass / 1e9}
+    return {
+        "teacher": name,
+        "notebooks": TEACHERS[name],
+        "batch": batch,
+        "crop_seconds": seconds,
+        "seconds_per_batch": per_pass,
+        "audio_seconds_per_second": batch * seconds / per_pass,
+        "gflop_per_batch": counter.get_total_flops() / 1e9,
+        "achieved_gflops": counter.get_total_flops() / per_pass / 1e9,
+    }
 
 
-def run(only: list[str] | None = None, steps: int = 10, warmup: int = 3, precision: str = "fp32",
-        teachers: bool = True, progress: bool = True, device: str = "cpu", profile: bool = False) -> dict:
+def run(
+    only: list[str] | None = None,
+    steps: int = 10,
+    warmup: int = 3,
+    precision: str = "fp32",
+    teachers: bool = True,
+    progress: bool = True,
+    device: str = "cpu",
+    profile: bool = False,
+) -> dict:
     """Every workload (or those whose key starts with one of ``only``), the teachers' forward passes and the
     machine's large matrix product, with the processor, versions and numerics in force."""
     from kdlib import runtime, train
@@ -345,16 +495,27 @@ def run(only: list[str] | None = None, steps: int = 10, warmup: int = 3, precisi
     chosen = [w for w in WORKLOADS if not only or any(w.key.startswith(o) for o in only)]
     if only and not chosen:
         raise ValueError(f"no workload matches {only}; the workloads are {[w.key for w in WORKLOADS]}")
-    rows = [time_workload(w, steps, warmup, precision, device, profile)
-            for w in bar(chosen, desc="training steps", unit="workload", disable=not progress)]
-    forward = [time_teacher(name, precision=precision, device=device)
-               for name in bar(TEACHERS if teachers else [], desc="teachers' forward", unit="teacher",
-                               disable=not progress)]
+    rows = [
+        time_workload(w, steps, warmup, precision, device, profile)
+        for w in bar(chosen, desc="training steps", unit="workload", disable=not progress)
+    ]
+    forward = [
+        time_teacher(name, precision=precision, device=device)
+        for name in bar(TEACHERS if teachers else [], desc="teachers' forward", unit="teacher", disable=not progress)
+    ]
     dtype = train.PRECISIONS[precision]
-    return {"precision": precision, "device": device, "threads": torch.get_num_threads(), "steps": steps,
-            "warmup": warmup, "machine_gflops_large": matmul_gflops(LARGE, LARGE, LARGE, dtype, device=device),
-            "large": LARGE,
-            "workloads": rows, "teachers": forward, "provenance": runtime.provenance()}
+    return {
+        "precision": precision,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "steps": steps,
+        "warmup": warmup,
+        "machine_gflops_large": matmul_gflops(LARGE, LARGE, LARGE, dtype, device=device),
+        "large": LARGE,
+        "workloads": rows,
+        "teachers": forward,
+        "provenance": runtime.provenance(),
+    }
 
 
 def table(records: dict[str, dict]) -> str:
@@ -362,8 +523,13 @@ def table(records: dict[str, dict]) -> str:
     the speed-up of each later record over the first."""
     labels = list(records)
     first = {r["workload"]: r for r in records[labels[0]]["workloads"]}
-    head = "| workload | GFLOP/step | " + " | ".join(
-        f"{label}: s/step | GFLOP/s (ratio)" + (" | speed-up" if i else "") for i, label in enumerate(labels)) + " |"
+    head = (
+        "| workload | GFLOP/step | "
+        + " | ".join(
+            f"{label}: s/step | GFLOP/s (ratio)" + (" | speed-up" if i else "") for i, label in enumerate(labels)
+        )
+        + " |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for key, base in first.items():
         cells = [f"{key}: {base['what'].split(':')[0]}", f"{base['gflop_per_step']:.1f}"]
@@ -376,8 +542,10 @@ def table(records: dict[str, dict]) -> str:
             if i:
                 cells.append(f"{base['seconds_per_step'] / row['seconds_per_step']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
-    machine = "; ".join(f"{label}: {r['machine_gflops_large']:.0f} GFLOP/s at {r['large']}³ ({r['precision']})"
-                        for label, r in records.items())
+    machine = "; ".join(
+        f"{label}: {r['machine_gflops_large']:.0f} GFLOP/s at {r['large']}³ ({r['precision']})"
+        for label, r in records.items()
+    )
     return "\n".join(lines) + f"\n\nThe machine's large matrix product: {machine}."
 
 
@@ -396,41 +564,73 @@ def machine_section(folder: Path) -> list[str]:
 
     records = {m: json.loads((folder / f"{m}.json").read_text()) for m in MODES if (folder / f"{m}.json").is_file()}
     if not records:
-        raise FileNotFoundError(f"{folder}: no benchmark results ({', '.join(m + '.json' for m in MODES)}); "
-                                "measure with python -m kdlib.course.benchmark --out FILE")
+        raise FileNotFoundError(
+            f"{folder}: no benchmark results ({', '.join(m + '.json' for m in MODES)}); "
+            "measure with python -m kdlib.course.benchmark --out FILE"
+        )
     first = next(iter(records.values()))
-    teachers = ["| teacher (24 × 1 s, every hidden state) | used in | " + " | ".join(records) + " |",
-                "|---|---|" + "---|" * len(records)]
+    teachers = [
+        "| teacher (24 × 1 s, every hidden state) | used in | " + " | ".join(records) + " |",
+        "|---|---|" + "---|" * len(records),
+    ]
     for row in first["teachers"]:
         cells = []
         for record in records.values():
             match = next((t for t in record["teachers"] if t["teacher"] == row["teacher"]), None)
-            cells.append(f"{match['seconds_per_batch']:.3f} s, {match['achieved_gflops']:.0f} GFLOP/s" if match
-                         else "–")
+            cells.append(
+                f"{match['seconds_per_batch']:.3f} s, {match['achieved_gflops']:.0f} GFLOP/s" if match else "–"
+            )
         teachers.append(f"| {row['teacher']} | {row['notebooks']} | " + " | ".join(cells) + " |")
-    operators = [f"| workload | where a step's time goes, {next(iter(records))} (operator: share of operator time) |",
-                 "|---|---|"]
-    operators += [f"| {row['workload']} | " + ", ".join(f"{name.removeprefix('aten::')} {100 * share:.0f} %"
-                                                      for name, share in row["top_operators"].items()) + " |"
-                  for row in first["workloads"] if row.get("top_operators")]
-    return [f"### {processor(first['provenance'])}", "",
-            f"`{folder.relative_to(MEASURED.parents[2]) if folder.is_relative_to(MEASURED.parents[2]) else folder}`: "
-            f"{first['threads']} threads; {first['steps']} timed steps per workload after {first['warmup']} warm-up "
-            f"steps; torch {first['provenance']['versions'].get('torch', '?')}.", "",
-            table(records), "", *(operators + [""] if len(operators) > 2 else []), *teachers, ""]
+    operators = [
+        f"| workload | where a step's time goes, {next(iter(records))} (operator: share of operator time) |",
+        "|---|---|",
+    ]
+    operators += [
+        f"| {row['workload']} | "
+        + ", ".join(
+            f"{name.removeprefix('aten::')} {100 * share:.0f} %" for name, share in row["top_operators"].items()
+        )
+        + " |"
+        for row in first["workloads"]
+        if row.get("top_operators")
+    ]
+    return [
+        f"### {processor(first['provenance'])}",
+        "",
+        f"`{folder.relative_to(MEASURED.parents[2]) if folder.is_relative_to(MEASURED.parents[2]) else folder}`: "
+        f"{first['threads']} threads; {first['steps']} timed steps per workload after {first['warmup']} warm-up "
+        f"steps; torch {first['provenance']['versions'].get('torch', '?')}.",
+        "",
+        table(records),
+        "",
+        *(operators + [""] if len(operators) > 2 else []),
+        *teachers,
+        "",
+    ]
 
 
 def docs_section(folder: Path = MEASURED) -> str:
     """The performance page's generated part: :func:`machine_section` for every machine folder in ``folder``."""
     machines = sorted(p for p in Path(folder).iterdir() if p.is_dir()) if Path(folder).is_dir() else []
     if not machines:
-        raise FileNotFoundError(f"{folder}: no benchmark results (a folder per machine, each with files named "
-                                f"{', '.join(m + '.json' for m in MODES)}); measure with "
-                                "python -m kdlib.course.benchmark --out FOLDER/MACHINE/MODE.json")
+        raise FileNotFoundError(
+            f"{folder}: no benchmark results (a folder per machine, each with files named "
+            f"{', '.join(m + '.json' for m in MODES)}); measure with "
+            "python -m kdlib.course.benchmark --out FOLDER/MACHINE/MODE.json"
+        )
     body = [line for machine in machines for line in machine_section(machine)]
-    return "\n".join([BEGIN, "", "Generated from `results/reference/benchmark/` by `python -m kdlib.course.benchmark "
-                      "docs`; do not edit by hand. Ratio: achieved GFLOP/s over the machine's own matrix product at "
-                      "the workload's size, in the same run and precision.", "", *body, END])
+    return "\n".join(
+        [
+            BEGIN,
+            "",
+            "Generated from `results/reference/benchmark/` by `python -m kdlib.course.benchmark "
+            "docs`; do not edit by hand. Ratio: achieved GFLOP/s over the machine's own matrix product at "
+            "the workload's size, in the same run and precision.",
+            "",
+            *body,
+            END,
+        ]
+    )
 
 
 def _reexec_with(numerics: str, argv: list[str]) -> None:
@@ -453,8 +653,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["docs"]:
         from kdlib.course.report import write_or_check
 
-        return write_or_check(docs_section(), PAGE, BEGIN, END, check="--check" in argv, what="generated section",
-                              command="python -m kdlib.course.benchmark docs")
+        return write_or_check(
+            docs_section(),
+            PAGE,
+            BEGIN,
+            END,
+            check="--check" in argv,
+            what="generated section",
+            command="python -m kdlib.course.benchmark docs",
+        )
     if argv[:1] == ["table"]:
         paths = [Path(p) for p in argv[1:]]
         missing = [str(p) for p in paths if not p.exists()]
@@ -476,9 +683,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1 or args.warmup < 0:
         parser.error("need at least one timed step and no negative warm-up")
     _reexec_with(args.numerics, argv)
-    result = {"numerics": args.numerics, **run(args.only, args.steps, args.warmup, args.precision,
-                                                not args.no_teachers, device=args.device,
-                                                profile=args.profile)}
+    result = {
+        "numerics": args.numerics,
+        **run(
+            args.only,
+            args.steps,
+            args.warmup,
+            args.precision,
+            not args.no_teachers,
+            device=args.device,
+            profile=args.profile,
+        ),
+    }
     where = "cpu" if args.device == "cpu" else "gpu"
     out = Path(args.out) if args.out else results_dir() / "benchmark" / f"{args.numerics}-{args.precision}-{where}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,21 +22,37 @@ from kdlib.course.typeset import copy_mathjax, with_mathjax
 from kdlib.runtime import REPO_ROOT, duration, results_dir
 
 CHAPTERS = {
-    "00_data_and_teachers": ("Data, scoring and teachers",
-                             "the synthetic corpus, EER and minDCF, an ECAPA-TDNN trained with AAM-softmax, the "
-                             "teacher zoo, and whether the teachers hear real voices"),
-    "01_os_kdft": ("OS-KDFT", "distil and fine-tune an SSL speaker model in one step (Heo et al., Interspeech "
-                              "2023, arXiv 2305.17394)"),
-    "02_iml_kd": ("IML-KD", "integrated gradients and multi-level KD for speaker verification (Yang et al., "
-                            "arXiv 2409.09389)"),
-    "03_ensemble_kd": ("Ensemble KD", "three SSL teachers into one student: average, concatenation, several heads "
-                                      "(Huang et al., ICASSP 2023, arXiv 2302.12757)"),
-    "04_joint_kd_multitask": ("KD + joint KWS/SV", "distil Whisper tiny.en, then fine-tune the student for keywords "
-                                                   "and speakers at once (Kerpicci et al., arXiv 2210.16611)"),
-    "05_quantization": ("Weight quantization", "uniform and powers-of-two weights, PTQ and QAT, from 8 to 2 bits "
-                                               "(Li et al., arXiv 2210.17326)"),
-    "06_compare": ("All methods side by side", "Pareto fronts of error against size and latency, distilled "
-                                               "students quantized, every paper claim beside ours"),
+    "00_data_and_teachers": (
+        "Data, scoring and teachers",
+        "the synthetic corpus, EER and minDCF, an ECAPA-TDNN trained with AAM-softmax, the "
+        "teacher zoo, and whether the teachers hear real voices",
+    ),
+    "01_os_kdft": (
+        "OS-KDFT",
+        "distil and fine-tune an SSL speaker model in one step (Heo et al., Interspeech 2023, arXiv 2305.17394)",
+    ),
+    "02_iml_kd": (
+        "IML-KD",
+        "integrated gradients and multi-level KD for speaker verification (Yang et al., arXiv 2409.09389)",
+    ),
+    "03_ensemble_kd": (
+        "Ensemble KD",
+        "three SSL teachers into one student: average, concatenation, several heads "
+        "(Huang et al., ICASSP 2023, arXiv 2302.12757)",
+    ),
+    "04_joint_kd_multitask": (
+        "KD + joint KWS/SV",
+        "distil Whisper tiny.en, then fine-tune the student for keywords "
+        "and speakers at once (Kerpicci et al., arXiv 2210.16611)",
+    ),
+    "05_quantization": (
+        "Weight quantization",
+        "uniform and powers-of-two weights, PTQ and QAT, from 8 to 2 bits (Li et al., arXiv 2210.17326)",
+    ),
+    "06_compare": (
+        "All methods side by side",
+        "Pareto fronts of error against size and latency, distilled students quantized, every paper claim beside ours",
+    ),
 }
 """The book's chapters in reading order: notebook name -> (short title, what it teaches)."""
 
@@ -44,16 +60,18 @@ CHAPTERS = {
 _CDN_SCRIPT = re.compile(r'<script src="https?://[^"]*"></script>\s*')
 
 
-
-SMOKE_BANNER = ('<p class="kdlib-smoke" style="font: 15px sans-serif; margin: 8px 16px; padding: 8px 12px; '
-                'background: #fff3cd; border: 1px solid #e0c36c"><b>Built from a smoke run</b>: tiny data, one seed '
-                'and a few steps, only to prove that the code runs. Its numbers and verdicts mean nothing; '
-                '<code>make results</code> builds the book from the full run.</p>')
+SMOKE_BANNER = (
+    '<p class="kdlib-smoke" style="font: 15px sans-serif; margin: 8px 16px; padding: 8px 12px; '
+    'background: #fff3cd; border: 1px solid #e0c36c"><b>Built from a smoke run</b>: tiny data, one seed '
+    "and a few steps, only to prove that the code runs. Its numbers and verdicts mean nothing; "
+    "<code>make results</code> builds the book from the full run.</p>"
+)
 """Shown at the top of every page and the landing page of a book made from smoke-mode runs."""
 
 
-def _page(body_html: str, name: str, order: list[str], script_url: str, smoke: bool = False,
-          docs_url: str = "../docs/") -> str:
+def _page(
+    body_html: str, name: str, order: list[str], script_url: str, smoke: bool = False, docs_url: str = "../docs/"
+) -> str:
     """A notebook's HTML with a navigation bar (contents, previous, next) at the top and bottom, and no script
     fetched from outside the book (require.js is only needed for widgets, which headless runs do not save). The
     notebooks' links to the repository's docs (``../docs/``) point at ``docs_url``."""
@@ -63,8 +81,10 @@ def _page(body_html: str, name: str, order: list[str], script_url: str, smoke: b
         links.append(f'<a href="{order[i - 1]}.html">← {html.escape(CHAPTERS[order[i - 1]][0])}</a>')
     if i + 1 < len(order):
         links.append(f'<a href="{order[i + 1]}.html">{html.escape(CHAPTERS[order[i + 1]][0])} →</a>')
-    nav = ('<nav class="kdlib-book-nav" style="font: 14px sans-serif; padding: 8px 16px; background: #f3f3f3; '
-           'border-bottom: 1px solid #ddd">' + " · ".join(links) + "</nav>")
+    nav = (
+        '<nav class="kdlib-book-nav" style="font: 14px sans-serif; padding: 8px 16px; background: #f3f3f3; '
+        'border-bottom: 1px solid #ddd">' + " · ".join(links) + "</nav>"
+    )
     page = _CDN_SCRIPT.sub("", with_mathjax(body_html, script_url)).replace('href="../docs/', f'href="{docs_url}')
     page = page.replace("<main>", "<main>\n" + nav + (SMOKE_BANNER if smoke else ""), 1)
     return page.replace("</main>", nav + "\n</main>", 1)
@@ -75,7 +95,8 @@ def _landing(order: list[str], timings: dict[str, float], smoke: bool = False) -
         f"<tr><td>{name[:2]}</td><td><a href='{name}.html'>{html.escape(CHAPTERS[name][0])}</a></td>"
         f"<td>{html.escape(CHAPTERS[name][1])}</td>"
         f"<td>{duration(timings[name]) if name in timings else '–'}</td></tr>"
-        for name in order)
+        for name in order
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>kdlib: speech-model compression, the course book</title>
 <style>body {{ font: 16px/1.5 sans-serif; max-width: 62em; margin: 2em auto; padding: 0 1em; color: #222 }}
@@ -108,8 +129,7 @@ the repository's docs/running.md states the measured times of full and smoke run
 """
 
 
-def build(executed: str | Path | None = None, out: str | Path | None = None,
-          chapters: list[str] | None = None) -> Path:
+def build(executed: str | Path | None = None, out: str | Path | None = None, chapters: list[str] | None = None) -> Path:
     """Write the book to ``out`` (default ``results/book``) from the executed notebooks in ``executed`` (default
     ``results/executed``); every chapter must be there. Returns the landing page's path."""
     from nbconvert import HTMLExporter
@@ -125,8 +145,9 @@ def build(executed: str | Path | None = None, out: str | Path | None = None,
         raise ValueError(f"unknown chapters {unknown}; the book has {list(CHAPTERS)}")
     missing = [name for name in order if not (executed / f"{name}.ipynb").is_file()]
     if missing:
-        raise FileNotFoundError(f"{executed}: no executed copy of {', '.join(missing)}; make them with "
-                                f"{rerun_command(missing)}")
+        raise FileNotFoundError(
+            f"{executed}: no executed copy of {', '.join(missing)}; make them with {rerun_command(missing)}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     script_url = "_static/" + copy_mathjax(out / "_static" / "mathjax")
     exporter = HTMLExporter(template_name="lab")
@@ -143,8 +164,14 @@ def build(executed: str | Path | None = None, out: str | Path | None = None,
         nb = read_executed(path, "the book is made of")
         nb.metadata["title"] = f"{name[:2]} · {CHAPTERS[name][0]}"
         body, _ = exporter.from_notebook_node(nb)
-        page = _page(body, name, order, script_url, smoke=modes.get(name) == "smoke",
-                     docs_url=Path(os.path.relpath(REPO_ROOT / "docs", out.resolve())).as_posix() + "/")
+        page = _page(
+            body,
+            name,
+            order,
+            script_url,
+            smoke=modes.get(name) == "smoke",
+            docs_url=Path(os.path.relpath(REPO_ROOT / "docs", out.resolve())).as_posix() + "/",
+        )
         (out / f"{name}.html").write_text(page, encoding="utf-8")
     index = out / "index.html"
     index.write_text(_landing(order, timings, smoke="smoke" in modes.values()), encoding="utf-8")

@@ -46,38 +46,60 @@ PROTOCOLS = {
 """How each notebook scores its models: EERs compare across notebooks only roughly."""
 
 HEADLINE = {
-    "00_data_and_teachers": {"mfcc_stats_cosine": "MFCC statistics + cosine",
-                             "ecapa_c256_aam": "ECAPA-TDNN C=256, AAM-softmax"},
-    "01_os_kdft": {"a_teacher_ecapa_L4": "(a) frozen teacher + ECAPA", "c_ft_no_kd_L2": "(c) student FT, no KD",
-                   "b_kd_then_ft_L2": "(b) KD, then FT", "e_oskdft_L2": "(e) OS-KDFT, 2 layers"},
-    "02_iml_kd": {"teacher_ecapa_c512": "teacher ECAPA C=512", "student_c128_alone": "student C=128 alone",
-                  "student_c128_multilevel_kd": "student + multi-level KD",
-                  "student_c128_iml_kd_a": "student + IML-KD (a)"},
-    "03_ensemble_kd": {"teacher_whisper_tiny_en": "teacher Whisper tiny.en",
-                       "teacher_whisper_base": "teacher Whisper base",
-                       "single_whisper_tiny_en": "student of tiny.en alone",
-                       "ensemble_average": "student, layerwise average",
-                       "ensemble_concat": "student, concatenation", "ensemble_multi_head": "student, multiple heads"},
-    "04_joint_kd_multitask": {"Whisper_tiny_en_teacher_fine_tuned_kws_sv": "Whisper tiny.en, KWS + SV fine-tuned",
-                              "distilled_Whisper_tiny_en_frozen_kws_sv": "its student, frozen",
-                              "distilled_Whisper_tiny_en_fine_tuned_kws_sv": "its student, KWS + SV fine-tuned"},
-    "05_quantization": {"ecapa_fp32": "ECAPA-TDNN fp32", "ecapa_ptq-uniform_8b": "ECAPA-TDNN 8-bit PTQ",
-                        "ecapa_ptq-uniform_4b": "ECAPA-TDNN 4-bit PTQ", "ecapa_qat-uniform_2b": "ECAPA-TDNN 2-bit QAT",
-                        "resnet34_fp32": "ResNet-34 fp32", "resnet34_ptq-uniform_4b": "ResNet-34 4-bit PTQ"},
+    "00_data_and_teachers": {
+        "mfcc_stats_cosine": "MFCC statistics + cosine",
+        "ecapa_c256_aam": "ECAPA-TDNN C=256, AAM-softmax",
+    },
+    "01_os_kdft": {
+        "a_teacher_ecapa_L4": "(a) frozen teacher + ECAPA",
+        "c_ft_no_kd_L2": "(c) student FT, no KD",
+        "b_kd_then_ft_L2": "(b) KD, then FT",
+        "e_oskdft_L2": "(e) OS-KDFT, 2 layers",
+    },
+    "02_iml_kd": {
+        "teacher_ecapa_c512": "teacher ECAPA C=512",
+        "student_c128_alone": "student C=128 alone",
+        "student_c128_multilevel_kd": "student + multi-level KD",
+        "student_c128_iml_kd_a": "student + IML-KD (a)",
+    },
+    "03_ensemble_kd": {
+        "teacher_whisper_tiny_en": "teacher Whisper tiny.en",
+        "teacher_whisper_base": "teacher Whisper base",
+        "single_whisper_tiny_en": "student of tiny.en alone",
+        "ensemble_average": "student, layerwise average",
+        "ensemble_concat": "student, concatenation",
+        "ensemble_multi_head": "student, multiple heads",
+    },
+    "04_joint_kd_multitask": {
+        "Whisper_tiny_en_teacher_fine_tuned_kws_sv": "Whisper tiny.en, KWS + SV fine-tuned",
+        "distilled_Whisper_tiny_en_frozen_kws_sv": "its student, frozen",
+        "distilled_Whisper_tiny_en_fine_tuned_kws_sv": "its student, KWS + SV fine-tuned",
+    },
+    "05_quantization": {
+        "ecapa_fp32": "ECAPA-TDNN fp32",
+        "ecapa_ptq-uniform_8b": "ECAPA-TDNN 8-bit PTQ",
+        "ecapa_ptq-uniform_4b": "ECAPA-TDNN 4-bit PTQ",
+        "ecapa_qat-uniform_2b": "ECAPA-TDNN 2-bit QAT",
+        "resnet34_fp32": "ResNet-34 fp32",
+        "resnet34_ptq-uniform_4b": "ResNet-34 4-bit PTQ",
+    },
 }
 """The models docs/results.md's table shows per notebook (key in the results file -> readable name)."""
 
-_LATENCY_NOTE = ("fake-quantized weights run in fp32, so the latency is the fp32 model's; the size is the packed "
-                 "weights'")
+_LATENCY_NOTE = (
+    "fake-quantized weights run in fp32, so the latency is the fp32 model's; the size is the packed weights'"
+)
 REFERENCES = {
     "00_data_and_teachers": {"": "ecapa_c256_aam"},
     "01_os_kdft": {"": "a_teacher_ecapa_L4"},
     "02_iml_kd": {"": "teacher_ecapa_c512"},
     "03_ensemble_kd": {"": "teacher_whisper_tiny_en"},
-    "04_joint_kd_multitask": {"Whisper_tiny_en": "Whisper_tiny_en_teacher_fine_tuned_kws_sv",
-                              "distilled_Whisper_tiny_en": "Whisper_tiny_en_teacher_fine_tuned_kws_sv",
-                              "HuBERT": "HuBERT_teacher_fine_tuned_kws_sv",
-                              "distilled_HuBERT": "HuBERT_teacher_fine_tuned_kws_sv"},
+    "04_joint_kd_multitask": {
+        "Whisper_tiny_en": "Whisper_tiny_en_teacher_fine_tuned_kws_sv",
+        "distilled_Whisper_tiny_en": "Whisper_tiny_en_teacher_fine_tuned_kws_sv",
+        "HuBERT": "HuBERT_teacher_fine_tuned_kws_sv",
+        "distilled_HuBERT": "HuBERT_teacher_fine_tuned_kws_sv",
+    },
     "05_quantization": {"ecapa": "ecapa_fp32", "resnet34": "resnet34_fp32"},
 }
 """What each model is compared with inside its notebook (the longest matching key prefix wins): the teacher or
@@ -91,14 +113,22 @@ def reference_of(notebook: str, key: str) -> str | None:
 
 
 NAMES = {
-    "00_data_and_teachers": {"zoo_ecapa": "zoo ecapa (ECAPA-TDNN C=512)", "zoo_resnet34": "zoo resnet34",
-                             "ge2e_resemblyzer": "GE2E (trained on real speech)"},
+    "00_data_and_teachers": {
+        "zoo_ecapa": "zoo ecapa (ECAPA-TDNN C=512)",
+        "zoo_resnet34": "zoo resnet34",
+        "ge2e_resemblyzer": "GE2E (trained on real speech)",
+    },
 }
 """Readable names of models outside :data:`HEADLINE` that no naming rule of :func:`name_of` covers."""
 
-_STUDENT_METHODS = {"alone": "student alone", "logit_kd": "student + logit KD",
-                    "embedding_kd": "student + embedding KD", "multilevel_kd": "student + multi-level KD",
-                    "iml_kd_a": "student + IML-KD (a)", "iml_kd_b": "student + IML-KD (b)"}
+_STUDENT_METHODS = {
+    "alone": "student alone",
+    "logit_kd": "student + logit KD",
+    "embedding_kd": "student + embedding KD",
+    "multilevel_kd": "student + multi-level KD",
+    "iml_kd_a": "student + IML-KD (a)",
+    "iml_kd_b": "student + IML-KD (b)",
+}
 _ARCHITECTURES = {"ecapa": "ECAPA-TDNN", "resnet34": "ResNet-34"}
 
 
@@ -129,30 +159,44 @@ RESULTS_PAGE = REPO_ROOT / "docs" / "results.md"
 README = REPO_ROOT / "README.md"
 
 FINDINGS = {
-    "00_data_and_teachers": ("the corpus, SV scoring, an ECAPA-TDNN, the teacher zoo",
-                             "a trained ECAPA-TDNN far ahead of MFCC statistics on synthetic voices; on real "
-                             "voices no teacher beats MFCC statistics (the zoo's: inconclusive; Whisper's layers: "
-                             "contradicted)"),
-    "01_os_kdft": ("OS-KDFT (Heo et al., Interspeech 2023)",
-                   "on Whisper tiny.en every student beats the frozen teacher system (3.6 to 5.3 % against 8.25 % "
-                   "EER, itself 13.7 points ahead of MFCC statistics); distilling the teacher's last layer costs "
-                   "speaker accuracy ('distillation helps' contradicted by 1.2 points); one step against two steps "
-                   "and adapters unresolved; the size claim holds, the speed claim is contradicted"),
-    "02_iml_kd": ("IML-KD (Yang et al., arXiv 2409.09389)",
-                  "the paper's gain is contradicted: multi-level and logit KD beat IML-KD by 5 to 6 EER points"),
-    "03_ensemble_kd": ("Ensemble KD (Huang et al., ICASSP 2023)",
-                       "every claim inconclusive: distilled from two Whisper encoders for 500 steps, the students "
-                       "recover most of the teachers' lead on keywords and words and part of it on phonemes, but "
-                       "the methods lie closer together than three seeds resolve"),
-    "04_joint_kd_multitask": ("KD + joint KWS/SV (Kerpicci et al., arXiv 2210.16611)",
-                              "with every layer read, the 2-layer student of Whisper tiny.en matches its teacher: "
-                              "within 0.9 EER point (holds), KWS and multi-task's cost unresolved at three seeds; the "
-                              "size claim holds"),
-    "05_quantization": ("weight quantization (Li et al., arXiv 2210.17326)",
-                        "8 bits are lossless and 4-bit ResNet too (within 10 %); ECAPA-TDNN does not degrade before "
-                        "ResNet (inconclusive on the test language, contradicted on Spanish speakers)"),
-    "06_compare": ("all of the above side by side",
-                   "quantizing the teacher to a student's size beats distilling it (holds against every student)"),
+    "00_data_and_teachers": (
+        "the corpus, SV scoring, an ECAPA-TDNN, the teacher zoo",
+        "a trained ECAPA-TDNN far ahead of MFCC statistics on synthetic voices; on real "
+        "voices no teacher beats MFCC statistics (the zoo's: inconclusive; Whisper's layers: "
+        "contradicted)",
+    ),
+    "01_os_kdft": (
+        "OS-KDFT (Heo et al., Interspeech 2023)",
+        "on Whisper tiny.en every student beats the frozen teacher system (3.6 to 5.3 % against 8.25 % "
+        "EER, itself 13.7 points ahead of MFCC statistics); distilling the teacher's last layer costs "
+        "speaker accuracy ('distillation helps' contradicted by 1.2 points); one step against two steps "
+        "and adapters unresolved; the size claim holds, the speed claim is contradicted",
+    ),
+    "02_iml_kd": (
+        "IML-KD (Yang et al., arXiv 2409.09389)",
+        "the paper's gain is contradicted: multi-level and logit KD beat IML-KD by 5 to 6 EER points",
+    ),
+    "03_ensemble_kd": (
+        "Ensemble KD (Huang et al., ICASSP 2023)",
+        "every claim inconclusive: distilled from two Whisper encoders for 500 steps, the students "
+        "recover most of the teachers' lead on keywords and words and part of it on phonemes, but "
+        "the methods lie closer together than three seeds resolve",
+    ),
+    "04_joint_kd_multitask": (
+        "KD + joint KWS/SV (Kerpicci et al., arXiv 2210.16611)",
+        "with every layer read, the 2-layer student of Whisper tiny.en matches its teacher: "
+        "within 0.9 EER point (holds), KWS and multi-task's cost unresolved at three seeds; the "
+        "size claim holds",
+    ),
+    "05_quantization": (
+        "weight quantization (Li et al., arXiv 2210.17326)",
+        "8 bits are lossless and 4-bit ResNet too (within 10 %); ECAPA-TDNN does not degrade before "
+        "ResNet (inconclusive on the test language, contradicted on Spanish speakers)",
+    ),
+    "06_compare": (
+        "all of the above side by side",
+        "quantizing the teacher to a student's size beats distilling it (holds against every student)",
+    ),
 }
 """Each notebook's paper and, in words, what its reference run shows (the README's notebook table adds the
 numbers from the results files)."""
@@ -181,12 +225,16 @@ def load(results_dir: str | Path, notebooks=tuple(NOTEBOOKS), mode: str | None =
             if key not in record:
                 raise ValueError(f"{path}: not a kdlib results file (no {key!r}); rerun its notebook")
         if mode is not None and record["mode"] != mode:
-            raise ValueError(f"{path}: a {record['mode']} run, but this report needs a {mode} run; rerun with "
-                             f"{rerun_command([name])}")
+            raise ValueError(
+                f"{path}: a {record['mode']} run, but this report needs a {mode} run; rerun with "
+                f"{rerun_command([name])}"
+            )
         records[name] = record
     if missing:
-        raise FileNotFoundError(f"{results_dir}: no results of {', '.join(missing)}; produce them with "
-                                f"{rerun_command(missing)}  (or make results for every notebook)")
+        raise FileNotFoundError(
+            f"{results_dir}: no results of {', '.join(missing)}; produce them with "
+            f"{rerun_command(missing)}  (or make results for every notebook)"
+        )
     return records
 
 
@@ -242,17 +290,22 @@ def models_table(records: dict[str, dict]):
             ref_key = reference_of(notebook, key)
             ref = record["models"].get(ref_key) if ref_key else None
             ref_eer = ref.get("eer") if ref else None
-            rows.append({"notebook": notebook, "model": key,
-                         "name": name_of(notebook, key),
-                         "params (M)": m["params"] / 1e6, "size (MB)": m["bytes"] / 1e6,
-                         "CPU latency (ms)": m["latency_ms"],
-                         "EER (%)": None if eer is None else 100 * eer,
-                         "KWS accuracy (%)": None if acc is None else 100 * acc,
-                         "protocol": PROTOCOLS.get(notebook, ""),
-                         "reference": name_of(notebook, ref_key) if ref else None,
-                         "size / reference": m["bytes"] / ref["bytes"] if ref else None,
-                         "EER vs reference (%)": (100 * (eer / ref_eer - 1) if ref_eer and eer is not None
-                                                  else None)})
+            rows.append(
+                {
+                    "notebook": notebook,
+                    "model": key,
+                    "name": name_of(notebook, key),
+                    "params (M)": m["params"] / 1e6,
+                    "size (MB)": m["bytes"] / 1e6,
+                    "CPU latency (ms)": m["latency_ms"],
+                    "EER (%)": None if eer is None else 100 * eer,
+                    "KWS accuracy (%)": None if acc is None else 100 * acc,
+                    "protocol": PROTOCOLS.get(notebook, ""),
+                    "reference": name_of(notebook, ref_key) if ref else None,
+                    "size / reference": m["bytes"] / ref["bytes"] if ref else None,
+                    "EER vs reference (%)": (100 * (eer / ref_eer - 1) if ref_eer and eer is not None else None),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -261,9 +314,14 @@ def claims_table(records: dict[str, dict]):
     the effect with its 95 % interval (:func:`kdlib.evaluation.verdicts.describe`)."""
     import pandas as pd
 
-    return pd.DataFrame([{"notebook": notebook, **c, "effect [95 % interval]": describe(c["verdict"])}
-                         for notebook, record in records.items() for c in record["claims"]],
-                        columns=["notebook", "claim", "paper", "ours", "effect [95 % interval]", "outcome"])
+    return pd.DataFrame(
+        [
+            {"notebook": notebook, **c, "effect [95 % interval]": describe(c["verdict"])}
+            for notebook, record in records.items()
+            for c in record["claims"]
+        ],
+        columns=["notebook", "claim", "paper", "ours", "effect [95 % interval]", "outcome"],
+    )
 
 
 def outcome_agreement(reference: dict[str, dict], other: dict[str, dict]):
@@ -278,11 +336,17 @@ def outcome_agreement(reference: dict[str, dict], other: dict[str, dict]):
         ours = {c["claim"]: c for c in reference.get(notebook, {}).get("claims", [])}
         for claim in [*ours, *(c for c in theirs if c not in ours)]:
             a, b = ours.get(claim), theirs.get(claim)
-            rows.append({"notebook": notebook, "claim": claim,
-                         "reference": a["outcome"] if a else "–", "other run": b["outcome"] if b else "–",
-                         "reference effect": describe(a["verdict"]) if a else "–",
-                         "other effect": describe(b["verdict"]) if b else "–",
-                         "agree": bool(a and b and a["outcome"] == b["outcome"])})
+            rows.append(
+                {
+                    "notebook": notebook,
+                    "claim": claim,
+                    "reference": a["outcome"] if a else "–",
+                    "other run": b["outcome"] if b else "–",
+                    "reference effect": describe(a["verdict"]) if a else "–",
+                    "other effect": describe(b["verdict"]) if b else "–",
+                    "agree": bool(a and b and a["outcome"] == b["outcome"]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -291,15 +355,19 @@ def pareto_front(x, y) -> list[bool]:
     beating it on the other; missing values (None/NaN) are never on the front."""
     import math
 
-    points = [(float(a), float(b)) if a is not None and b is not None else (math.nan, math.nan)
-              for a, b in zip(x, y)]
+    points = [(float(a), float(b)) if a is not None and b is not None else (math.nan, math.nan) for a, b in zip(x, y)]
     front = []
     for i, (a, b) in enumerate(points):
         if math.isnan(a) or math.isnan(b):
             front.append(False)
             continue
-        front.append(not any((c <= a and d <= b and (c < a or d < b)) for j, (c, d) in enumerate(points)
-                             if j != i and not (math.isnan(c) or math.isnan(d))))
+        front.append(
+            not any(
+                (c <= a and d <= b and (c < a or d < b))
+                for j, (c, d) in enumerate(points)
+                if j != i and not (math.isnan(c) or math.isnan(d))
+            )
+        )
     return front
 
 
@@ -315,7 +383,6 @@ def _params(n: int) -> str:
     return f"{n / 1e6:.2f} M" if n >= 10_000 else str(n)
 
 
-
 def time_table(times: dict, top: int = 3) -> list[str]:
     """Markdown lines: every notebook's wall time as the runner measured it, and its ``top`` longest sections."""
     rows = ["| notebook | wall time | where it goes (the longest sections) |", "|---|---|---|"]
@@ -324,8 +391,12 @@ def time_table(times: dict, top: int = 3) -> list[str]:
         parts = "; ".join(f"{s['section']} {s['seconds']:.0f} s" for s in longest)
         rows.append(f"| {name} | {duration(entry['seconds'])} | {parts} |")
     total = sum(e["seconds"] for e in times["notebooks"].values())
-    return [f"The runner's wall time, all {len(times['notebooks'])} notebooks: **{duration(total)}** "
-            f"(kernel start-up included; `{TIMES_FILE}`).", "", *rows]
+    return [
+        f"The runner's wall time, all {len(times['notebooks'])} notebooks: **{duration(total)}** "
+        f"(kernel start-up included; `{TIMES_FILE}`).",
+        "",
+        *rows,
+    ]
 
 
 def processor(provenance: dict) -> str:
@@ -336,44 +407,68 @@ def processor(provenance: dict) -> str:
     if "cpu family" in cpu:
         features = cpu.get("features", [])
         widest = "AVX-512" if "avx512f" in features else "AVX2" if "avx2" in features else "no AVX2"
-        widest += " and AMX" if "amx_tile" in features else ""   # matrix tiles: bf16 products run far faster
+        widest += " and AMX" if "amx_tile" in features else ""  # matrix tiles: bf16 products run far faster
         text += f" (family {cpu['cpu family']}, model {cpu.get('model', '?')}, {widest})"
     return text
 
 
-def results_section(records: dict[str, dict], source: str = "results/reference/",
-                   times: dict | None = None) -> str:
+def results_section(records: dict[str, dict], source: str = "results/reference/", times: dict | None = None) -> str:
     """The generated section of ``docs/results.md``: each run's time and hardware, the count of its claims'
     outcomes, its headline models, every claim with its outcome, effect and interval, and (given the runner's
     ``times``) where each notebook's time went; ``source`` names the folder the
     records came from."""
     runs = ["| notebook | wall time | hardware | device | claims |", "|---|---|---|---|---|"]
-    models = ["| notebook | model | params | size | CPU latency | EER | KWS accuracy |",
-              "|---|---|---|---|---|---|---|"]
+    models = [
+        "| notebook | model | params | size | CPU latency | EER | KWS accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for notebook, record in records.items():
         title = NOTEBOOKS.get(notebook, notebook)
         hardware = processor(record.get("provenance", {}))
-        runs.append(f"| {title} | {duration(record['wall_time_s'])} | {hardware} | {record.get('device', '?')} | "
-                    f"{tally(record['claims'])} |")
+        runs.append(
+            f"| {title} | {duration(record['wall_time_s'])} | {hardware} | {record.get('device', '?')} | "
+            f"{tally(record['claims'])} |"
+        )
         for key, name in HEADLINE.get(notebook, {}).items():
             if key not in record["models"]:
                 raise KeyError(f"{notebook}: no model {key!r} in its results; update kdlib.course.report.HEADLINE")
             m = record["models"][key]
             mark = " †" if m.get("latency_note") and m.get("bits", 32) < 32 else ""
-            models.append(f"| {notebook[:2]} | {name} | {_params(m['params'])} | {_size(m['bytes'])} | "
-                          f"{m['latency_ms']:.1f} ms{mark} | {_pct(m.get('eer'))} | {_pct(_kws_accuracy(m))} |")
+            models.append(
+                f"| {notebook[:2]} | {name} | {_params(m['params'])} | {_size(m['bytes'])} | "
+                f"{m['latency_ms']:.1f} ms{mark} | {_pct(m.get('eer'))} | {_pct(_kws_accuracy(m))} |"
+            )
     claims = ["| notebook | claim | outcome | effect [95 % interval] |", "|---|---|---|---|"]
-    claims += [f"| {notebook[:2]} | {c['claim']} | **{c['outcome']}** | {describe(c['verdict'])} |"
-               for notebook, record in records.items() for c in record["claims"]]
+    claims += [
+        f"| {notebook[:2]} | {c['claim']} | **{c['outcome']}** | {describe(c['verdict'])} |"
+        for notebook, record in records.items()
+        for c in record["claims"]
+    ]
     total = sum(r["wall_time_s"] for r in records.values())
-    lines = [BEGIN, "", f"Generated from `{source}` (a full run, {duration(total)} of notebooks in all)"
-             " by `python -m kdlib.course.report docs`; do not edit by hand.", "", *runs, "",
-             "Headline models (size as stored: fp32, or packed for quantized weights; CPU latency: one thread; "
-             "each notebook's EER on its own trials, see its section):", "", *models, "",
-             "† " + _LATENCY_NOTE, "",
-             "Every paper claim, judged as [verdicts.md](verdicts.md) says (effects in points of the metric or in "
-             "percent of the system compared with, positive in the paper's favour; a claim of several parts counts "
-             "their outcomes):", "", *claims, "", *([*time_table(times), ""] if times else []), END]
+    lines = [
+        BEGIN,
+        "",
+        f"Generated from `{source}` (a full run, {duration(total)} of notebooks in all)"
+        " by `python -m kdlib.course.report docs`; do not edit by hand.",
+        "",
+        *runs,
+        "",
+        "Headline models (size as stored: fp32, or packed for quantized weights; CPU latency: one thread; "
+        "each notebook's EER on its own trials, see its section):",
+        "",
+        *models,
+        "",
+        "† " + _LATENCY_NOTE,
+        "",
+        "Every paper claim, judged as [verdicts.md](verdicts.md) says (effects in points of the metric or in "
+        "percent of the system compared with, positive in the paper's favour; a claim of several parts counts "
+        "their outcomes):",
+        "",
+        *claims,
+        "",
+        *([*time_table(times), ""] if times else []),
+        END,
+    ]
     return "\n".join(lines)
 
 
@@ -395,11 +490,12 @@ def rewrite_section(section: str, page: str | Path = RESULTS_PAGE, begin: str = 
 def section_matches(section: str, page: str | Path = RESULTS_PAGE, begin: str = BEGIN, end: str = END) -> bool:
     """Whether the part of ``page`` marked by ``begin`` and ``end`` is exactly ``section``."""
     text = Path(page).read_text()
-    return begin in text and end in text and text[text.index(begin):text.index(end) + len(end)] == section
+    return begin in text and end in text and text[text.index(begin) : text.index(end) + len(end)] == section
 
 
-def write_or_check(section: str, page: str | Path, begin: str, end: str, *, check: bool, what: str,
-                   command: str) -> int:
+def write_or_check(
+    section: str, page: str | Path, begin: str, end: str, *, check: bool, what: str, command: str
+) -> int:
     """A ``docs`` subcommand's work: with ``check``, say whether ``page``'s generated ``what`` is ``section``
     (exit status 1 when not, naming ``command``); otherwise rewrite it (:func:`rewrite_section`) and say so."""
     if check:
@@ -421,8 +517,10 @@ def answers_section(reference: str | Path | None = None) -> str:
     for path in sorted(folder.glob("variants/*/*/*.json")):
         record = json.loads(path.read_text())
         knobs = ", ".join(f"`{k} = {v}`" for k, v in current_knob_names(record["parameters"], warn=False).items())
-        rows.append(f"| {path.parent.parent.name} | {path.parent.name} | {knobs} | "
-                    f"{record['provenance']['created'][:10]} | {duration(record['wall_time_s'])} |")
+        rows.append(
+            f"| {path.parent.parent.name} | {path.parent.name} | {knobs} | "
+            f"{record['provenance']['created'][:10]} | {duration(record['wall_time_s'])} |"
+        )
     if len(rows) == 2:
         rows = ["No answer has been measured in full mode yet."]
     return "\n".join([ANSWERS_BEGIN, "", *rows, "", ANSWERS_END])
@@ -440,12 +538,23 @@ def glance_section(records: dict[str, dict], times: dict | None) -> str:
         seconds = timed.get(name, {}).get("seconds")
         hardware = timed.get(name, {}).get("hardware")
         elsewhere = f" ({hardware})" if seconds and hardware and hardware != first.get("hardware") else ""
-        rows.append(f"| {name[:2]} | [`{name}`](notebooks/{name}.ipynb) | {paper} | {claims}{finding} | "
-                    f"{duration(seconds) + elsewhere if seconds else '–'} |")
+        rows.append(
+            f"| {name[:2]} | [`{name}`](notebooks/{name}.ipynb) | {paper} | {claims}{finding} | "
+            f"{duration(seconds) + elsewhere if seconds else '–'} |"
+        )
     machine = processor(first) if records else "?"
-    return "\n".join([GLANCE_BEGIN, "", *rows, "", f"Full mode: the reference run's wall time on {machine} (where "
-                      "no other machine is named), reference numerics (`results/reference/`); smoke mode takes "
-                      "about 1 to 2 min per notebook.", GLANCE_END])
+    return "\n".join(
+        [
+            GLANCE_BEGIN,
+            "",
+            *rows,
+            "",
+            f"Full mode: the reference run's wall time on {machine} (where "
+            "no other machine is named), reference numerics (`results/reference/`); smoke mode takes "
+            "about 1 to 2 min per notebook.",
+            GLANCE_END,
+        ]
+    )
 
 
 def promote(source: str | Path, reference: str | Path | None = None) -> list[Path]:
@@ -461,8 +570,10 @@ def promote(source: str | Path, reference: str | Path | None = None) -> list[Pat
     if times is not None:
         lacking = [n for n in (*NOTEBOOKS, "06_compare") if times["notebooks"].get(n, {}).get("mode") != "full"]
         if lacking:
-            raise ValueError(f"{Path(source) / TIMES_FILE}: no full-mode time of {', '.join(lacking)}; rerun with "
-                             f"{rerun_command(lacking)}")
+            raise ValueError(
+                f"{Path(source) / TIMES_FILE}: no full-mode time of {', '.join(lacking)}; rerun with "
+                f"{rerun_command(lacking)}"
+            )
         written.append(Path(shutil.copy2(Path(source) / TIMES_FILE, reference / TIMES_FILE)))
     return written
 
@@ -470,15 +581,21 @@ def promote(source: str | Path, reference: str | Path | None = None) -> list[Pat
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdlib.course.report", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("docs", aliases=["readme"],
-                       help="rewrite docs/results.md's section and the README's notebook table from a full run")
+    r = sub.add_parser(
+        "docs",
+        aliases=["readme"],
+        help="rewrite docs/results.md's section and the README's notebook table from a full run",
+    )
     r.add_argument("--results", default=None, help="results folder (default: results/reference/)")
     r.add_argument("--page", default=str(RESULTS_PAGE), help="the results page (default: docs/results.md)")
     r.add_argument("--readme", default=str(README), help="the README with the notebook table")
     r.add_argument("--exercises", default=str(EXERCISES_PAGE), help="the page with the committed answers")
     r.add_argument("--check", action="store_true", help="change nothing; exit 1 when a page disagrees")
-    p = sub.add_parser("promote", help="make a full run's results (default: results/) the reference, then "
-                                       "rewrite the generated sections from them")
+    p = sub.add_parser(
+        "promote",
+        help="make a full run's results (default: results/) the reference, then "
+        "rewrite the generated sections from them",
+    )
     p.add_argument("--results", default=None, help="results folder of a full run (default: results/)")
     p.add_argument("--page", default=str(RESULTS_PAGE))
     p.add_argument("--readme", default=str(README))
@@ -509,14 +626,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         shown = str(folder)
     records, times = load(folder), load_times(folder)
-    sections = [(results_section(records, shown, times), args.page, BEGIN, END),
-                (glance_section(records, times), args.readme, GLANCE_BEGIN, GLANCE_END),
-                (answers_section(folder), args.exercises, ANSWERS_BEGIN, ANSWERS_END)]
+    sections = [
+        (results_section(records, shown, times), args.page, BEGIN, END),
+        (glance_section(records, times), args.readme, GLANCE_BEGIN, GLANCE_END),
+        (answers_section(folder), args.exercises, ANSWERS_BEGIN, ANSWERS_END),
+    ]
     if args.check:
         stale = [page for section, page, begin, end in sections if not section_matches(section, page, begin, end)]
         for page in stale:
-            print(f"{page}: generated section differs; run python -m kdlib.course.report docs --results <folder>",
-                  file=sys.stderr)
+            print(
+                f"{page}: generated section differs; run python -m kdlib.course.report docs --results <folder>",
+                file=sys.stderr,
+            )
         if not stale:
             print("generated sections match")
         return 1 if stale else 0

@@ -67,12 +67,20 @@ def claim(claim: str, paper: str, ours: str, verdict: dict) -> dict:
     (``from_trials``, ``from_seeds``, ``from_value``, ``all_of``, ``at_least``)."""
     if not isinstance(verdict, dict) or verdict.get("outcome") not in OUTCOMES:
         raise TypeError(f"claim {claim!r}: the verdict must come from kdlib.evaluation.verdicts, got {verdict!r}")
-    return {"claim": claim, "paper": paper, "ours": ours, "outcome": verdict["outcome"],
-            "holds": verdict["outcome"] == "holds", "verdict": verdict}
+    return {
+        "claim": claim,
+        "paper": paper,
+        "ours": ours,
+        "outcome": verdict["outcome"],
+        "holds": verdict["outcome"] == "holds",
+        "verdict": verdict,
+    }
 
 
-SMOKE_NOTE = ("**Smoke run**: tiny data, one seed and a few steps, only to prove that the code runs. Its numbers "
-              "and verdicts mean nothing; the notebook's results come from full mode (`KDLIB_SMOKE=0`).")
+SMOKE_NOTE = (
+    "**Smoke run**: tiny data, one seed and a few steps, only to prove that the code runs. Its numbers "
+    "and verdicts mean nothing; the notebook's results come from full mode (`KDLIB_SMOKE=0`)."
+)
 """What every number shown in smoke mode carries: claims tables, summaries, results files, the course book."""
 
 
@@ -87,13 +95,17 @@ def claims_markdown(claims: list[dict], mode: str | None = None) -> str:
     """The claims as a Markdown table, every cell in full (a DataFrame cuts long text at 50 characters); in a
     smoke run (``mode``, default this process's) the table opens with :data:`SMOKE_NOTE` and every verdict says
     "(smoke)"."""
+
     def cell(text) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
     smoke = " (smoke)" if smoke_note(mode) else ""
     lines = ["| claim | paper | ours | effect [95 % interval] | outcome |", "|---|---|---|---|---|"]
-    lines += [f"| {cell(c['claim'])} | {cell(c['paper'])} | {cell(c['ours'])} | {cell(describe(c['verdict']))} | "
-              f"**{c['outcome']}**{smoke} |" for c in claims]
+    lines += [
+        f"| {cell(c['claim'])} | {cell(c['paper'])} | {cell(c['ours'])} | {cell(describe(c['verdict']))} | "
+        f"**{c['outcome']}**{smoke} |"
+        for c in claims
+    ]
     return smoke_note(mode) + "\n".join(lines)
 
 
@@ -126,8 +138,16 @@ def parameters() -> dict:
         raise ValueError(f"$KDLIB_PARAMETERS is not JSON ({err}): {text[:80]!r}") from None
 
 
-def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list | None = None,
-         extra: dict | None = None, out_dir: str | Path | None = None) -> Path:
+def save(
+    notebook: str,
+    *,
+    seed,
+    wall_time_s: float,
+    models: dict,
+    claims: list | None = None,
+    extra: dict | None = None,
+    out_dir: str | Path | None = None,
+) -> Path:
     """Write ``<results>/<notebook>.json`` and refresh ``SUMMARY.md``; return the JSON's path. In a
     data-parallel run only rank 0 writes (the others check the record and return the same path)."""
     from kdlib.train.distributed import is_main, world_size
@@ -139,10 +159,19 @@ def save(notebook: str, *, seed, wall_time_s: float, models: dict, claims: list 
         return out / f"{notebook}.json"
     out.mkdir(parents=True, exist_ok=True)
     used = devices_used()
-    record = {"notebook": notebook, "mode": "smoke" if SMOKE else "full", "seed": seed,
-              "wall_time_s": round(float(wall_time_s), 1), "device": ", ".join(used) if used else device(),
-              "provenance": provenance(), "parameters": parameters(), "models": models, "claims": claims,
-              **({"extra": extra} if extra else {}), **({"processes": world_size()} if world_size() > 1 else {})}
+    record = {
+        "notebook": notebook,
+        "mode": "smoke" if SMOKE else "full",
+        "seed": seed,
+        "wall_time_s": round(float(wall_time_s), 1),
+        "device": ", ".join(used) if used else device(),
+        "provenance": provenance(),
+        "parameters": parameters(),
+        "models": models,
+        "claims": claims,
+        **({"extra": extra} if extra else {}),
+        **({"processes": world_size()} if world_size() > 1 else {}),
+    }
     path = out / f"{notebook}.json"
     path.write_text(json.dumps(record, indent=1, default=float))
     write_summary(out)
@@ -154,8 +183,9 @@ def model_dir(notebook: str, name: str, out_dir: str | Path | None = None) -> Pa
     return (Path(out_dir) if out_dir else results_dir()) / "models" / notebook / name
 
 
-def save_model(notebook: str, name: str, model, architecture: str, kwargs: dict,
-               out_dir: str | Path | None = None) -> Path:
+def save_model(
+    notebook: str, name: str, model, architecture: str, kwargs: dict, out_dir: str | Path | None = None
+) -> Path:
     """Keep a trained speaker model (front end + encoder, fp32, with its config) for a later notebook, which
     loads it with :func:`kdlib.models.load_speaker_model` (notebook 06 quantizes notebook 02's students).
     In a data-parallel run only rank 0 writes."""
@@ -182,24 +212,36 @@ def write_summary(out_dir: str | Path | None = None) -> Path:
     """Aggregate every results JSON in ``out_dir`` into one Markdown table (``SUMMARY.md``); other JSON files
     there (the runner's ``run_times.json``) are not results records and are left out."""
     out = Path(out_dir) if out_dir else results_dir()
-    lines = ["# Results", "", "| notebook | mode | model | params | MB | CPU ms | EER | minDCF | accuracy |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    claim_lines = ["", "## Paper claims against this run", "",
-                   "| notebook | claim | paper | ours | effect [95 % interval] | outcome |",
-                   "|---|---|---|---|---|---|"]
+    lines = [
+        "# Results",
+        "",
+        "| notebook | mode | model | params | MB | CPU ms | EER | minDCF | accuracy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    claim_lines = [
+        "",
+        "## Paper claims against this run",
+        "",
+        "| notebook | claim | paper | ours | effect [95 % interval] | outcome |",
+        "|---|---|---|---|---|---|",
+    ]
     for path in sorted(out.glob("*.json")):
         rec = json.loads(path.read_text())
         if "notebook" not in rec:
             continue
         for name, m in rec.get("models", {}).items():
-            lines.append(f"| {rec['notebook']} | {rec['mode']} | {name} | {_fmt(m.get('params'))} | "
-                         f"{m['bytes'] / 1e6:.2f} | {m['latency_ms']:.1f} | {_fmt(m.get('eer'), True)} | "
-                         f"{_fmt(m.get('min_dcf'))} | {_fmt(m.get('accuracy'), True)} |")
+            lines.append(
+                f"| {rec['notebook']} | {rec['mode']} | {name} | {_fmt(m.get('params'))} | "
+                f"{m['bytes'] / 1e6:.2f} | {m['latency_ms']:.1f} | {_fmt(m.get('eer'), True)} | "
+                f"{_fmt(m.get('min_dcf'))} | {_fmt(m.get('accuracy'), True)} |"
+            )
         smoke = " (smoke)" if rec["mode"] == "smoke" else ""
         for c in rec.get("claims", []):
             judged = describe(c["verdict"]) if "verdict" in c else "–"
-            claim_lines.append(f"| {rec['notebook']} | {c['claim']} | {c['paper']} | {c['ours']} | {judged} | "
-                               f"{c.get('outcome', 'holds' if c['holds'] else 'not judged')}{smoke} |")
+            claim_lines.append(
+                f"| {rec['notebook']} | {c['claim']} | {c['paper']} | {c['ours']} | {judged} | "
+                f"{c.get('outcome', 'holds' if c['holds'] else 'not judged')}{smoke} |"
+            )
         lines.append(f"<!-- {rec['notebook']}: {rec['mode']}, {rec['wall_time_s']} s on {rec['device']} -->")
     modes = {json.loads(p.read_text()).get("mode") for p in out.glob("*.json")}
     if "smoke" in modes:

@@ -106,8 +106,9 @@ def knob_names(source: str) -> list[str]:
     """The names a knobs cell assigns at top level (``A = ...``, ``A, B = ...``)."""
     names = []
     for node in ast.parse(source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         for target in targets:
             elts = target.elts if isinstance(target, ast.Tuple) else [target]
             names += [t.id for t in elts if isinstance(t, ast.Name)]
@@ -125,8 +126,13 @@ def current_knob_names(parameters: dict, warn: bool = True) -> dict:
 
     renamed = {key: RENAMED_KNOBS[key] for key in parameters if key in RENAMED_KNOBS}
     if renamed and warn:
-        warnings.warn("renamed knobs: " + ", ".join(f"{a} is now {b}" for a, b in renamed.items())
-                      + "; the old names go in the next release", FutureWarning, 2)  # shown to learners
+        warnings.warn(
+            "renamed knobs: "
+            + ", ".join(f"{a} is now {b}" for a, b in renamed.items())
+            + "; the old names go in the next release",
+            FutureWarning,
+            2,
+        )  # shown to learners
     return {renamed.get(key, key): value for key, value in parameters.items()}
 
 
@@ -136,8 +142,9 @@ def check_knobs(nb, parameters: dict, name: str = "notebook") -> list[str]:
     ignored (papermill only logs a warning)."""
     found = [i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
     if len(found) != 1:
-        raise ValueError(f"{name}: needs exactly one cell tagged {PARAMETERS_TAG!r} (the knobs cell), "
-                         f"found {len(found)}")
+        raise ValueError(
+            f"{name}: needs exactly one cell tagged {PARAMETERS_TAG!r} (the knobs cell), found {len(found)}"
+        )
     known = knob_names(nb.cells[found[0]].source)
     unknown = sorted(set(parameters) - set(known))
     if unknown:
@@ -189,14 +196,19 @@ def _failure(path: Path, nb, cell_index: int | None, err: Exception, executed: P
         lines, name = str(err).strip().splitlines(), type(err).__name__
     where = "before the first cell"
     if cell_index is not None:
-        code_number = sum(c.cell_type == "code" for c in nb.cells[:cell_index + 1])
+        code_number = sum(c.cell_type == "code" for c in nb.cells[: cell_index + 1])
         first = (nb.cells[cell_index].source.strip().splitlines() or [""])[0][:80]
         where = f"cell {cell_index} (code cell {code_number}: {first!r})"
-    hint = ("raise or drop --cell-timeout" if name == "CellTimeoutError" else
-            f"open {path.name} in JupyterLab and run it from the top to see the error in place")
-    return (f"FAILED: {path} at {where}: {name}: {lines[-1] if lines else ''}\n"
-            f"    executed copy up to the failure: {executed}\n    what to do: {hint}; rerun it alone with\n"
-            f"    {rerun_command([path])}")
+    hint = (
+        "raise or drop --cell-timeout"
+        if name == "CellTimeoutError"
+        else f"open {path.name} in JupyterLab and run it from the top to see the error in place"
+    )
+    return (
+        f"FAILED: {path} at {where}: {name}: {lines[-1] if lines else ''}\n"
+        f"    executed copy up to the failure: {executed}\n    what to do: {hint}; rerun it alone with\n"
+        f"    {rerun_command([path])}"
+    )
 
 
 """Written by :func:`run` in the results folder: each notebook's wall time and where it went."""
@@ -211,14 +223,15 @@ def section_seconds(nb) -> list[dict]:
     sections, heading = {}, "(before the first heading)"
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            titles = [line.lstrip("#").strip() for line in cell.source.splitlines()
-                      if line.startswith(("# ", "## "))]
+            titles = [line.lstrip("#").strip() for line in cell.source.splitlines() if line.startswith(("# ", "## "))]
             heading = titles[0] if titles else heading
             continue
         stamps = cell.get("metadata", {}).get("execution", {})
         if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
-            start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
-                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            start, end = (
+                datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
+                for k in ("iopub.execute_input", "shell.execute_reply")
+            )
             sections[heading] = sections.get(heading, 0.0) + (end - start).total_seconds()
     return [{"section": name, "seconds": round(seconds, 1)} for name, seconds in sections.items()]
 
@@ -260,18 +273,24 @@ def record_times(name: str, seconds: float, status: str, executed, peak_mb: floa
     path = results_dir() / TIMES_FILE
     record = json.loads(path.read_text()) if path.is_file() else {"notebooks": {}}
     record["notebooks"][Path(name).stem] = {
-        "seconds": round(seconds, 1), "status": status.splitlines()[0], "mode": "smoke" if SMOKE else "full",
+        "seconds": round(seconds, 1),
+        "status": status.splitlines()[0],
+        "mode": "smoke" if SMOKE else "full",
         "precision": os.environ.get("KDLIB_PRECISION") or "fp32",
         "isa_capped": os.environ.get("ATEN_CPU_CAPABILITY") == REFERENCE_NUMERICS["ATEN_CPU_CAPABILITY"],
         "peak_memory_mb": None if peak_mb is None else round(peak_mb),
-        "hardware": hardware(), "cpu": cpu(), "sections": section_seconds(executed)}
+        "hardware": hardware(),
+        "cpu": cpu(),
+        "sections": section_seconds(executed),
+    }
     record["notebooks"] = dict(sorted(record["notebooks"].items()))
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
 
 
-def run(notebooks: list[Path], cell_timeout: int | None = None,
-        parameters: dict | None = None) -> list[tuple[str, float, str]]:
+def run(
+    notebooks: list[Path], cell_timeout: int | None = None, parameters: dict | None = None
+) -> list[tuple[str, float, str]]:
     """Execute each notebook through papermill in a fresh kernel, in its own folder, with ``parameters`` (knob
     values) injected after its knobs cell; return ``(name, seconds, "ok" or the failure)`` per notebook."""
     import copy
@@ -294,17 +313,27 @@ def run(notebooks: list[Path], cell_timeout: int | None = None,
         try:
             with _kernel_parameters(parameters):  # the kernel records them in its results
                 papermill.execute_notebook(
-                    path, executed, parameters=parameters or None, kernel_name="python3", language="python",
-                    cwd=str(path.parent), execution_timeout=cell_timeout, progress_bar=sys.stderr.isatty(),
+                    path,
+                    executed,
+                    parameters=parameters or None,
+                    kernel_name="python3",
+                    language="python",
+                    cwd=str(path.parent),
+                    execution_timeout=cell_timeout,
+                    progress_bar=sys.stderr.isatty(),
                     on_notebook_start=lambda notebook: current.update(nb=copy.deepcopy(notebook)),  # before error marks
                     on_cell_start=lambda cell, cell_index: current.update(index=cell_index),
-                    on_cell_executed=peak.read)
+                    on_cell_executed=peak.read,
+                )
         except Exception as err:  # keep going: report every notebook, fail at the end
             index = getattr(err, "cell_index", current["index"])
             status = _failure(path, current["nb"] or nbformat.read(path, as_version=4), index, err, executed)
         report.append((path.name, time.time() - start, status))
-        record_times(*report[-1], nbformat.read(executed, as_version=4) if executed.is_file() else
-                     nbformat.v4.new_notebook(), peak.mb)
+        record_times(
+            *report[-1],
+            nbformat.read(executed, as_version=4) if executed.is_file() else nbformat.v4.new_notebook(),
+            peak.mb,
+        )
         print(f"  {status} in {report[-1][1]:.0f} s -> {executed}", flush=True)
     return report
 
@@ -403,24 +432,55 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="execute notebooks headlessly (default: every notebook in notebooks/)")
     r.add_argument("--notebooks", nargs="+", default=None, metavar="NOTEBOOK", help="notebooks to run")
-    r.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
-                   help="fail a cell that runs longer than this (default: no limit)")
-    r.add_argument("--numerics", choices=NUMERICS, default="reference",
-                   help="reference: AVX2 kernels and 2 threads, bit-reproducible across AMD machines, not yet "
-                        "from AMD to Intel (default); "
-                        "native: every core and the processor's own kernels; fast: native, training in bfloat16")
-    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="set a knob of the notebooks' knobs cell (papermill's -p); repeat for several")
-    r.add_argument("--results", default=None, metavar="DIR",
-                   help="write results, executed copies and models under DIR (default: results/)")
+    r.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="fail a cell that runs longer than this (default: no limit)",
+    )
+    r.add_argument(
+        "--numerics",
+        choices=NUMERICS,
+        default="reference",
+        help="reference: AVX2 kernels and 2 threads, bit-reproducible across AMD machines, not yet "
+        "from AMD to Intel (default); "
+        "native: every core and the processor's own kernels; fast: native, training in bfloat16",
+    )
+    r.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="set a knob of the notebooks' knobs cell (papermill's -p); repeat for several",
+    )
+    r.add_argument(
+        "--results",
+        default=None,
+        metavar="DIR",
+        help="write results, executed copies and models under DIR (default: results/)",
+    )
     w = sub.add_parser("script", help="write a notebook as a Python script, e.g. for torchrun")
     w.add_argument("notebook", help="the notebook to convert")
-    w.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="set a knob of its knobs cell (papermill's -p); repeat for several")
-    w.add_argument("--out", default=None, metavar="FILE",
-                   help="where to write the script (default: results/scripts/<notebook>.py)")
-    sub.add_parser("lab-copy", help=f"copy the notebooks into {LAB_DIR.name}/, the working copy make lab opens "
-                                    "(never overwrites a notebook already there)")
+    w.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="set a knob of its knobs cell (papermill's -p); repeat for several",
+    )
+    w.add_argument(
+        "--out", default=None, metavar="FILE", help="where to write the script (default: results/scripts/<notebook>.py)"
+    )
+    sub.add_parser(
+        "lab-copy",
+        help=f"copy the notebooks into {LAB_DIR.name}/, the working copy make lab opens "
+        "(never overwrites a notebook already there)",
+    )
     sub.add_parser("lab-options", help="print the options make lab passes to JupyterLab")
     args = parser.parse_args(argv)
     if args.command == "lab-options":
@@ -430,8 +490,10 @@ def main(argv: list[str] | None = None) -> int:
         done = lab_copy()
         print(f"{LAB_DIR}: {len(done['copied'])} notebooks copied, {len(done['kept'])} of yours kept")
         for path in done["behind"]:
-            print(f"  {path.relative_to(LAB_DIR)}: the tracked notebook changed since your copy; delete your copy "
-                  "to take the new one")
+            print(
+                f"  {path.relative_to(LAB_DIR)}: the tracked notebook changed since your copy; delete your copy "
+                "to take the new one"
+            )
         return 0
     if args.command == "script":
         path = Path(args.notebook)

@@ -91,10 +91,18 @@ def to_html(nb) -> str:
 def screenshot(html_path: Path, png_path: Path, height: int, browser: str | None = None) -> Path:
     """Draw ``html_path`` in headless Chromium, ``WIDTH × height`` pixels, into ``png_path``."""
     browser = browser or find_chromium()
-    cmd = [browser, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
-           "--allow-file-access-from-files",
-           f"--window-size={WIDTH},{height}", f"--screenshot={png_path}", "--virtual-time-budget=5000",
-           html_path.resolve().as_uri()]
+    cmd = [
+        browser,
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--hide-scrollbars",
+        "--allow-file-access-from-files",
+        f"--window-size={WIDTH},{height}",
+        f"--screenshot={png_path}",
+        "--virtual-time-budget=5000",
+        html_path.resolve().as_uri(),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if done.returncode != 0 or not png_path.exists():
         raise RuntimeError(f"{browser} could not draw {html_path}: {done.stderr.strip()[-500:]}")
@@ -105,9 +113,19 @@ def rendered_dom(html_path: Path, browser: str | None = None, budget_ms: int = 1
     """The DOM of ``html_path`` after headless Chromium has run its scripts for ``budget_ms`` of virtual time
     (MathJax's typesetting included): what a reader's browser shows, as HTML text."""
     browser = browser or find_chromium()
-    cmd = [browser, "--headless", "--disable-gpu", "--no-sandbox", "--allow-file-access-from-files",
-           "--disable-background-networking", "--disable-component-update", "--no-first-run",
-           f"--virtual-time-budget={budget_ms}", "--dump-dom", html_path.resolve().as_uri()]
+    cmd = [
+        browser,
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--allow-file-access-from-files",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--virtual-time-budget={budget_ms}",
+        "--dump-dom",
+        html_path.resolve().as_uri(),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if done.returncode != 0 or "<body" not in done.stdout:
         raise RuntimeError(f"{browser} could not draw {html_path}: {done.stderr.strip()[-500:]}")
@@ -132,8 +150,10 @@ def table_problems(nb, name: str = "notebook") -> list[str]:
             empty = sum(text in ("NaN", "None", "nan", "<NA>") for text in cells)
             long = [text for text in cells if _LONG_DECIMAL.fullmatch(text)]
             if empty or long:
-                problems.append(f"{name}, cell {index}: {empty} empty cells shown as NaN/None, {len(long)} numbers "
-                                f"with 5+ decimals{' (' + long[0] + ')' if long else ''}")
+                problems.append(
+                    f"{name}, cell {index}: {empty} empty cells shown as NaN/None, {len(long)} numbers "
+                    f"with 5+ decimals{' (' + long[0] + ')' if long else ''}"
+                )
     return problems
 
 
@@ -170,8 +190,9 @@ def notebook_screenshots(notebook: Path, out_dir: Path, browser: str | None = No
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kdlib.course.screenshots", description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="executed notebooks (default: results/executed/*.ipynb)")
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, help="executed notebooks (default: results/executed/*.ipynb)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/screenshots)")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((results_dir() / "executed").glob("*.ipynb"))

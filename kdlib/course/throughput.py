@@ -82,8 +82,16 @@ class _Clock:
         self.times.append(time.perf_counter())
 
 
-def measure(teacher: str = "hubert-base-ls960", student_layers: int = 2, batch: int = 8, seconds: float = 4.0,
-            steps: int = 5, warmup: int = 2, precision: str | None = "fp32", device: str | None = None) -> dict:
+def measure(
+    teacher: str = "hubert-base-ls960",
+    student_layers: int = 2,
+    batch: int = 8,
+    seconds: float = 4.0,
+    steps: int = 5,
+    warmup: int = 2,
+    precision: str | None = "fp32",
+    device: str | None = None,
+) -> dict:
     """Seconds per DistilHuBERT training step (``batch`` crops of ``seconds``; the global batch when
     data-parallel), the median over ``steps`` timed steps after ``warmup`` untimed ones, and the derived
     items and audio seconds per second."""
@@ -100,22 +108,40 @@ def measure(teacher: str = "hubert-base-ls960", student_layers: int = 2, batch: 
     big = paper_scale_ssl(teacher)
     student = make_student(big, student_layers)
     student.config.layerdrop, student.config.mask_time_prob = 0.0, 0.0  # DistilHuBERT neither drops nor masks
-    distiller = _Distiller(big, student,
-                           distil_layers(big.config.num_hidden_layers))
+    distiller = _Distiller(big, student, distil_layers(big.config.num_hidden_layers))
     parallel = distributed.init()
     device = device or (distributed.device() if parallel else resolve_device(None))
     clock = _Clock(batch, int(seconds * 16_000), warmup + steps, device)
-    train.fit(distiller, clock, distiller.loss, epochs=1, lr=2e-4, device=device, progress=False,
-              precision=precision, desc="throughput")
-    per_step = sorted(b - a for a, b in zip(clock.times[warmup:-1], clock.times[warmup + 1:]))
+    train.fit(
+        distiller,
+        clock,
+        distiller.loss,
+        epochs=1,
+        lr=2e-4,
+        device=device,
+        progress=False,
+        precision=precision,
+        desc="throughput",
+    )
+    per_step = sorted(b - a for a, b in zip(clock.times[warmup:-1], clock.times[warmup + 1 :]))
     seconds_per_step = per_step[len(per_step) // 2]
-    return {"teacher": teacher, "student_layers": student_layers, "batch": batch, "crop_seconds": seconds,
-            "precision": precision, "device": device, "processes": distributed.world_size(),
-            "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
-            "threads": torch.get_num_threads(), "teacher_params": count_params(big),
-            "student_params": count_params(distiller.student), "timed_steps": steps,
-            "seconds_per_step": seconds_per_step, "items_per_second": batch / seconds_per_step,
-            "audio_seconds_per_second": batch * seconds / seconds_per_step}
+    return {
+        "teacher": teacher,
+        "student_layers": student_layers,
+        "batch": batch,
+        "crop_seconds": seconds,
+        "precision": precision,
+        "device": device,
+        "processes": distributed.world_size(),
+        "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
+        "threads": torch.get_num_threads(),
+        "teacher_params": count_params(big),
+        "student_params": count_params(distiller.student),
+        "timed_steps": steps,
+        "seconds_per_step": seconds_per_step,
+        "items_per_second": batch / seconds_per_step,
+        "audio_seconds_per_second": batch * seconds / seconds_per_step,
+    }
 
 
 def estimates(result: dict) -> dict[str, float]:
@@ -138,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the measurement here")
     args = parser.parse_args(argv)
-    result = measure(args.teacher, args.student_layers, args.batch, args.seconds, args.steps, args.warmup,
-                     args.precision)
+    result = measure(
+        args.teacher, args.student_layers, args.batch, args.seconds, args.steps, args.warmup, args.precision
+    )
     if distributed.is_main():
         result["estimated_hours"] = estimates(result)
         print(json.dumps(result, indent=1))

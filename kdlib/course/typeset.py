@@ -19,8 +19,10 @@ def _mathjax_source() -> Path:
     try:
         import mathjax
     except ImportError as err:
-        raise ImportError("the course book needs MathJax for offline equations: pip install "
-                          "django-static-mathjax==3.2.2.1 (in requirements.txt)") from err
+        raise ImportError(
+            "the course book needs MathJax for offline equations: pip install "
+            "django-static-mathjax==3.2.2.1 (in requirements.txt)"
+        ) from err
     return Path(mathjax.__file__).parent / "static" / "mathjax"
 
 
@@ -50,10 +52,12 @@ def mathjax_head(script_url: str) -> str:
     """The ``<head>`` lines that typeset a page's ``$...$`` and ``$$...$$`` with MathJax 3 (the settings
     JupyterLab uses: TeX delimiters, escaped dollars, AMS environments and numbering). MathJax finds its fonts
     beside its script (``output/chtml/fonts/woff-v2``)."""
-    return ("<!-- MathJax 3: TeX input, HTML output with TeX fonts -->\n<script>\nwindow.MathJax = {\n"
-            "  tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],\n"
-            "        processEscapes: true, processEnvironments: true, tags: 'ams'}\n};\n</script>\n"
-            f'<script defer src="{script_url}"></script>')
+    return (
+        "<!-- MathJax 3: TeX input, HTML output with TeX fonts -->\n<script>\nwindow.MathJax = {\n"
+        "  tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],\n"
+        "        processEscapes: true, processEnvironments: true, tags: 'ams'}\n};\n</script>\n"
+        f'<script defer src="{script_url}"></script>'
+    )
 
 
 def with_mathjax(page_html: str, script_url: str) -> str:

@@ -74,8 +74,10 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     answer = committed(notebook, name, parameters)
     if not execute:
         if answer is not None:
-            print(f"{Path(notebook).stem} {name}: the committed answer (full mode, "
-                  f"{answer['provenance']['created'][:10]}, {duration(answer['wall_time_s'])})")
+            print(
+                f"{Path(notebook).stem} {name}: the committed answer (full mode, "
+                f"{answer['provenance']['created'][:10]}, {duration(answer['wall_time_s'])})"
+            )
         return answer
     if reuse and not SMOKE and answer is not None and _same_conditions(answer, same_commit=False):
         print(f"{Path(notebook).stem} {name}: reusing the committed answer ({answer['provenance']['created']})")
@@ -88,8 +90,16 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
         if _recorded_knobs(record) == wanted and _same_conditions(record, same_commit=SMOKE):
             print(f"{notebook} {name}: reusing {record_path} ({record['provenance']['created']})")
             return record
-    args = [sys.executable, "-m", "kdlib.course.runner", "run", "--notebooks", str(_notebook_path(notebook)),
-            "--results", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "kdlib.course.runner",
+        "run",
+        "--notebooks",
+        str(_notebook_path(notebook)),
+        "--results",
+        str(out),
+    ]
     for key, value in parameters.items():
         args += ["-p", key, repr(value)]
     knobs = ", ".join(f"{k}={v!r}" for k, v in parameters.items())
@@ -100,7 +110,6 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
         tail = "\n".join((done.stdout.strip() or done.stderr.strip()).splitlines()[-12:])
         raise RuntimeError(f"{notebook} with {knobs} failed; its executed copy is under {out}.\n{tail}")
     return _read(record_path)
-
 
 
 def _recorded_knobs(record: dict) -> dict:
@@ -124,8 +133,10 @@ def committed(notebook: str, name: str, parameters: dict) -> dict | None:
     record = _read(path)
     wanted = recorded_parameters(current_knob_names(parameters))
     if _recorded_knobs(record) != wanted:
-        raise ValueError(f"{path}: measured with {record.get('parameters')}, not {wanted}; run the variant again "
-                         f"in full mode and promote it (kdlib.course.variants.promote)")
+        raise ValueError(
+            f"{path}: measured with {record.get('parameters')}, not {wanted}; run the variant again "
+            f"in full mode and promote it (kdlib.course.variants.promote)"
+        )
     return record
 
 
@@ -142,10 +153,16 @@ def committed_table(notebook: str):
     import pandas as pd
 
     stem = Path(notebook).stem
-    rows = [{"variant": path.parent.name, "knobs": ", ".join(f"{k} = {v}" for k, v in _recorded_knobs(rec).items()),
-             "measured": rec["provenance"]["created"][:10], "wall time": duration(rec["wall_time_s"])}
-            for path in sorted((REFERENCE / "variants" / stem).glob(f"*/{stem}.json"))
-            for rec in [_read(path)]]
+    rows = [
+        {
+            "variant": path.parent.name,
+            "knobs": ", ".join(f"{k} = {v}" for k, v in _recorded_knobs(rec).items()),
+            "measured": rec["provenance"]["created"][:10],
+            "wall time": duration(rec["wall_time_s"]),
+        }
+        for path in sorted((REFERENCE / "variants" / stem).glob(f"*/{stem}.json"))
+        for rec in [_read(path)]
+    ]
     return pd.DataFrame(rows, columns=["variant", "knobs", "measured", "wall time"]).set_index("variant")
 
 
@@ -172,9 +189,11 @@ def _same_conditions(record: dict, same_commit: bool, mode: str | None = None) -
 
     wanted = {k: os.environ.get(k, v) for k, v in reference_environment().items()}
     ran = record.get("provenance", {}).get("numerics", {})
-    return (record.get("mode") == (mode or ("smoke" if SMOKE else "full"))
-            and all(ran.get(k) == v for k, v in wanted.items())
-            and (not same_commit or record["provenance"].get("git_commit") == git_commit()))
+    return (
+        record.get("mode") == (mode or ("smoke" if SMOKE else "full"))
+        and all(ran.get(k) == v for k, v in wanted.items())
+        and (not same_commit or record["provenance"].get("git_commit") == git_commit())
+    )
 
 
 def baseline(notebook: str, run_missing: bool = False) -> dict:
@@ -192,9 +211,11 @@ def baseline(notebook: str, run_missing: bool = False) -> dict:
             return record
     if run_missing:
         return run(notebook, {}, "as-committed")
-    raise FileNotFoundError(f"no comparable {'smoke' if SMOKE else 'full'} run of {stem} in "
-                            f"{candidates[0].parent}; produce it with {'KDLIB_SMOKE=1 ' if SMOKE else ''}"
-                            f"{rerun_command([stem])}")
+    raise FileNotFoundError(
+        f"no comparable {'smoke' if SMOKE else 'full'} run of {stem} in "
+        f"{candidates[0].parent}; produce it with {'KDLIB_SMOKE=1 ' if SMOKE else ''}"
+        f"{rerun_command([stem])}"
+    )
 
 
 def figures(notebook: str, name: str, marker: str, missing_ok: bool = False) -> list[bytes]:
@@ -209,14 +230,20 @@ def figures(notebook: str, name: str, marker: str, missing_ok: bool = False) -> 
     path = (out / "smoke" if SMOKE else out) / "executed" / f"{Path(notebook).stem}.ipynb"
     if not path.is_file():
         if missing_ok:
-            print(f"{name}: no executed copy in {path.parent} (a committed answer keeps its numbers only); its "
-                  "figures appear once the variant has run here")
+            print(
+                f"{name}: no executed copy in {path.parent} (a committed answer keeps its numbers only); its "
+                "figures appear once the variant has run here"
+            )
             return []
         raise FileNotFoundError(f"{path}: the variant {name!r} has not run in this mode")
     nb = nbformat.read(path, as_version=4)
-    return [base64.b64decode(o["data"]["image/png"]) for c in nb.cells
-            if c.cell_type == "code" and marker in c.source
-            for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    return [
+        base64.b64decode(o["data"]["image/png"])
+        for c in nb.cells
+        if c.cell_type == "code" and marker in c.source
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
 
 
 def ran(records: dict) -> dict:
@@ -224,8 +251,10 @@ def ran(records: dict) -> dict:
     variant whose knobs were only checked); says which were not run."""
     for label, record in records.items():
         if record is None:
-            print(f"{label}: no measured answer (knobs checked; no committed full-mode run): what the text says "
-                  "of it is a prediction")
+            print(
+                f"{label}: no measured answer (knobs checked; no committed full-mode run): what the text says "
+                "of it is a prediction"
+            )
     return {label: record for label, record in records.items() if record is not None}
 
 
@@ -261,6 +290,10 @@ def claims(records: dict):
     import pandas as pd
 
     old = {True: "held (older rule)", False: "did not hold (older rule)"}
-    return pd.DataFrame({label: {c["claim"][:90]: c.get("outcome", old[bool(c["holds"])])
-                                 for c in record["claims"]}
-                         for label, record in records.items() if record is not None})
+    return pd.DataFrame(
+        {
+            label: {c["claim"][:90]: c.get("outcome", old[bool(c["holds"])]) for c in record["claims"]}
+            for label, record in records.items()
+            if record is not None
+        }
+    )

@@ -53,9 +53,14 @@ def _frozen(model: nn.Module):
             module.training = training
 
 
-def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor,
-                         baselines: torch.Tensor | None = None, n_steps: int = 16,
-                         internal_batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def integrated_gradients(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    baselines: torch.Tensor | None = None,
+    n_steps: int = 16,
+    internal_batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """captum ``IntegratedGradients`` of ``model(inputs)[b, target[b]]``; returns the attributions (the
     shape of ``inputs``) and the per-item convergence delta ``Σ IG − (F(x) − F(x'))``.
 
@@ -67,8 +72,13 @@ def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target: torch.T
     baselines = silence_baseline(inputs) if baselines is None else baselines
     with _frozen(model):
         attr, delta = IntegratedGradients(model).attribute(
-            inputs, baselines=baselines, target=target, n_steps=n_steps,
-            internal_batch_size=internal_batch_size, return_convergence_delta=True)
+            inputs,
+            baselines=baselines,
+            target=target,
+            n_steps=n_steps,
+            internal_batch_size=internal_batch_size,
+            return_convergence_delta=True,
+        )
     return attr.detach(), delta.detach()
 
 
@@ -93,9 +103,17 @@ def integrated_input(feats: torch.Tensor, baseline: torch.Tensor, sal: torch.Ten
 
 
 @torch.no_grad()
-def build_integrated_inputs(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor, n_steps: int = 16,
-                            floor: float = 0.5, batch_size: int = 16, internal_batch_size: int = 128,
-                            device: str | None = None, progress: bool = True) -> dict[str, torch.Tensor]:
+def build_integrated_inputs(
+    model: nn.Module,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    n_steps: int = 16,
+    floor: float = 0.5,
+    batch_size: int = 16,
+    internal_batch_size: int = 128,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
     """Attribute, then build integrated inputs, for a stack of equal-length crops ``(n, n_mels, frames)``.
 
     Returns ``integrated`` (x̃), ``saliency`` (s, float16 to save memory), ``delta`` (captum's convergence
@@ -108,7 +126,7 @@ def build_integrated_inputs(model: nn.Module, feats: torch.Tensor, labels: torch
     model = model.to(device)
     desc = f"integrated gradients ({feats.shape[-1]} frames)"
     for i in bar(range(0, len(feats), batch_size), unit="batch", desc=desc, disable=not progress, leave=False):
-        x, y = feats[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)
+        x, y = feats[i : i + batch_size].to(device), labels[i : i + batch_size].to(device)
         base = silence_baseline(x)
         with torch.enable_grad():
             attr, delta = integrated_gradients(model, x, y, base, n_steps, internal_batch_size)
@@ -122,8 +140,13 @@ def build_integrated_inputs(model: nn.Module, feats: torch.Tensor, labels: torch
 
 
 @torch.no_grad()
-def deletion_insertion(score_fn: Callable[[torch.Tensor], torch.Tensor], feats: torch.Tensor,
-                       baseline: torch.Tensor, frame_order: torch.Tensor, steps: int = 20) -> dict:
+def deletion_insertion(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    feats: torch.Tensor,
+    baseline: torch.Tensor,
+    frame_order: torch.Tensor,
+    steps: int = 20,
+) -> dict:
     """Faithfulness curves of a frame ranking for one ``(n_mels, frames)`` input (Petsiuk et al., RISE, 2018).
 
     *Deletion* replaces the top-k ranked frames by the baseline and *insertion* starts from the baseline and
@@ -143,27 +166,44 @@ def deletion_insertion(score_fn: Callable[[torch.Tensor], torch.Tensor], feats: 
         inserted.append(torch.where(keep, feats, baseline))
     d = score_fn(torch.stack(deleted)).float().cpu().numpy()
     ins = score_fn(torch.stack(inserted)).float().cpu().numpy()
-    return {"fractions": fractions, "deletion": d, "insertion": ins,
-            "deletion_auc": float(np.trapezoid(d, fractions)), "insertion_auc": float(np.trapezoid(ins, fractions))}
+    return {
+        "fractions": fractions,
+        "deletion": d,
+        "insertion": ins,
+        "deletion_auc": float(np.trapezoid(d, fractions)),
+        "insertion_auc": float(np.trapezoid(ins, fractions)),
+    }
 
 
-def faithfulness(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor, baseline: torch.Tensor,
-                 n_steps: int = 16, steps: int = 20, generator: torch.Generator | None = None,
-                 internal_batch_size: int = 32) -> tuple[torch.Tensor, float, list[dict]]:
+def faithfulness(
+    model: nn.Module,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    baseline: torch.Tensor,
+    n_steps: int = 16,
+    steps: int = 20,
+    generator: torch.Generator | None = None,
+    internal_batch_size: int = 32,
+) -> tuple[torch.Tensor, float, list[dict]]:
     """Integrated Gradients of ``model`` (features -> logits) on a stack of inputs, and each item's deletion and
     insertion curves for its IG frame ranking and for a random ranking (drawn from ``generator``), scored by
     the true speaker's probability. Returns the attributions (CPU), the mean |convergence delta| and one
     curve record per item and ranking (``ranking``, ``item`` and the :func:`deletion_insertion` fields)."""
-    attr, delta = integrated_gradients(model, feats, labels, baseline, n_steps=n_steps,
-                                       internal_batch_size=internal_batch_size)
+    attr, delta = integrated_gradients(
+        model, feats, labels, baseline, n_steps=n_steps, internal_batch_size=internal_batch_size
+    )
     order = time_saliency(attr).argsort(dim=1, descending=True)
     curves = []
     for i in range(len(feats)):
+
         def score(batch, y=labels[i]):
             return torch.softmax(model(batch), 1)[:, y]
 
-        for ranking, o in (("IG", order[i]),
-                           ("random", torch.randperm(feats.shape[-1], generator=generator).to(feats.device))):
-            curves.append({"ranking": ranking, "item": i,
-                           **deletion_insertion(score, feats[i], baseline[i], o, steps=steps)})
+        for ranking, o in (
+            ("IG", order[i]),
+            ("random", torch.randperm(feats.shape[-1], generator=generator).to(feats.device)),
+        ):
+            curves.append(
+                {"ranking": ranking, "item": i, **deletion_insertion(score, feats[i], baseline[i], o, steps=steps)}
+            )
     return attr.cpu(), delta.abs().mean().item(), curves

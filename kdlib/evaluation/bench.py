@@ -43,8 +43,9 @@ def serialized_bytes(model: nn.Module) -> int:
 
 
 @torch.inference_mode()
-def cpu_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, repeats: int = 10,
-                   threads: int = 1) -> float:
+def cpu_latency_ms(
+    model: nn.Module, example: torch.Tensor, warmup: int = 3, repeats: int = 10, threads: int = 1
+) -> float:
     """Median wall time in milliseconds of ``model(example)`` on the CPU with ``threads`` threads, after warm-up.
 
     The model is copied to the CPU in eval mode; the caller's model is left untouched.
@@ -76,8 +77,11 @@ def _median_ms(call, warmup: int, repeats: int, sync=lambda: None) -> float:
 
 def measure(model: nn.Module, example: torch.Tensor, **latency_kwargs) -> dict:
     """``params``, ``bytes`` and ``latency_ms`` of a model, the size/speed part of a results entry."""
-    return {"params": count_params(model), "bytes": model_bytes(model),
-            "latency_ms": round(cpu_latency_ms(model, example, **latency_kwargs), 3)}
+    return {
+        "params": count_params(model),
+        "bytes": model_bytes(model),
+        "latency_ms": round(cpu_latency_ms(model, example, **latency_kwargs), 3),
+    }
 
 
 @torch.inference_mode()
@@ -107,12 +111,17 @@ def reductions(rows: list[dict]) -> list[dict]:
         t = teachers[0]
         cut = lambda key, s: 100 * (1 - s[key] / t[key])  # noqa: E731 - a one-line formula
         for s in (r for r in group if r["role"] == "student"):
-            row = {"architecture": arch, "student layers": f"{s['layers']} of {t['layers']}",
-                   "teacher system params (M)": t["system_params"] / 1e6,
-                   "student system params (M)": s["system_params"] / 1e6,
-                   "system size reduction %": cut("system_params", s), "SSL size reduction %": cut("ssl_params", s),
-                   "SSL CPU time reduction %": cut("ssl_cpu_ms", s),
-                   "teacher SSL CPU ms": t["ssl_cpu_ms"], "student SSL CPU ms": s["ssl_cpu_ms"]}
+            row = {
+                "architecture": arch,
+                "student layers": f"{s['layers']} of {t['layers']}",
+                "teacher system params (M)": t["system_params"] / 1e6,
+                "student system params (M)": s["system_params"] / 1e6,
+                "system size reduction %": cut("system_params", s),
+                "SSL size reduction %": cut("ssl_params", s),
+                "SSL CPU time reduction %": cut("ssl_cpu_ms", s),
+                "teacher SSL CPU ms": t["ssl_cpu_ms"],
+                "student SSL CPU ms": s["ssl_cpu_ms"],
+            }
             if s.get("ssl_gpu_ms") is not None and t.get("ssl_gpu_ms") is not None:
                 row["SSL GPU time reduction %"] = cut("ssl_gpu_ms", s)
             out.append(row)

@@ -83,8 +83,8 @@ def eer(scores, labels, weights=None) -> float:
 def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
     """Normalised minimum detection cost (NIST SRE / VoxSRC):
 
-        DCF(θ) = c_miss·P_miss(θ)·p_target + c_fa·P_fa(θ)·(1 − p_target),
-        minDCF = min_θ DCF(θ) / min(c_miss·p_target, c_fa·(1 − p_target)).
+    DCF(θ) = c_miss·P_miss(θ)·p_target + c_fa·P_fa(θ)·(1 − p_target),
+    minDCF = min_θ DCF(θ) / min(c_miss·p_target, c_fa·(1 − p_target)).
     """
     p_miss, p_fa, _ = error_rates(scores, labels)
     dcf = c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target)
@@ -135,15 +135,18 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     orthogonal transform or an isotropic scaling of either side, so it compares teachers of different widths,
     where a cosine between their frames cannot."""
     if x.dim() != 2 or y.dim() != 2 or len(x) != len(y) or len(x) < 2:
-        raise ValueError(f"need two (n, d) representations of the same n >= 2 items, got shapes {tuple(x.shape)} "
-                         f"and {tuple(y.shape)}")
+        raise ValueError(
+            f"need two (n, d) representations of the same n >= 2 items, got shapes {tuple(x.shape)} "
+            f"and {tuple(y.shape)}"
+        )
     x, y = x.double() - x.double().mean(0), y.double() - y.double().mean(0)
     cross = (y.T @ x).pow(2).sum()
     return float(cross / ((x.T @ x).norm() * (y.T @ y).norm()))
 
 
-def share_recovered(student: float, start: float, teacher: float, *, higher_is_better: bool = True,
-                    min_gap: float = 0.0) -> float | None:
+def share_recovered(
+    student: float, start: float, teacher: float, *, higher_is_better: bool = True, min_gap: float = 0.0
+) -> float | None:
     r"""The share of a teacher's lead over a student's starting point that the student recovered,
     ``(student − start) / (teacher − start)``: 0 no progress, 1 the teacher's level, above 1 past it, below 0
     worse than the start. None where the teacher does not lead the start by more than ``min_gap`` (in the

@@ -64,8 +64,15 @@ def ctc_objective(log_probs: torch.Tensor, lengths: torch.Tensor, targets: Seque
     length and averaged over the batch (``torch.nn.functional.ctc_loss``, blank index 0). ``log_probs``:
     ``(batch, frames, classes)``; ``lengths``: valid frames per clip."""
     target_lengths = torch.tensor([len(t) for t in targets])
-    return F.ctc_loss(log_probs.transpose(0, 1), torch.cat(list(targets)), lengths, target_lengths, blank=0,
-                      reduction="mean", zero_infinity=True)
+    return F.ctc_loss(
+        log_probs.transpose(0, 1),
+        torch.cat(list(targets)),
+        lengths,
+        target_lengths,
+        blank=0,
+        reduction="mean",
+        zero_infinity=True,
+    )
 
 
 def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
@@ -84,12 +91,13 @@ def pad(clips: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([len(c) for c in clips])
     out = torch.zeros(len(clips), int(lengths.max()), *clips[0].shape[1:])
     for i, clip in enumerate(clips):
-        out[i, :len(clip)] = clip.float()
+        out[i, : len(clip)] = clip.float()
     return out, lengths
 
 
-def layer_frames(layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], waves: Sequence[torch.Tensor],
-                 batch_size: int = 16) -> list[torch.Tensor]:
+def layer_frames(
+    layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], waves: Sequence[torch.Tensor], batch_size: int = 16
+) -> list[torch.Tensor]:
     """Every layer's frames of each clip, ``(frames, layers, dim)`` in float16, for clips of any length:
     ``waves`` in batches of similar length (zero-padded to the batch's longest), each clip keeping its share of
     the padded frames, rounded up."""
@@ -97,23 +105,34 @@ def layer_frames(layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], waves:
     out: list[torch.Tensor | None] = [None] * len(waves)
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            chosen = order[start:start + batch_size]
+            chosen = order[start : start + batch_size]
             longest = max(len(waves[i]) for i in chosen)
             batch = torch.stack([F.pad(waves[i], (0, longest - len(waves[i]))) for i in chosen])
             stacked = torch.stack([h.float() for h in layers_fn(batch)], dim=2).half()
             for row, i in enumerate(chosen):
-                out[i] = stacked[row, :math.ceil(stacked.shape[1] * len(waves[i]) / longest)].clone()
+                out[i] = stacked[row, : math.ceil(stacked.shape[1] * len(waves[i]) / longest)].clone()
     return out
 
 
-def fit_ctc(frames: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], n_classes: int, *, steps: int = 300,
-            batch_size: int = 32, lr: float = 3e-3, weight_decay: float = 1e-3, seed: int = 0) -> FrameDownstream:
+def fit_ctc(
+    frames: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
+    n_classes: int,
+    *,
+    steps: int = 300,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+) -> FrameDownstream:
     """Train a :class:`FrameDownstream` with :func:`ctc_objective` on clips' frames ``(frames_i, layers, dim)``
     (from :func:`layer_frames`) and their phoneme indices, AdamW on shuffled mini-batches drawn with ``seed``
     (the global random state is left as it was)."""
     if not frames or frames[0].dim() != 3 or len(frames) != len(targets):
-        raise ValueError(f"need each clip's frames (frames, layers, dim) and its targets; got {len(frames)} clips "
-                         f"of shape {tuple(frames[0].shape) if frames else None} and {len(targets)} targets")
+        raise ValueError(
+            f"need each clip's frames (frames, layers, dim) and its targets; got {len(frames)} clips "
+            f"of shape {tuple(frames[0].shape) if frames else None} and {len(targets)} targets"
+        )
     too_short = [i for i, (f, t) in enumerate(zip(frames, targets)) if len(f) < len(t)]
     if too_short:
         raise ValueError(f"clips {too_short[:5]} have fewer frames than phonemes: CTC cannot align them")
@@ -138,7 +157,7 @@ def recognise(model: FrameDownstream, frames: Sequence[torch.Tensor], batch_size
     """Each clip's decoded phoneme indices (:func:`greedy_decode`)."""
     out = []
     for start in range(0, len(frames), batch_size):
-        x, n = pad(frames[start:start + batch_size])
+        x, n = pad(frames[start : start + batch_size])
         out += greedy_decode(model(x), n)
     return out
 
@@ -171,8 +190,14 @@ def transcribed(source: Source) -> bool:
     return bool(rows) and all(r.get("text") and r.get("accent") for r in rows)
 
 
-def build_phoneme_task(source: Source, *, train_clips: int | None = 600, test_clips: int | None = 400,
-                       harsh: dict | None = None, seed: int = 0) -> PhonemeTask:
+def build_phoneme_task(
+    source: Source,
+    *,
+    train_clips: int | None = 600,
+    test_clips: int | None = 400,
+    harsh: dict | None = None,
+    seed: int = 0,
+) -> PhonemeTask:
     """Whole sentences of ``source`` with their phonemes: ``train_clips`` of the training speakers' and
     ``test_clips`` of the test speakers' (drawn at random with ``seed``; None: all), and a harsh copy of the test
     clips (``harsh``: :func:`kdlib.data.augment.session` settings, default :data:`kdlib.data.augment.HARSH`).
@@ -180,35 +205,61 @@ def build_phoneme_task(source: Source, *, train_clips: int | None = 600, test_cl
     phoneme never seen in training simply cannot be recognised."""
     harsh = augment.HARSH if harsh is None else harsh
     rng = np.random.default_rng(seed)
-    rows = {"train": random_subset(source.select("train", "sentence"), train_clips, rng),
-            "test": random_subset(source.select("test", "sentence"), test_clips, rng)}
+    rows = {
+        "train": random_subset(source.select("train", "sentence"), train_clips, rng),
+        "test": random_subset(source.select("test", "sentence"), test_clips, rng),
+    }
     for name, chosen in rows.items():
         if not chosen:
             raise ValueError(f"{source.name}: no {name} sentences for the phoneme-recognition task")
     transcriptions = {name: clip_phonemes(chosen) for name, chosen in rows.items()}
     phone_set = PhoneSet.of(t for seqs in transcriptions.values() for t in seqs)
     audio = AudioCache(source)
-    waves = {name: [torch.from_numpy(audio(r["path"]).astype(np.float32)) for r in chosen]
-             for name, chosen in rows.items()}
+    waves = {
+        name: [torch.from_numpy(audio(r["path"]).astype(np.float32)) for r in chosen] for name, chosen in rows.items()
+    }
     distort = np.random.default_rng(seed + 1)
-    waves["test_harsh"] = [torch.from_numpy(augment.session(w.double().numpy(), distort, 16_000, **harsh)
-                                            .astype(np.float32)) for w in waves["test"]]
+    waves["test_harsh"] = [
+        torch.from_numpy(augment.session(w.double().numpy(), distort, 16_000, **harsh).astype(np.float32))
+        for w in waves["test"]
+    ]
     rows["test_harsh"] = rows["test"]
     targets = {name: [phone_set.encode(t) for t in transcriptions[name.removesuffix("_harsh")]] for name in waves}
-    settings = {"train_clips": len(rows["train"]), "test_clips": len(rows["test"]), "phones": len(phone_set.phones),
-                "harsh": dict(harsh), "seed": seed}
+    settings = {
+        "train_clips": len(rows["train"]),
+        "test_clips": len(rows["test"]),
+        "phones": len(phone_set.phones),
+        "harsh": dict(harsh),
+        "seed": seed,
+    }
     return PhonemeTask(waves, targets, phone_set, rows, settings)
 
 
-def run_phoneme_task(frames: dict[str, list[torch.Tensor]], task: PhonemeTask, *, steps: int = 300,
-                     batch_size: int = 32, lr: float = 3e-3, seed: int = 0) -> dict:
+def run_phoneme_task(
+    frames: dict[str, list[torch.Tensor]],
+    task: PhonemeTask,
+    *,
+    steps: int = 300,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> dict:
     """Fit the CTC head on the training clips' frames (from :meth:`PhonemeTask.frames`) and score the test clips:
     ``lr`` and ``steps`` were chosen on held-out training speakers (Whisper tiny.en and its 2-layer student: the
     PER moved by about a point between 1e-3 and 1e-2 and between 300 and 1,000 steps).
     ``{"clean": {"per": ...}, "harsh": {"per": ...}, "layer_weights": [...]}`` (PER as a fraction)."""
-    model = fit_ctc(frames["train"], task.targets["train"], len(task.phone_set), steps=steps,
-                    batch_size=batch_size, lr=lr, seed=seed)
-    out = {cond: {"per": score(model, frames[name], task.targets[name])}
-           for cond, name in zip(CONDITIONS, ("test", "test_harsh"))}
+    model = fit_ctc(
+        frames["train"],
+        task.targets["train"],
+        len(task.phone_set),
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+    )
+    out = {
+        cond: {"per": score(model, frames[name], task.targets[name])}
+        for cond, name in zip(CONDITIONS, ("test", "test_harsh"))
+    }
     out["layer_weights"] = model.mix.layer_weights()
     return out

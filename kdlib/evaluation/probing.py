@@ -49,19 +49,32 @@ def probe_tasks(source: Source, split: str = "test") -> dict[str, dict]:
     utterances of each speaker) and the ``keyword`` probe (the 12 KWS classes, half of the speakers)."""
     sid_rows = [r for rows in source.by_speaker(split, "sentence").values() for r in rows]
     kws_rows = [r for r in source.select(split, ("keyword", "unknown", "silence")) if r["label"] in KWS_LABELS]
-    tasks = {"speaker": (sid_rows, probe_split(sid_rows, "speaker", "row")),
-             "keyword": (kws_rows, probe_split(kws_rows, "label", "speaker", classes=KWS_LABELS))}
+    tasks = {
+        "speaker": (sid_rows, probe_split(sid_rows, "speaker", "row")),
+        "keyword": (kws_rows, probe_split(kws_rows, "label", "speaker", classes=KWS_LABELS)),
+    }
     return {task: {"rows": rows, "labels": labels, "fit": fit} for task, (rows, (labels, fit)) in tasks.items()}
 
 
 @torch.inference_mode()
-def pooled_features(layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], source: Source, rows: list[dict],
-                    device: str | None = None, progress: bool = True) -> list[np.ndarray]:
+def pooled_features(
+    layers_fn: Callable[[torch.Tensor], list[torch.Tensor]],
+    source: Source,
+    rows: list[dict],
+    device: str | None = None,
+    progress: bool = True,
+) -> list[np.ndarray]:
     """For each layer returned by ``layers_fn(wave)`` (a list of ``(1, frames, dim)``), an
     ``(n_rows, 2·dim)`` matrix of mean+std pooled features (:func:`kdlib.models.stats_pool`, exact std)."""
     device = resolve_device(layers_fn, device)
-    pooled = map_clips(lambda w: [stats_pool(h[0], dim=0, floor=0.0) for h in layers_fn(w)], source,
-                       [r["path"] for r in rows], device, "features", progress)
+    pooled = map_clips(
+        lambda w: [stats_pool(h[0], dim=0, floor=0.0) for h in layers_fn(w)],
+        source,
+        [r["path"] for r in rows],
+        device,
+        "features",
+        progress,
+    )
     return [np.stack([clip[layer].float().numpy() for clip in pooled]) for layer in range(len(pooled[0]))]
 
 
@@ -84,8 +97,9 @@ def probe_outcomes(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, se
     return clf.predict(features[~fit]) == labels[~fit]
 
 
-def layerwise_probes(layers_fn, source: Source, split: str = "test", device: str | None = None,
-                     progress: bool = True) -> dict[str, list[float]]:
+def layerwise_probes(
+    layers_fn, source: Source, split: str = "test", device: str | None = None, progress: bool = True
+) -> dict[str, list[float]]:
     """``{task: [accuracy of layer 0, layer 1, ...]}`` for the speaker and keyword probes."""
     out = {}
     for task, spec in probe_tasks(source, split).items():
@@ -114,10 +128,11 @@ def probe_report(model, source: Source, device: str | None = None) -> dict:
         m = m.float().to(device).eval()
         return lambda w: m(w, output_hidden_states=True).hidden_states
 
-    report = {"teacher": layerwise_probes(layers(model), source, device=device, progress=False),
-              "random_twin": layerwise_probes(layers(random_twin(model)), source, device=device, progress=False),
-              "mfcc": layerwise_probes(lambda w: [mfcc_frames(w, cmvn=False)], source, device=device,
-                                       progress=False)}
+    report = {
+        "teacher": layerwise_probes(layers(model), source, device=device, progress=False),
+        "random_twin": layerwise_probes(layers(random_twin(model)), source, device=device, progress=False),
+        "mfcc": layerwise_probes(lambda w: [mfcc_frames(w, cmvn=False)], source, device=device, progress=False),
+    }
     best = {k: {task: max(v) for task, v in accs.items()} for k, accs in report.items()}
     report["best"] = best
     report["beats_random_twin"] = all(best["teacher"][t] > best["random_twin"][t] for t in ("speaker", "keyword"))
@@ -144,8 +159,9 @@ def random_split(rows: list[dict], key: str, fit_by: str, seed: int, classes=Non
     return labels, fit
 
 
-def probe_spread(model, source: Source, splits: int = 3, twin_seeds: int = 3, device: str | None = None,
-                 progress: bool = True) -> dict:
+def probe_spread(
+    model, source: Source, splits: int = 3, twin_seeds: int = 3, device: str | None = None, progress: bool = True
+) -> dict:
     """Probes that survive a change of protocol: best-layer accuracy of ``model``, of ``twin_seeds`` random
     twins and of MFCC frames, each over ``splits`` random fit/score splits (:func:`random_split`), with
     scikit-learn held to one thread per fit. Returns per-split values, their mean and standard deviation, and
@@ -165,22 +181,39 @@ def probe_spread(model, source: Source, splits: int = 3, twin_seeds: int = 3, de
         m = m.float().to(device).eval()
         return lambda w: m(w, output_hidden_states=True).hidden_states
 
-    systems = {"teacher": [layers(model)], "random_twin": [layers(random_twin(model, s)) for s in range(twin_seeds)],
-               "mfcc": [lambda w: [mfcc_frames(w, cmvn=False)]]}
+    systems = {
+        "teacher": [layers(model)],
+        "random_twin": [layers(random_twin(model, s)) for s in range(twin_seeds)],
+        "mfcc": [lambda w: [mfcc_frames(w, cmvn=False)]],
+    }
     out: dict = {name: {task: [] for task in tasks} for name in systems}
     jobs = [(name, fn, task) for name, fns in systems.items() for fn in fns for task in tasks]
     for name, fn, task in bar(jobs, desc="probes", unit="system", disable=not progress):
         spec = tasks[task]
         feats = pooled_features(fn, source, spec["rows"], device, progress=False)
         for split in range(splits):
-            labels, fit = random_split(spec["rows"], "speaker" if task == "speaker" else "label", fit_by[task],
-                                       seed=split, classes=None if task == "speaker" else KWS_LABELS)
+            labels, fit = random_split(
+                spec["rows"],
+                "speaker" if task == "speaker" else "label",
+                fit_by[task],
+                seed=split,
+                classes=None if task == "speaker" else KWS_LABELS,
+            )
             with threadpool_limits(1):
                 out[name][task].append(max(linear_probe(f, labels, fit) for f in feats))
-    summary = {name: {task: {"values": v, "mean": float(np.mean(v)), "std": float(np.std(v))}
-                      for task, v in accs.items()} for name, accs in out.items()}
-    summary["clears"] = {task: from_seeds(out["teacher"][task], out["random_twin"][task], better(),
-                                          higher_is_better=True)["outcome"] == "holds" for task in tasks}
-    summary["protocol"] = {"splits": splits, "twin_seeds": twin_seeds, "pooling": "mean+std over whole clips",
-                           "fit": "half of each speaker's sentences (speaker), half of the speakers (keyword)"}
+    summary = {
+        name: {task: {"values": v, "mean": float(np.mean(v)), "std": float(np.std(v))} for task, v in accs.items()}
+        for name, accs in out.items()
+    }
+    summary["clears"] = {
+        task: from_seeds(out["teacher"][task], out["random_twin"][task], better(), higher_is_better=True)["outcome"]
+        == "holds"
+        for task in tasks
+    }
+    summary["protocol"] = {
+        "splits": splits,
+        "twin_seeds": twin_seeds,
+        "pooling": "mean+std over whole clips",
+        "fit": "half of each speaker's sentences (speaker), half of the speakers (keyword)",
+    }
     return summary

@@ -76,8 +76,9 @@ class UtteranceDownstream(nn.Module):
         self.register_buffer("mean", torch.zeros(n_layers, dim))
         self.register_buffer("std", torch.ones(n_layers, dim))
         self.mix = WeightedLayerSum(n_layers)
-        self.linear = (nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out)) if hidden
-                       else nn.Linear(dim, out))
+        self.linear = (
+            nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out)) if hidden else nn.Linear(dim, out)
+        )
 
     def standardise_with(self, x: torch.Tensor) -> UtteranceDownstream:
         self.mean.copy_(x.mean(0))
@@ -88,9 +89,19 @@ class UtteranceDownstream(nn.Module):
         return self.linear(self.mix((x - self.mean) / self.std))
 
 
-def fit_downstream(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, verification: bool = False,
-                   embed_dim: int = 128, steps: int = 100, lr: float = 3e-2, weight_decay: float = 1e-3,
-                   seed: int = 0, hidden: int = 0) -> UtteranceDownstream:
+def fit_downstream(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    *,
+    verification: bool = False,
+    embed_dim: int = 128,
+    steps: int = 100,
+    lr: float = 3e-2,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+    hidden: int = 0,
+) -> UtteranceDownstream:
     """Train a downstream model on statistics ``x`` ``(n, layers, dim)`` with labels ``y``, full batch, AdamW
     (``hidden``: see :class:`UtteranceDownstream`).
     Classification: cross-entropy over ``n_classes``. Verification: an ``embed_dim`` embedding trained with
@@ -116,10 +127,15 @@ def fit_downstream(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, verifica
     return model.eval().requires_grad_(False)
 
 
-def layer_statistics(layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], inputs: torch.Tensor,
-                     batch_size: int = 32, device: str | None = None) -> torch.Tensor:
+def layer_statistics(
+    layers_fn: Callable[[torch.Tensor], list[torch.Tensor]],
+    inputs: torch.Tensor,
+    batch_size: int = 32,
+    device: str | None = None,
+) -> torch.Tensor:
     """``(n, layers, 2·dim)``: the mean and standard deviation over frames of every layer that
     ``layers_fn(batch)`` returns (a list of ``(batch, frames, dim)``), for ``inputs`` in batches."""
+
     def pooled(batch):
         return torch.stack([stats_pool(h.float(), dim=1) for h in layers_fn(batch)], dim=1)
 
@@ -138,21 +154,32 @@ class Suite:
     vocabulary: list[str]
     settings: dict = field(default_factory=dict)
 
-    def statistics(self, layers_fn, inputs: dict[str, torch.Tensor] | None = None, batch_size: int = 32,
-                   device: str | None = None) -> dict[str, torch.Tensor]:
+    def statistics(
+        self, layers_fn, inputs: dict[str, torch.Tensor] | None = None, batch_size: int = 32, device: str | None = None
+    ) -> dict[str, torch.Tensor]:
         """:func:`layer_statistics` of every set; ``inputs`` replaces a set's waves by precomputed model
         inputs (e.g. a frozen stem's output shared by several students)."""
         inputs = inputs or {}
-        return {name: layer_statistics(layers_fn, inputs.get(name, wave), batch_size, device)
-                for name, wave in self.sets.items()}
+        return {
+            name: layer_statistics(layers_fn, inputs.get(name, wave), batch_size, device)
+            for name, wave in self.sets.items()
+        }
 
     def summary(self) -> dict:
         return {name: {"clips": len(w), "seconds": round(w.shape[1] / 16_000, 2)} for name, w in self.sets.items()}
 
 
-def build_suite(source: Source, *, sv_per_speaker: int = 3, sentence_seconds: float = 1.5,
-                train_words: int | None = 800, test_words: int | None = 500, trials: str = "trials",
-                harsh: dict | None = None, seed: int = 0) -> Suite:
+def build_suite(
+    source: Source,
+    *,
+    sv_per_speaker: int = 3,
+    sentence_seconds: float = 1.5,
+    train_words: int | None = 800,
+    test_words: int | None = 500,
+    trials: str = "trials",
+    harsh: dict | None = None,
+    seed: int = 0,
+) -> Suite:
     """The clips of :data:`TASKS` from ``source``: ``sv_per_speaker`` training sentences of every training
     speaker, every test sentence (centred ``sentence_seconds`` crops, wrap-padded), ``train_words`` training
     and ``test_words`` test keyword-spotting clips (1 s; drawn at random with ``seed``; None: all), and the
@@ -162,26 +189,37 @@ def build_suite(source: Source, *, sv_per_speaker: int = 3, sentence_seconds: fl
     kinds = ("keyword", "unknown", "silence")
     rng = np.random.default_rng(seed)
     by_speaker = source.by_speaker("train", "sentence")
-    rows = {"sv_train": [r for s in sorted(by_speaker) for r in by_speaker[s][:sv_per_speaker]],
-            "sentences": source.select("test", "sentence"),
-            "words_train": random_subset([r for r in source.select("train", kinds) if r["label"] in KWS_LABELS],
-                                   train_words, rng),
-            "words": random_subset([r for r in source.select("test", kinds) if r["label"] in KWS_LABELS], test_words,
-                                   rng)}
+    rows = {
+        "sv_train": [r for s in sorted(by_speaker) for r in by_speaker[s][:sv_per_speaker]],
+        "sentences": source.select("test", "sentence"),
+        "words_train": random_subset(
+            [r for r in source.select("train", kinds) if r["label"] in KWS_LABELS], train_words, rng
+        ),
+        "words": random_subset([r for r in source.select("test", kinds) if r["label"] in KWS_LABELS], test_words, rng),
+    }
     for name, r in rows.items():
         if not r:
             raise ValueError(f"{source.name}: no clips for the {name!r} set of the downstream tasks")
-    trial_array = trial_indices(source.trials(trials), [r["path"] for r in rows["sentences"]],
-                                f"{source.name}: trial list {trials!r} (test sentences)")
+    trial_array = trial_indices(
+        source.trials(trials),
+        [r["path"] for r in rows["sentences"]],
+        f"{source.name}: trial list {trials!r} (test sentences)",
+    )
     seconds = {"sv_train": sentence_seconds, "sentences": sentence_seconds, "words_train": 1.0, "words": 1.0}
     sets = {name: centred_crops(source, [x["path"] for x in r], seconds[name]) for name, r in rows.items()}
     sets["sentences_harsh"] = augment.distort_crops(sets["sentences"], 1.0, seed=seed, **harsh)
     sets["words_harsh"] = augment.distort_crops(sets["words"], 1.0, seed=seed + 1, **harsh)
     rows["sentences_harsh"], rows["words_harsh"] = rows["sentences"], rows["words"]
     vocabulary = sorted({r["text"] for r in rows["words_train"] if r["kind"] != "silence"})
-    settings = {"sv_per_speaker": sv_per_speaker, "sentence_seconds": sentence_seconds,
-                "train_words": len(rows["words_train"]), "test_words": len(rows["words"]),
-                "trials": trials, "harsh": dict(harsh), "seed": seed}
+    settings = {
+        "sv_per_speaker": sv_per_speaker,
+        "sentence_seconds": sentence_seconds,
+        "train_words": len(rows["words_train"]),
+        "test_words": len(rows["words"]),
+        "trials": trials,
+        "harsh": dict(harsh),
+        "seed": seed,
+    }
     return Suite(sets, rows, trial_array, vocabulary, settings)
 
 
@@ -196,8 +234,9 @@ def _labels(rows: list[dict], key: str, classes: list[str]) -> tuple[torch.Tenso
     return torch.tensor([classes.index(r[key]) for r, k in zip(rows, keep) if k]), keep
 
 
-def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100, lr: float = 3e-2,
-              seed: int = 0, hidden: int = 0) -> dict:
+def run_suite(
+    stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100, lr: float = 3e-2, seed: int = 0, hidden: int = 0
+) -> dict:
     """Fit the downstream model of each task on ``stats`` (from :meth:`Suite.statistics`) and score it
     (``hidden`` > 0: an MLP instead of the linear map, see :class:`UtteranceDownstream`):
     ``{"clean": {"sid", "kws", "words", "sv_eer", "sv_min_dcf"}, "harsh": {...}, "layer_weights": {task:
@@ -209,8 +248,7 @@ def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100,
     speakers = sorted({r["speaker"] for r in sent})
     y, fit = probe_split(sent, "speaker", "row", classes=speakers)
     y = torch.from_numpy(y)
-    model = fit_downstream(stats["sentences"][fit], y[fit], len(speakers), steps=steps, lr=lr, seed=seed,
-                           hidden=hidden)
+    model = fit_downstream(stats["sentences"][fit], y[fit], len(speakers), steps=steps, lr=lr, seed=seed, hidden=hidden)
     for cond, name in zip(CONDITIONS, ("sentences", "sentences_harsh")):
         out[cond]["sid"] = _accuracy(model, stats[name][~fit], y[~fit])
     weights["sid"] = model.mix.layer_weights()
@@ -218,16 +256,18 @@ def run_suite(stats: dict[str, torch.Tensor], suite: Suite, *, steps: int = 100,
     for task, key, classes in (("kws", "label", list(KWS_LABELS)), ("words", "text", suite.vocabulary)):
         y_fit, keep_fit = _labels(suite.rows["words_train"], key, classes)
         y_test, keep_test = _labels(suite.rows["words"], key, classes)
-        model = fit_downstream(stats["words_train"][keep_fit], y_fit, len(classes), steps=steps, lr=lr,
-                               seed=seed, hidden=hidden)
+        model = fit_downstream(
+            stats["words_train"][keep_fit], y_fit, len(classes), steps=steps, lr=lr, seed=seed, hidden=hidden
+        )
         for cond, name in zip(CONDITIONS, ("words", "words_harsh")):
             out[cond][task] = _accuracy(model, stats[name][keep_test], y_test)
         weights[task] = model.mix.layer_weights()
     # speaker verification: an embedding trained on training speakers, cosine scores on the trial list
     train_speakers = sorted({r["speaker"] for r in suite.rows["sv_train"]})
     y_sv = torch.tensor([train_speakers.index(r["speaker"]) for r in suite.rows["sv_train"]])
-    model = fit_downstream(stats["sv_train"], y_sv, len(train_speakers), verification=True, steps=steps,
-                           lr=lr, seed=seed, hidden=hidden)
+    model = fit_downstream(
+        stats["sv_train"], y_sv, len(train_speakers), verification=True, steps=steps, lr=lr, seed=seed, hidden=hidden
+    )
     for cond, name in zip(CONDITIONS, ("sentences", "sentences_harsh")):
         with torch.no_grad():
             verified = score_trials(model(stats[name]), suite.trials)

@@ -92,12 +92,23 @@ def outcome(low: float, high: float, region: Region) -> str:
 
 
 def _record(effect, low, high, se, df, region: Region, method: str, unit: str, **more) -> dict:
-    q = (stats.t.ppf((1 + LEVEL) / 2, df) + stats.t.ppf(POWER, df)) if df is not None else \
-        (stats.norm.ppf((1 + LEVEL) / 2) + stats.norm.ppf(POWER))
+    q = (
+        (stats.t.ppf((1 + LEVEL) / 2, df) + stats.t.ppf(POWER, df))
+        if df is not None
+        else (stats.norm.ppf((1 + LEVEL) / 2) + stats.norm.ppf(POWER))
+    )
     detectable = float(q * se) if se is not None and math.isfinite(se) else math.inf
     rounded = lambda v: float(round(v, 4)) if math.isfinite(v) else None  # None: unbounded (JSON has no inf)
-    return {"outcome": outcome(low, high, region), "effect": rounded(effect), "interval": [rounded(low), rounded(high)],
-            "detectable": rounded(detectable), "region": region.text, "unit": unit, "method": method, **more}
+    return {
+        "outcome": outcome(low, high, region),
+        "effect": rounded(effect),
+        "interval": [rounded(low), rounded(high)],
+        "detectable": rounded(detectable),
+        "region": region.text,
+        "unit": unit,
+        "method": method,
+        **more,
+    }
 
 
 def _signed(a_mean, b_mean, higher_is_better: bool, relative: bool) -> float:
@@ -120,18 +131,19 @@ def from_seeds(a, b, region: Region, *, higher_is_better: bool, relative: bool =
     unit = "% of B" if relative else "points"
     if len(a) < 2 and len(b) < 2 or not math.isfinite(effect):
         why = "one run each" if math.isfinite(effect) else "a relative change from 0"
-        return _record(effect, -math.inf, math.inf, math.inf, None, region, f"{why}: no interval", unit,
-                       seeds=[len(a), len(b)])
+        return _record(
+            effect, -math.inf, math.inf, math.inf, None, region, f"{why}: no interval", unit, seeds=[len(a), len(b)]
+        )
     va = a.var(ddof=1) if len(a) > 1 else b.var(ddof=1)
     vb = b.var(ddof=1) if len(b) > 1 else a.var(ddof=1)
     # variance of each mean, carried to the effect's scale (delta method for mean_A / mean_B)
     ca, cb = va / len(a), vb / len(b)
     if relative:
-        ca, cb = ca / mb ** 2, cb * ma ** 2 / mb ** 4
-    ca, cb = 100 ** 2 * ca, 100 ** 2 * cb
+        ca, cb = ca / mb**2, cb * ma**2 / mb**4
+    ca, cb = 100**2 * ca, 100**2 * cb
     se = math.sqrt(ca + cb)
     if len(a) > 1 and len(b) > 1:
-        df = (ca + cb) ** 2 / (ca ** 2 / (len(a) - 1) + cb ** 2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
+        df = (ca + cb) ** 2 / (ca**2 / (len(a) - 1) + cb**2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
         method = f"Welch t-interval over seeds ({len(a)} and {len(b)})"
     else:
         df = max(len(a), len(b)) - 1
@@ -171,8 +183,17 @@ def _point(statistic, *args) -> float:
 
 def _from_draws(effect: float, effects: np.ndarray, region: Region, method: str, unit: str, **more) -> dict:
     if len(effects) < 2 or not math.isfinite(effect):
-        return _record(effect, -math.inf, math.inf, math.inf, None, region,
-                       method + "; the statistic is undefined on this run (no interval)", unit, **more)
+        return _record(
+            effect,
+            -math.inf,
+            math.inf,
+            math.inf,
+            None,
+            region,
+            method + "; the statistic is undefined on this run (no interval)",
+            unit,
+            **more,
+        )
     low, high = np.quantile(effects, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     return _record(effect, float(low), float(high), float(effects.std(ddof=1)), None, region, method, unit, **more)
 
@@ -181,8 +202,17 @@ def _as_seeds(scores) -> list[np.ndarray]:
     return [np.asarray(scores, dtype=float)] if np.ndim(scores) == 1 else [np.asarray(s, dtype=float) for s in scores]
 
 
-def from_eers(systems: dict, labels, speakers, statistic, region: Region, *, unit: str = "points",
-              draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+def from_eers(
+    systems: dict,
+    labels,
+    speakers,
+    statistic,
+    region: Region,
+    *,
+    unit: str = "points",
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> dict:
     """Verdict on any function of several systems' EERs on the same trials: ``systems`` maps a name to its
     score arrays (one per seed, or one array); ``statistic`` maps ``{name: mean EER over seeds}`` (fractions)
     to the effect, signed so that positive favours the paper. Percentile bootstrap over speakers (one draw
@@ -199,30 +229,58 @@ def from_eers(systems: dict, labels, speakers, statistic, region: Region, *, uni
     effect = _point(statistic, {name: float(np.mean([run.eer() for run in runs])) for name, runs in presorted.items()})
 
     def one_draw(weights, rng):
-        return statistic({name: float(np.mean([runs[i].eer(weights) for i in rng.integers(0, len(runs), len(runs))]))
-                          for name, runs in presorted.items()})
+        return statistic(
+            {
+                name: float(np.mean([runs[i].eer(weights) for i in rng.integers(0, len(runs), len(runs))]))
+                for name, runs in presorted.items()
+            }
+        )
 
     effects, n_speakers = _bootstrap(speakers, one_draw, draws, seed)
     counts = [len(a) for a in seeds.values()]
     runs = "one run per system" if max(counts) == 1 else "and seeds: " + "/".join(map(str, counts))
     method = f"bootstrap over {n_speakers} speakers ({runs}), {draws} draws, {len(labels)} trials"
-    return _from_draws(effect, effects, region, method, unit, seeds=counts,
-                       trials=len(labels))
+    return _from_draws(effect, effects, region, method, unit, seeds=counts, trials=len(labels))
 
 
-def from_trials(a_scores, b_scores, labels, speakers, region: Region, *, relative: bool = False,
-                draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+def from_trials(
+    a_scores,
+    b_scores,
+    labels,
+    speakers,
+    region: Region,
+    *,
+    relative: bool = False,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> dict:
     """Verdict on EER from trial scores: ``a_scores``/``b_scores`` are one score array per seed (or a single
     array), every array over the same trials (``labels``: 1 = target; ``speakers``: the speaker each trial
     belongs to, e.g. its first utterance's). Effect: ``100·(EER_B − EER_A)`` of the mean EER over seeds
     (positive favours A; ``relative``: in percent of B's EER). Interval: :func:`from_eers`'s bootstrap."""
-    return from_eers({"A": a_scores, "B": b_scores}, labels, speakers,
-                     lambda e: _signed(e["A"], e["B"], False, relative), region,
-                     unit="% of B" if relative else "points", draws=draws, seed=seed)
+    return from_eers(
+        {"A": a_scores, "B": b_scores},
+        labels,
+        speakers,
+        lambda e: _signed(e["A"], e["B"], False, relative),
+        region,
+        unit="% of B" if relative else "points",
+        draws=draws,
+        seed=seed,
+    )
 
 
-def from_items(a_values, b_values, groups, region: Region, *, higher_is_better: bool = True,
-               relative: bool = False, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+def from_items(
+    a_values,
+    b_values,
+    groups,
+    region: Region,
+    *,
+    higher_is_better: bool = True,
+    relative: bool = False,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> dict:
     """Verdict on a mean over items that A and B share (per-clip correctness 0/1 for an accuracy, a deletion
     area per clip), ``groups`` the speaker (or other cluster) of each item. Effect: ``100·(mean_A − mean_B)``
     signed so that positive favours A (``relative``: in percent of B's mean); interval: percentile
@@ -237,8 +295,9 @@ def from_items(a_values, b_values, groups, region: Region, *, higher_is_better: 
 
     effects, n_groups = _bootstrap(groups, effect_of, draws, seed)
     method = f"bootstrap over {n_groups} groups of {len(a)} items, {draws} draws"
-    return _from_draws(effect_of(np.ones(len(a))), effects, region, method, "% of B" if relative else "points",
-                       items=len(a))
+    return _from_draws(
+        effect_of(np.ones(len(a))), effects, region, method, "% of B" if relative else "points", items=len(a)
+    )
 
 
 def from_value(value: float, region: Region, unit: str, method: str = "a measured value, no sampling error") -> dict:
@@ -259,8 +318,13 @@ def at_least(verdicts: list[dict], k: int) -> dict:
     if not 1 <= k <= len(verdicts):
         raise ValueError(f"at_least needs 1 <= k <= {len(verdicts)} parts, got k={k}")
     counts = count(verdicts)
-    result = ("holds" if counts["holds"] >= k else
-              "contradicted" if counts["contradicted"] > len(verdicts) - k else "inconclusive")
+    result = (
+        "holds"
+        if counts["holds"] >= k
+        else "contradicted"
+        if counts["contradicted"] > len(verdicts) - k
+        else "inconclusive"
+    )
     return {"outcome": result, "needs": f"{k} of {len(verdicts)}", "parts": verdicts}
 
 
@@ -277,8 +341,7 @@ def describe(verdict: dict) -> str:
         return f"{verdict['effect']:+.2f} {unit} ({verdict['method']})"
     if low == high:
         return f"{verdict['effect']:+.2f} {unit} (measured)"
-    return (f"{verdict['effect']:+.2f} {unit} [{low:+.2f}, {high:+.2f}], detectable "
-            f"{verdict['detectable']:.2f}")
+    return f"{verdict['effect']:+.2f} {unit} [{low:+.2f}, {high:+.2f}], detectable {verdict['detectable']:.2f}"
 
 
 def count(claims: list[dict]) -> dict:

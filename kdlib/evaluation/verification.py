@@ -22,14 +22,15 @@ from kdlib.runtime import resolve_device
 
 
 @torch.no_grad()  # not inference_mode: the outputs are often cached and trained on later
-def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 64,
-            device: str | None = None) -> torch.Tensor:
+def batched(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 64, device: str | None = None
+) -> torch.Tensor:
     """``fn`` over ``x`` in batches on ``device`` (by kdlib's device rule; a module is moved there), outputs
     concatenated on the CPU."""
     device = resolve_device(fn, device)
     if isinstance(fn, torch.nn.Module):
         fn.to(device)
-    return torch.cat([fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    return torch.cat([fn(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
 
 
 def _prepare(model, device: str | None) -> str:
@@ -39,8 +40,9 @@ def _prepare(model, device: str | None) -> str:
     return device
 
 
-def _by_shape(fn: Callable[[torch.Tensor], torch.Tensor], items: list[torch.Tensor], batch_size: int,
-              device: str) -> list[torch.Tensor]:
+def _by_shape(
+    fn: Callable[[torch.Tensor], torch.Tensor], items: list[torch.Tensor], batch_size: int, device: str
+) -> list[torch.Tensor]:
     """``fn`` over ``(1, ...)`` tensors, those of equal shape stacked and run in batches (exact: nothing is
     padded or cut); the outputs ``(1, ...)`` in the order of ``items``."""
     groups: dict[tuple, list[int]] = {}
@@ -61,9 +63,16 @@ def _precomputed(inputs: dict, source: Source, paths: list[str]) -> list[torch.T
 
 
 @torch.inference_mode()
-def embed(model: Callable[[torch.Tensor], torch.Tensor], source: Source, paths: list[str],
-          seconds: float | None = None, batch_size: int = 32, device: str | None = None,
-          progress: bool = True, inputs: dict | None = None) -> torch.Tensor:
+def embed(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    source: Source,
+    paths: list[str],
+    seconds: float | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    progress: bool = True,
+    inputs: dict | None = None,
+) -> torch.Tensor:
     """Embeddings ``(len(paths), dim)`` of whole clips (``seconds=None``) or of centred ``seconds``-long crops,
     in the order of ``paths``. A model that is an ``nn.Module`` is put in eval mode on the device.
 
@@ -76,16 +85,27 @@ def embed(model: Callable[[torch.Tensor], torch.Tensor], source: Source, paths: 
 
     if distributed.active():
         unique = sorted(set(paths))
-        mine = unique[distributed.rank()::distributed.world_size()]
-        rows = _embed_here(model, source, mine, seconds, batch_size, device, progress and distributed.is_main(),
-                           inputs) if mine else None
+        mine = unique[distributed.rank() :: distributed.world_size()]
+        rows = (
+            _embed_here(model, source, mine, seconds, batch_size, device, progress and distributed.is_main(), inputs)
+            if mine
+            else None
+        )
         merged = distributed.gather(mine, rows)
         return torch.stack([merged[p] for p in paths])
     return _embed_here(model, source, paths, seconds, batch_size, device, progress, inputs)
 
 
-def _embed_here(model, source: Source, paths: list[str], seconds: float | None, batch_size: int, device: str | None,
-                progress: bool, inputs: dict | None) -> torch.Tensor:
+def _embed_here(
+    model,
+    source: Source,
+    paths: list[str],
+    seconds: float | None,
+    batch_size: int,
+    device: str | None,
+    progress: bool,
+    inputs: dict | None,
+) -> torch.Tensor:
     """:func:`embed` in this process alone."""
     from kdlib.models.speaker import SpeakerModel
 
@@ -118,15 +138,13 @@ def all_pairs_scores(emb: torch.Tensor, speakers: list[str]) -> tuple[np.ndarray
     return sim[i, j], (spk[i] == spk[j]).astype(int)
 
 
-def trial_indices(trial_list: list[tuple[int, str, str]], paths: list[str],
-                  what: str = "trial list") -> np.ndarray:
+def trial_indices(trial_list: list[tuple[int, str, str]], paths: list[str], what: str = "trial list") -> np.ndarray:
     """A trial list ``[(label, path_a, path_b), ...]`` as an ``(n, 3)`` integer array ``(label, i, j)``, ``i``
     and ``j`` indexing ``paths`` (the clips whose embeddings are computed). Names the missing clips."""
     index = {p: i for i, p in enumerate(paths)}
     missing = sorted({p for _, a, b in trial_list for p in (a, b)} - set(index))
     if missing:
-        raise ValueError(f"{what} names {len(missing)} clips that are not among the scored ones, "
-                         f"e.g. {missing[0]}")
+        raise ValueError(f"{what} names {len(missing)} clips that are not among the scored ones, e.g. {missing[0]}")
     return np.array([(label, index[a], index[b]) for label, a, b in trial_list], dtype=np.int64).reshape(-1, 3)
 
 
@@ -137,9 +155,18 @@ def score_trials(embeddings: torch.Tensor, trials: np.ndarray) -> dict:
     return {"eer": metrics.eer(scores, trials[:, 0]), "min_dcf": metrics.min_dcf(scores, trials[:, 0])}
 
 
-def sv(model: Callable[[torch.Tensor], torch.Tensor], source: Source, *, trials: str | None = None,
-       rows: list[dict] | None = None, seconds: float | None = None, batch_size: int = 32,
-       device: str | None = None, progress: bool = True, inputs: dict | None = None) -> dict:
+def sv(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    source: Source,
+    *,
+    trials: str | None = None,
+    rows: list[dict] | None = None,
+    seconds: float | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    progress: bool = True,
+    inputs: dict | None = None,
+) -> dict:
     """Speaker verification of ``model`` on ``source``: either the trial list named ``trials`` (e.g.
     ``"trials"``, ``"trials_other"``) or every pair of ``rows`` (a fixed set, speakers from the rows).
 
@@ -155,8 +182,9 @@ def sv(model: Callable[[torch.Tensor], torch.Tensor], source: Source, *, trials:
         paths = sorted({p for _, a, b in trial_list for p in (a, b)})
         emb = embed(model, source, paths, seconds, batch_size, device, progress, inputs)
         index = {p: i for i, p in enumerate(paths)}
-        scores = metrics.cosine_scores(emb[[index[a] for _, a, _ in trial_list]],
-                                       emb[[index[b] for _, _, b in trial_list]]).numpy()
+        scores = metrics.cosine_scores(
+            emb[[index[a] for _, a, _ in trial_list]], emb[[index[b] for _, _, b in trial_list]]
+        ).numpy()
         labels = np.array([t[0] for t in trial_list])
         speaker_of = {r["path"]: r["speaker"] for r in source.manifest}
         speakers = np.array([speaker_of.get(a, a) for _, a, _ in trial_list])
@@ -168,8 +196,16 @@ def sv(model: Callable[[torch.Tensor], torch.Tensor], source: Source, *, trials:
         scores, labels = all_pairs_scores(emb, [r["speaker"] for r in rows])
         first, _ = np.triu_indices(len(rows), k=1)
         speakers = np.array([r["speaker"] for r in rows])[first]
-    return {"eer": metrics.eer(scores, labels), "min_dcf": metrics.min_dcf(scores, labels), "scores": scores,
-            "labels": labels, "speakers": speakers, "n_trials": len(labels), "embeddings": emb, "paths": paths}
+    return {
+        "eer": metrics.eer(scores, labels),
+        "min_dcf": metrics.min_dcf(scores, labels),
+        "scores": scores,
+        "labels": labels,
+        "speakers": speakers,
+        "n_trials": len(labels),
+        "embeddings": emb,
+        "paths": paths,
+    }
 
 
 def trial_eers(emb: torch.Tensor, paths: list[str], trials: list[tuple[int, str, str]], keep: np.ndarray) -> dict:

@@ -109,14 +109,17 @@ class EnsembleDistiller(nn.Module):
     average (:func:`kdlib.kd.losses.aggregate_teachers`; None: equal), or with multiple heads a ``(K, H)``
     weight per teacher and layer (:func:`kdlib.kd.losses.multi_teacher`; None: all 1)."""
 
-    def __init__(self, student: nn.Module, heads: PredictionHeads, mode: str = "average", cos_weight: float = 1.0,
-                 weights=None):
+    def __init__(
+        self, student: nn.Module, heads: PredictionHeads, mode: str = "average", cos_weight: float = 1.0, weights=None
+    ):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if weights is not None and mode == "concat":
-            raise ValueError("weights apply to the layerwise average (per teacher) or to multiple heads (per "
-                             "teacher and layer), not to the concatenation")
+            raise ValueError(
+                "weights apply to the layerwise average (per teacher) or to multiple heads (per "
+                "teacher and layer), not to the concatenation"
+            )
         self.student, self.heads, self.mode, self.cos_weight = student, heads, mode, cos_weight
         self.weights = weights
 
@@ -139,9 +142,20 @@ class EnsembleDistiller(nn.Module):
         return self.student
 
 
-def distil(distiller: EnsembleDistiller, feats: torch.Tensor, targets: torch.Tensor, *, steps: int, batch: int,
-           lr: float, heads_lr: float, warmup: float = 0.07, grad_clip: float = 5.0, seed: int = 0,
-           progress: bool = False) -> train.History:
+def distil(
+    distiller: EnsembleDistiller,
+    feats: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    heads_lr: float,
+    warmup: float = 0.07,
+    grad_clip: float = 5.0,
+    seed: int = 0,
+    progress: bool = False,
+) -> train.History:
     """Distil on cached inputs for ``steps`` steps of ``batch`` items: ``feats`` what the student reads (e.g.
     a frozen stem's output) and ``targets`` ``(n, K, H, T, D)``, shuffled anew each pass from ``seed``.
 
@@ -152,9 +166,24 @@ def distil(distiller: EnsembleDistiller, feats: torch.Tensor, targets: torch.Ten
         raise ValueError(f"need one target per input, got {len(feats)} inputs and {len(targets)} targets")
     batches = BucketBatches({"crops": {"feats": feats, "targets": targets}}, batch, seed=seed)
     epochs = math.ceil(steps / len(batches))
-    optimizer = torch.optim.AdamW([
-        {"params": [p for p in distiller.student.parameters() if p.requires_grad], "lr": lr},
-        {"params": list(distiller.heads.parameters()), "lr": heads_lr}], betas=(0.9, 0.98), weight_decay=1e-6)
-    return train.fit(distiller, batches, distiller.loss, epochs=epochs, optimizer=optimizer,
-                     max_steps_per_epoch=math.ceil(steps / epochs), warmup_steps=max(1, round(warmup * steps)),
-                     grad_clip=grad_clip, seed=seed, progress=progress, desc="distillation")
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in distiller.student.parameters() if p.requires_grad], "lr": lr},
+            {"params": list(distiller.heads.parameters()), "lr": heads_lr},
+        ],
+        betas=(0.9, 0.98),
+        weight_decay=1e-6,
+    )
+    return train.fit(
+        distiller,
+        batches,
+        distiller.loss,
+        epochs=epochs,
+        optimizer=optimizer,
+        max_steps_per_epoch=math.ceil(steps / epochs),
+        warmup_steps=max(1, round(warmup * steps)),
+        grad_clip=grad_clip,
+        seed=seed,
+        progress=progress,
+        desc="distillation",
+    )

@@ -24,7 +24,7 @@ def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, te
     """
     log_ps = F.log_softmax(student_logits / temperature, dim=-1)
     log_pt = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
-    return (log_pt.exp() * (log_pt - log_ps)).sum(-1).mean() * temperature ** 2
+    return (log_pt.exp() * (log_pt - log_ps)).sum(-1).mean() * temperature**2
 
 
 def class_correlation(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 4.0):
@@ -49,8 +49,12 @@ def batch_correlation(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return (pt @ pt.T - ps @ ps.T).pow(2).sum() / ps.shape[0]
 
 
-def multi_level(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                temperatures: Iterable[float] = MLKD_TEMPERATURES, weights=(1.0, 1.0, 1.0)):
+def multi_level(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperatures: Iterable[float] = MLKD_TEMPERATURES,
+    weights=(1.0, 1.0, 1.0),
+):
     r"""Multi-level logit alignment (instance, class, batch), each summed over several temperatures:
 
     ``L = Σ_T [ w_i · T²·KL(p_T ‖ p_S) + w_c · ‖P_TᵀP_T − P_SᵀP_S‖²_F / C + w_b · ‖P_TP_Tᵀ − P_SP_Sᵀ‖²_F / B ]``
@@ -72,8 +76,10 @@ def embedding_cosine(student_emb: torch.Tensor, teacher_emb: torch.Tensor):
     r"""Embedding-level KD for speaker models (Wang et al., *Knowledge Distillation for Small Foot-print Deep
     Speaker Embedding*, ICASSP 2019): ``L = mean_b (1 − cos(e_S,b, e_T,b))``. Needs equal embedding sizes."""
     if student_emb.shape != teacher_emb.shape:
-        raise ValueError(f"embedding KD needs equal shapes, got student {tuple(student_emb.shape)} and "
-                         f"teacher {tuple(teacher_emb.shape)}")
+        raise ValueError(
+            f"embedding KD needs equal shapes, got student {tuple(student_emb.shape)} and "
+            f"teacher {tuple(teacher_emb.shape)}"
+        )
     return (1 - F.cosine_similarity(student_emb, teacher_emb.detach(), dim=-1)).mean()
 
 
@@ -85,8 +91,10 @@ def hidden_mse(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor):
 
     The paper's code multiplies it by 100 (``kd_weight`` in :class:`kdlib.kd.os_kdft.OneStepKDFT`)."""
     if student_hidden.shape != teacher_hidden.shape:
-        raise ValueError(f"hidden-state KD needs equal shapes, got student {tuple(student_hidden.shape)} and "
-                         f"teacher {tuple(teacher_hidden.shape)}")
+        raise ValueError(
+            f"hidden-state KD needs equal shapes, got student {tuple(student_hidden.shape)} and "
+            f"teacher {tuple(teacher_hidden.shape)}"
+        )
     return F.mse_loss(student_hidden, teacher_hidden.detach().to(student_hidden.dtype))
 
 
@@ -110,8 +118,10 @@ def distilhubert(predictions: torch.Tensor, targets: torch.Tensor, cos_weight: f
     else:
         w = torch.as_tensor(head_weights, dtype=l1.dtype, device=l1.device).flatten()
         if w.shape != l1.shape or (w < 0).any():
-            raise ValueError(f"head_weights: {l1.numel()} non-negative numbers, one per head, got "
-                             f"{torch.as_tensor(head_weights).tolist()}")
+            raise ValueError(
+                f"head_weights: {l1.numel()} non-negative numbers, one per head, got "
+                f"{torch.as_tensor(head_weights).tolist()}"
+            )
         l1, cos = (w * l1).sum(), (w * cos).sum()
     return l1 - cos_weight * cos, {"l1": l1, "cos": -cos}
 
@@ -138,8 +148,10 @@ def aggregate_teachers(targets: torch.Tensor, mode: str, weights=None) -> torch.
     if weights is not None:
         w = torch.as_tensor(weights, dtype=targets.dtype, device=targets.device)
         if mode != "average" or w.shape != (targets.shape[1],) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"weights: {targets.shape[1]} non-negative numbers, not all 0, for the average of "
-                             f"{targets.shape[1]} teachers; got {list(weights)} with mode {mode!r}")
+            raise ValueError(
+                f"weights: {targets.shape[1]} non-negative numbers, not all 0, for the average of "
+                f"{targets.shape[1]} teachers; got {list(weights)} with mode {mode!r}"
+            )
         return (targets * (w / w.sum())[None, :, None, None, None]).sum(dim=1)
     if mode == "average":
         return targets.mean(dim=1)

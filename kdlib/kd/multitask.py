@@ -71,8 +71,10 @@ class EncoderOutput(nn.Module):
             return hidden
         out = self.heads.heads[0][-1].out_features
         if self.head == "layers" and out != hidden:
-            raise ValueError(f"head='layers' stacks hidden states ({hidden} wide) with the heads' predictions "
-                             f"({out} wide): they must be as wide")
+            raise ValueError(
+                f"head='layers' stacks hidden states ({hidden} wide) with the heads' predictions "
+                f"({out} wide): they must be as wide"
+            )
         return out * len(self.heads.heads) if self.head == "concat" else out
 
     def representations(self, n_layers: int) -> int:
@@ -107,9 +109,19 @@ class JointModel(nn.Module):
     Without it, a few outlier features of large magnitude, as Whisper's residual stream has, dominate the
     normalised speaker embedding and the angular-margin loss barely moves."""
 
-    def __init__(self, encoder: Callable[[torch.Tensor], torch.Tensor], dim: int, n_keywords: int, n_speakers: int,
-                 embed_dim: int = 192, margin: float = 0.2, scale: float = 30.0, frozen: bool = False,
-                 layers: int | None = None, standardise: bool = False):
+    def __init__(
+        self,
+        encoder: Callable[[torch.Tensor], torch.Tensor],
+        dim: int,
+        n_keywords: int,
+        n_speakers: int,
+        embed_dim: int = 192,
+        margin: float = 0.2,
+        scale: float = 30.0,
+        frozen: bool = False,
+        layers: int | None = None,
+        standardise: bool = False,
+    ):
         super().__init__()
         self.encoder = encoder
         self.kws_layers = WeightedLayerSum(layers) if layers else None
@@ -207,8 +219,9 @@ class Alternating:
             raise ValueError(f"loaders must be keyed by tasks among {TASKS}, got {sorted(loaders)}")
         turns = {task: 1 for task in loaders} if turns is None else turns
         if any(not isinstance(turns.get(task), int) or turns[task] < 1 for task in loaders):
-            raise ValueError(f"turns must give every task of {sorted(loaders)} a positive number of batches, "
-                             f"got {turns}")
+            raise ValueError(
+                f"turns must give every task of {sorted(loaders)} a positive number of batches, got {turns}"
+            )
         self.loaders, self.steps = loaders, steps
         self.tasks = [task for task in TASKS if task in loaders for _ in range(turns[task])]
 
@@ -242,10 +255,20 @@ class _Pairs:
         return ((b["x"], b["y"]) for b in self.batches)
 
 
-def fine_tune(model: JointModel, banks: dict[str, tuple[torch.Tensor, torch.Tensor]], *, steps_per_task: int,
-              batch: int, encoder_lr: float, heads_lr: float, grad_clip: float | None = 5.0,
-              schedule: str = "cosine", seed: int = 0, progress: bool = False,
-              turns: dict[str, int] | None = None) -> train.History:
+def fine_tune(
+    model: JointModel,
+    banks: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    *,
+    steps_per_task: int,
+    batch: int,
+    encoder_lr: float,
+    heads_lr: float,
+    grad_clip: float | None = 5.0,
+    schedule: str = "cosine",
+    seed: int = 0,
+    progress: bool = False,
+    turns: dict[str, int] | None = None,
+) -> train.History:
     """Train ``model`` on the tasks of ``banks`` (``{task: (inputs, labels)}``, one task or both):
     ``steps_per_task`` × (number of tasks) batches of ``batch`` items, the tasks alternating batch by batch (or
     ``turns[task]`` batches per turn, see :class:`Alternating`: the same budget, another mix), each bank
@@ -255,8 +278,9 @@ def fine_tune(model: JointModel, banks: dict[str, tuple[torch.Tensor, torch.Tens
     for task, (inputs, labels) in banks.items():
         if len(inputs) != len(labels):
             raise ValueError(f"{task}: {len(inputs)} inputs but {len(labels)} labels")
-    loaders = {task: _Pairs(inputs, labels, batch, 1000 * TASKS.index(task) + seed)
-               for task, (inputs, labels) in banks.items()}
+    loaders = {
+        task: _Pairs(inputs, labels, batch, 1000 * TASKS.index(task) + seed) for task, (inputs, labels) in banks.items()
+    }
     groups = [{"params": [p for head in model.task_heads() for p in head.parameters()], "lr": heads_lr}]
     encoder = model.encoder.parameters() if isinstance(model.encoder, nn.Module) else []
     encoder = [p for p in encoder if p.requires_grad]
@@ -264,15 +288,30 @@ def fine_tune(model: JointModel, banks: dict[str, tuple[torch.Tensor, torch.Tens
         groups.append({"params": encoder, "lr": encoder_lr})
     optimizer = torch.optim.Adam(groups)
     turns = None if turns is None else {task: turns[task] for task in loaders if task in turns}
-    return train.fit(model, Alternating(loaders, steps_per_task * len(loaders), turns), model.loss, epochs=1,
-                     optimizer=optimizer, schedule=schedule, grad_clip=grad_clip, seed=seed, progress=progress,
-                     desc=" + ".join(loaders))
+    return train.fit(
+        model,
+        Alternating(loaders, steps_per_task * len(loaders), turns),
+        model.loss,
+        epochs=1,
+        optimizer=optimizer,
+        schedule=schedule,
+        grad_clip=grad_clip,
+        seed=seed,
+        progress=progress,
+        desc=" + ".join(loaders),
+    )
 
 
 @torch.no_grad()
-def score(model: JointModel, *, kws: tuple[torch.Tensor, torch.Tensor] | None = None,
-          keyword_trials: np.ndarray | None = None, sentences: tuple[torch.Tensor, np.ndarray] | None = None,
-          batch_size: int = 64, device: str | None = None) -> dict:
+def score(
+    model: JointModel,
+    *,
+    kws: tuple[torch.Tensor, torch.Tensor] | None = None,
+    keyword_trials: np.ndarray | None = None,
+    sentences: tuple[torch.Tensor, np.ndarray] | None = None,
+    batch_size: int = 64,
+    device: str | None = None,
+) -> dict:
     """Both tasks from one forward pass per clip. ``kws``: ``(inputs, labels)`` of keyword-spotting clips, gives
     ``kws_accuracy``; ``keyword_trials``: ``(n, 3)`` ``(label, i, j)`` indexing those clips, gives
     ``keyword_sv_eer`` and ``keyword_sv_min_dcf``; ``sentences``: ``(inputs, trials)`` likewise, gives ``sv_eer``

@@ -69,8 +69,9 @@ class MixedLayers(nn.Module):
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         if states.dim() != 4:
-            raise ValueError(f"expected hidden states (batch, {self.n_states}, dim, frames), "
-                             f"got shape {tuple(states.shape)}")
+            raise ValueError(
+                f"expected hidden states (batch, {self.n_states}, dim, frames), got shape {tuple(states.shape)}"
+            )
         return self.encoder(self.mix(states.permute(0, 3, 1, 2)).transpose(1, 2))
 
     def layer_weights(self) -> list[float]:
@@ -109,14 +110,27 @@ class OneStepKDFT(nn.Module):
     ``mse``, one per head for ``heads``). ``forward(feats)`` is the SV branch's embedding.
     """
 
-    def __init__(self, student: nn.Module, backend: SpeakerModel, *, regime: str = "one_step",
-                 adapters: list[ParallelAdapter] | None = None, kd_target: str = "mse",
-                 heads: PredictionHeads | None = None, kd_weight: float = 100.0, total_steps: int = 1,
-                 readout: str = "last", kd_scale: float | None = None):
+    def __init__(
+        self,
+        student: nn.Module,
+        backend: SpeakerModel,
+        *,
+        regime: str = "one_step",
+        adapters: list[ParallelAdapter] | None = None,
+        kd_target: str = "mse",
+        heads: PredictionHeads | None = None,
+        kd_weight: float = 100.0,
+        total_steps: int = 1,
+        readout: str = "last",
+        kd_scale: float | None = None,
+    ):
         super().__init__()
         if kd_scale is not None:  # the name before this release
-            warnings.warn("OneStepKDFT(kd_scale=...) is now kd_weight=...; the old name goes in the next release",
-                          DeprecationWarning, 2)
+            warnings.warn(
+                "OneStepKDFT(kd_scale=...) is now kd_weight=...; the old name goes in the next release",
+                DeprecationWarning,
+                2,
+            )
             kd_weight = kd_scale
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
@@ -155,9 +169,11 @@ class OneStepKDFT(nn.Module):
         out = self.student(feats, output_hidden_states=True)
         expected = self.backend.encoder.n_states
         if len(out.hidden_states) != expected:
-            raise ValueError(f"the student returned {len(out.hidden_states)} hidden states, the backend mixes "
-                             f"{expected}; with readout='layers' set the student's config.layerdrop to 0 (a "
-                             "dropped layer returns no state)")
+            raise ValueError(
+                f"the student returned {len(out.hidden_states)} hidden states, the backend mixes "
+                f"{expected}; with readout='layers' set the student's config.layerdrop to 0 (a "
+                "dropped layer returns no state)"
+            )
         return out.last_hidden_state, stack_states(out.hidden_states)
 
     def embed(self, backend_input: torch.Tensor) -> torch.Tensor:
@@ -202,7 +218,9 @@ class OneStepKDFT(nn.Module):
         if self.heads is not None and self.regime != "ft":
             backend += list(self.heads.parameters())
         adapters = adapter_parameters(self.adapters) if self.regime == "one_step" else []
-        groups = [{"name": "student", "params": ssl, "lr": ssl_lr},
-                  {"name": "backend", "params": backend, "lr": backend_lr},
-                  {"name": "adapters", "params": adapters, "lr": adapter_lr}]
+        groups = [
+            {"name": "student", "params": ssl, "lr": ssl_lr},
+            {"name": "backend", "params": backend, "lr": backend_lr},
+            {"name": "adapters", "params": adapters, "lr": adapter_lr},
+        ]
         return [g for g in groups if g["params"]]

@@ -42,16 +42,21 @@ class RealCrops:
     def __call__(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(0, len(self.waves), (n,)).tolist()
         rng = torch_seeded_rng()
-        x = torch.stack([torch.from_numpy(np.ascontiguousarray(crop(self.waves[i], self.samples, rng)))
-                         for i in idx])
+        x = torch.stack([torch.from_numpy(np.ascontiguousarray(crop(self.waves[i], self.samples, rng))) for i in idx])
         return x, (torch.tensor([self.labels[i] for i in idx]) if self.labels is not None else None)
 
 
 class TeacherMatching(nn.Module):
     """Student plus the map ``P`` onto the teacher's embedding space; ``loss`` is the objective above."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, teacher_dim: int, kd_weight: float = 1.0,
-                 real_crops: RealCrops | None = None):
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        teacher_dim: int,
+        kd_weight: float = 1.0,
+        real_crops: RealCrops | None = None,
+    ):
         super().__init__()
         self.student, self.kd_weight, self.real_crops = student, kd_weight, real_crops
         self.project = nn.Linear(student.embed_dim, teacher_dim)
@@ -60,8 +65,9 @@ class TeacherMatching(nn.Module):
         if real_crops is not None and real_crops.labels is not None:
             from kdlib.models.heads import AAMSoftmax
 
-            self.real_head = AAMSoftmax(student.embed_dim, max(real_crops.labels) + 1, margin=student.head.margin,
-                                        scale=student.head.scale)
+            self.real_head = AAMSoftmax(
+                student.embed_dim, max(real_crops.labels) + 1, margin=student.head.margin, scale=student.head.scale
+            )
 
     def loss(self, batch) -> tuple[torch.Tensor, dict]:
         x, label = batch
@@ -85,11 +91,23 @@ class TeacherMatching(nn.Module):
         return total, {**terms, "accuracy": metrics.accuracy(logits, label)}
 
 
-def distil_real_teacher(student, teacher, loader, *, steps: int, teacher_dim: int = 256, kd_weight: float = 1.0,
-                        real_waves: list[np.ndarray] | None = None, real_labels: list[int] | None = None,
-                        real_seconds: float = 1.0, lr: float = 5e-4,
-                        weight_decay: float = 2e-5, seed: int = 0, device: str | None = None,
-                        progress: bool = True):
+def distil_real_teacher(
+    student,
+    teacher,
+    loader,
+    *,
+    steps: int,
+    teacher_dim: int = 256,
+    kd_weight: float = 1.0,
+    real_waves: list[np.ndarray] | None = None,
+    real_labels: list[int] | None = None,
+    real_seconds: float = 1.0,
+    lr: float = 5e-4,
+    weight_decay: float = 2e-5,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+):
     """Train ``student`` (a :class:`kdlib.models.SpeakerModel` with its AAM head) for ``steps`` batches of
     ``loader`` (synthetic ``(crops, speaker)``) under the objective above; ``real_waves`` adds as many real
     crops of ``real_seconds`` per step, and ``real_labels`` (e.g.
@@ -101,6 +119,17 @@ def distil_real_teacher(student, teacher, loader, *, steps: int, teacher_dim: in
     real_crops = RealCrops(real_waves, int(real_seconds * SAMPLE_RATE), real_labels) if real_waves else None
     wrapper = TeacherMatching(student, teacher, teacher_dim, kd_weight, real_crops)
     epochs = max(1, -(-steps // len(loader)))
-    return train.fit(wrapper, loader, wrapper.loss, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                     warmup_steps=min(50, steps // 10), device=device, seed=seed,
-                     max_steps_per_epoch=-(-steps // epochs), progress=progress, desc="distil real teacher")
+    return train.fit(
+        wrapper,
+        loader,
+        wrapper.loss,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_steps=min(50, steps // 10),
+        device=device,
+        seed=seed,
+        max_steps_per_epoch=-(-steps // epochs),
+        progress=progress,
+        desc="distil real teacher",
+    )

@@ -8,5 +8,18 @@ from kdlib.models.heads import AAMSoftmax, PredictionHeads, centroid_head, fitte
 from kdlib.models.resnet import ResNet34, ResNetSV
 from kdlib.models.speaker import ARCHITECTURES, SpeakerModel, speaker_model
 
-__all__ = ["ARCHITECTURES", "AAMSoftmax", "ECAPA_TDNN", "PredictionHeads", "ResNet34", "ResNetSV", "SpeakerModel",
-           "centroid_head", "fitted_head", "load_speaker_model", "save_speaker_model", "speaker_model", "stats_pool"]
+__all__ = [
+    "ARCHITECTURES",
+    "AAMSoftmax",
+    "ECAPA_TDNN",
+    "PredictionHeads",
+    "ResNet34",
+    "ResNetSV",
+    "SpeakerModel",
+    "centroid_head",
+    "fitted_head",
+    "load_speaker_model",
+    "save_speaker_model",
+    "speaker_model",
+    "stats_pool",
+]

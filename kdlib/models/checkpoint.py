@@ -15,8 +15,9 @@ from kdlib.models.speaker import ARCHITECTURES, SpeakerModel, speaker_model
 _FRONTEND = "fbank."
 
 
-def save_speaker_model(model: SpeakerModel, folder: str | Path, architecture: str, kwargs: dict,
-                       half: bool = True) -> Path:
+def save_speaker_model(
+    model: SpeakerModel, folder: str | Path, architecture: str, kwargs: dict, half: bool = True
+) -> Path:
     """Write ``model``'s front end and encoder (fp16, or fp32 with ``half=False``) and its config to ``folder``;
     return the folder."""
     from safetensors.torch import save_file
@@ -24,8 +25,9 @@ def save_speaker_model(model: SpeakerModel, folder: str | Path, architecture: st
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {**{_FRONTEND + k: v for k, v in model.frontend.state_dict().items()}, **model.encoder.state_dict()}
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
-             for k, v in state.items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()
+    }
     save_file(state, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps({"kdlib_architecture": architecture, "kwargs": kwargs}, indent=1))
     return folder
@@ -50,8 +52,10 @@ def load_speaker_model(folder: str | Path) -> SpeakerModel:
         raise ValueError(f"{folder / 'config.json'}: unknown architecture {architecture!r}")
     model = speaker_model(architecture, **kwargs)  # front end + encoder, no head
     state = load_file(str(folder / "model.safetensors"))
-    parts = {"frontend": {k[len(_FRONTEND):]: v for k, v in state.items() if k.startswith(_FRONTEND)},
-             "encoder": {k: v for k, v in state.items() if not k.startswith(_FRONTEND)}}
+    parts = {
+        "frontend": {k[len(_FRONTEND) :]: v for k, v in state.items() if k.startswith(_FRONTEND)},
+        "encoder": {k: v for k, v in state.items() if not k.startswith(_FRONTEND)},
+    }
     for name, part in parts.items():
         module = getattr(model, name)
         reference = module.state_dict()

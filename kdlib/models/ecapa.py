@@ -11,8 +11,11 @@ from torch import nn
 
 class _ConvReluBN(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int = 1, dilation: int = 1):
-        super().__init__(nn.Conv1d(cin, cout, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2),
-                         nn.ReLU(), nn.BatchNorm1d(cout))
+        super().__init__(
+            nn.Conv1d(cin, cout, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2),
+            nn.ReLU(),
+            nn.BatchNorm1d(cout),
+        )
 
 
 class SEBlock(nn.Module):
@@ -20,8 +23,9 @@ class SEBlock(nn.Module):
 
     def __init__(self, channels: int, bottleneck: int = 128):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv1d(channels, bottleneck, 1), nn.ReLU(), nn.Conv1d(bottleneck, channels, 1),
-                                 nn.Sigmoid())
+        self.net = nn.Sequential(
+            nn.Conv1d(channels, bottleneck, 1), nn.ReLU(), nn.Conv1d(bottleneck, channels, 1), nn.Sigmoid()
+        )
 
     def forward(self, x):
         return x * self.net(x.mean(-1, keepdim=True))
@@ -55,8 +59,13 @@ class AttentiveStatsPool(nn.Module):
 
     def __init__(self, channels: int, attention: int = 128):
         super().__init__()
-        self.attn = nn.Sequential(nn.Conv1d(channels * 3, attention, 1), nn.ReLU(), nn.BatchNorm1d(attention),
-                                  nn.Tanh(), nn.Conv1d(attention, channels, 1))
+        self.attn = nn.Sequential(
+            nn.Conv1d(channels * 3, attention, 1),
+            nn.ReLU(),
+            nn.BatchNorm1d(attention),
+            nn.Tanh(),
+            nn.Conv1d(attention, channels, 1),
+        )
 
     def forward(self, x):
         t = x.shape[-1]
@@ -78,8 +87,16 @@ class ECAPA_TDNN(nn.Module):
     utterance's per-channel mean, or ``"batch"`` with the training batches' statistics (``BatchNorm1d``), which
     keeps it. ``None``: the features as they come."""
 
-    def __init__(self, channels: int = 512, embed_dim: int = 192, n_mels: int = 80, scale: int = 8,
-                 mfa_channels: int | None = None, instance_norm: bool = False, input_norm: str | None = None):
+    def __init__(
+        self,
+        channels: int = 512,
+        embed_dim: int = 192,
+        n_mels: int = 80,
+        scale: int = 8,
+        mfa_channels: int | None = None,
+        instance_norm: bool = False,
+        input_norm: str | None = None,
+    ):
         super().__init__()
         mfa = mfa_channels or 3 * channels
         if instance_norm and input_norm not in (None, "instance"):

@@ -43,8 +43,11 @@ def fetch_weights(dest: str | Path | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     wheels = sorted(dest.glob("[Rr]esemblyzer-0.1.4-*.whl"))
     if not wheels:
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest),
-                               WHEEL], capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), WHEEL],
+            capture_output=True,
+            text=True,
+        )
         wheels = sorted(dest.glob("[Rr]esemblyzer-0.1.4-*.whl"))
         if done.returncode != 0 or not wheels:
             raise RuntimeError(f"pip download {WHEEL} into {dest} failed:\n{done.stderr.strip()[-2000:]}")
@@ -62,9 +65,16 @@ class GE2EEncoder(nn.Module):
         super().__init__()
         import torchaudio
 
-        self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=16_000, n_fft=400, hop_length=HOP, n_mels=n_mels,
-                                                        power=2.0, norm="slaney", mel_scale="slaney",
-                                                        pad_mode="constant")
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=16_000,
+            n_fft=400,
+            hop_length=HOP,
+            n_mels=n_mels,
+            power=2.0,
+            norm="slaney",
+            mel_scale="slaney",
+            pad_mode="constant",
+        )
         self.lstm = nn.LSTM(n_mels, hidden, layers, batch_first=True)
         self.linear = nn.Linear(hidden, hidden)
 
@@ -84,7 +94,7 @@ class GE2EEncoder(nn.Module):
         starts = self.partial_starts(wave.shape[1])
         wave = nn.functional.pad(wave, (0, max(0, (starts[-1] + PARTIAL_FRAMES) * HOP - wave.shape[1])))
         mels = self.mel(wave).transpose(1, 2)  # (batch, frames, bands)
-        parts = torch.stack([mels[:, s:s + PARTIAL_FRAMES] for s in starts], 1)  # (batch, partials, 160, bands)
+        parts = torch.stack([mels[:, s : s + PARTIAL_FRAMES] for s in starts], 1)  # (batch, partials, 160, bands)
         _, (h, _) = self.lstm(parts.flatten(0, 1))
         emb = nn.functional.normalize(torch.relu(self.linear(h[-1])), dim=1).unflatten(0, parts.shape[:2])
         return nn.functional.normalize(emb.mean(1), dim=1)
@@ -98,8 +108,9 @@ def load_ge2e(weights: str | Path | None = None) -> GE2EEncoder:
     except Exception as err:
         raise ValueError(f"{path}: not a Resemblyzer checkpoint with a 'model_state' ({err})") from err
     model = GE2EEncoder()
-    missing = model.load_state_dict({k: v for k, v in state.items() if k.startswith(("lstm.", "linear."))},
-                                    strict=False).missing_keys
+    missing = model.load_state_dict(
+        {k: v for k, v in state.items() if k.startswith(("lstm.", "linear."))}, strict=False
+    ).missing_keys
     if [k for k in missing if not k.startswith("mel.")]:
         raise ValueError(f"{path}: weights missing for {missing}")
     return model.eval()

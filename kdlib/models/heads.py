@@ -52,8 +52,9 @@ def _check_every_class(labels: torch.Tensor, n_classes: int) -> None:
 
 
 @torch.no_grad()
-def centroid_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int, scale: float = 30.0,
-                  margin: float = 0.2) -> AAMSoftmax:
+def centroid_head(
+    embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int, scale: float = 30.0, margin: float = 0.2
+) -> AAMSoftmax:
     """A cosine classifier for a trained embedding extractor whose training head was not kept: each class
     vector is the mean of the class's unit-normalised embeddings, so ``logits(e) = s · cos(e, μ_c)``."""
     _check_every_class(labels, n_classes)
@@ -64,8 +65,16 @@ def centroid_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int
     return head.requires_grad_(False)
 
 
-def fitted_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int, scale: float = 30.0,
-                margin: float = 0.2, steps: int = 300, lr: float = 1e-2, seed: int = 0) -> AAMSoftmax:
+def fitted_head(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    scale: float = 30.0,
+    margin: float = 0.2,
+    steps: int = 300,
+    lr: float = 1e-2,
+    seed: int = 0,
+) -> AAMSoftmax:
     """The other way to give a frozen embedding extractor a classifier: an AAM-softmax head trained on its
     embeddings (full batch, Adam, ``steps`` steps, seeded), then frozen. :func:`centroid_head` needs no
     training; this one learns class vectors that separate the classes with the margin."""
@@ -93,8 +102,9 @@ class PredictionHeads(nn.Module):
     def __init__(self, dim: int, n_heads: int = 3, out_dim: int | None = None):
         super().__init__()
         out_dim = out_dim or dim
-        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, out_dim))
-                                   for _ in range(n_heads))
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, out_dim)) for _ in range(n_heads)
+        )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return torch.stack([head(h) for head in self.heads], dim=1)

@@ -17,10 +17,17 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-        self.skip = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                     if stride != 1 or cin != cout else nn.Identity())
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
         self.relu = nn.ReLU()
 
     def forward(self, x):
@@ -40,7 +47,7 @@ class ResNetSV(nn.Module):
             stages += [BasicBlock(cin, cout, 1 if i == 0 else 2)] + [BasicBlock(cout, cout) for _ in range(n - 1)]
             cin = cout
         self.stages = nn.Sequential(*stages)
-        freq_out = (n_mels + 2**(len(layers) - 1) - 1) // 2**(len(layers) - 1)
+        freq_out = (n_mels + 2 ** (len(layers) - 1) - 1) // 2 ** (len(layers) - 1)
         self.embed = nn.Linear(2 * cin * freq_out, embed_dim)
         self.embed_dim, self.n_mels = embed_dim, n_mels
 

@@ -78,8 +78,14 @@ class _Logits(nn.Module):
         return self.model.logits(x)
 
 
-def speaker_model(architecture: str, n_classes: int | None = None, margin: float = 0.2, scale: float = 30.0,
-                  frontend: bool = True, **kwargs) -> SpeakerModel:
+def speaker_model(
+    architecture: str,
+    n_classes: int | None = None,
+    margin: float = 0.2,
+    scale: float = 30.0,
+    frontend: bool = True,
+    **kwargs,
+) -> SpeakerModel:
     """A fresh speaker model: ``architecture`` (``"ecapa_tdnn"`` or ``"resnet34"``, with its ``kwargs``) on a
     log-mel front end (``frontend=False``: features in), with an AAM-softmax head over ``n_classes``."""
     from kdlib.data.features import Fbank

@@ -36,8 +36,9 @@ def _model_class(model_type: str):
     return getattr(transformers, SSL_CLASSES[model_type])
 
 
-def load_ssl(name_or_path: str | Path, revision: str | None = None, dtype: torch.dtype = torch.float32,
-             **kwargs) -> nn.Module:
+def load_ssl(
+    name_or_path: str | Path, revision: str | None = None, dtype: torch.dtype = torch.float32, **kwargs
+) -> nn.Module:
     """Load a Wav2Vec2/HuBERT/WavLM base model (no task head), or a Whisper encoder
     (:func:`kdlib.models.whisper.load_whisper`), from a local directory or a hub id.
 
@@ -99,7 +100,8 @@ def make_student(teacher: nn.Module, num_layers: int) -> nn.Module:
     config.num_hidden_layers = num_layers
     student = type(teacher)(config)
     missing, unexpected = student.load_state_dict(
-        {k: v for k, v in teacher.state_dict().items() if k in student.state_dict()}, strict=False)
+        {k: v for k, v in teacher.state_dict().items() if k in student.state_dict()}, strict=False
+    )
     if missing:
         raise RuntimeError(f"student weights not found in the teacher: {missing[:5]}")
     return student
@@ -242,8 +244,11 @@ def without_stem(model: nn.Module) -> nn.Module:
     body.config.apply_spec_augment = False
     encoder = copy.copy(model.encoder)
     encoder._modules = {**model.encoder._modules, "pos_conv_embed": _NoPosition()}
-    body._modules = {**body._modules, "encoder": encoder,
-                     "feature_projection": _PassThrough(body.config.model_type != "hubert")}
+    body._modules = {
+        **body._modules,
+        "encoder": encoder,
+        "feature_projection": _PassThrough(body.config.model_type != "hubert"),
+    }
     return body
 
 
@@ -278,20 +283,50 @@ def stack_states(hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
 
 PAPER_SCALE = {
     "wav2vec2-large-xlsr-53": dict(
-        model_type="wav2vec2", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-        intermediate_size=4096, conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2),
-        conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
-        num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16),
+        model_type="wav2vec2",
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        conv_dim=(512,) * 7,
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_bias=True,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        num_conv_pos_embeddings=128,
+        num_conv_pos_embedding_groups=16,
+    ),
     "wav2vec2-base": dict(
-        model_type="wav2vec2", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-        intermediate_size=3072, conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2),
-        conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_bias=False, feat_extract_norm="group", do_stable_layer_norm=False,
-        num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16),
+        model_type="wav2vec2",
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        conv_dim=(512,) * 7,
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_bias=False,
+        feat_extract_norm="group",
+        do_stable_layer_norm=False,
+        num_conv_pos_embeddings=128,
+        num_conv_pos_embedding_groups=16,
+    ),
     "hubert-base-ls960": dict(
-        model_type="hubert", hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-        conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_bias=False,
-        feat_extract_norm="group", do_stable_layer_norm=False, num_conv_pos_embeddings=128,
-        num_conv_pos_embedding_groups=16),
+        model_type="hubert",
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        conv_dim=(512,) * 7,
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_bias=False,
+        feat_extract_norm="group",
+        do_stable_layer_norm=False,
+        num_conv_pos_embeddings=128,
+        num_conv_pos_embedding_groups=16,
+    ),
 }
 """Published architectures, from their hub configurations: OS-KDFT's teachers
 (``facebook/wav2vec2-large-xlsr-53``, the paper's; ``facebook/hubert-base-ls960``, the code's later version, also

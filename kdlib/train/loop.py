@@ -112,11 +112,14 @@ class _DataParallel:
         from torch.nn.parallel import DistributedDataParallel
 
         in_model = {id(p) for p in model.parameters()}
-        self.outside = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad
-                        and id(p) not in in_model]
-        self.objective = DistributedDataParallel(_Objective(model, loss_fn),
-                                                 device_ids=[device] if device.startswith("cuda") else None,
-                                                 find_unused_parameters=True)
+        self.outside = [
+            p for g in optimizer.param_groups for p in g["params"] if p.requires_grad and id(p) not in in_model
+        ]
+        self.objective = DistributedDataParallel(
+            _Objective(model, loss_fn),
+            device_ids=[device] if device.startswith("cuda") else None,
+            find_unused_parameters=True,
+        )
 
     def shard(self, loader):
         return distributed.sharded(loader)
@@ -126,8 +129,9 @@ class _DataParallel:
         global means of the terms)."""
         items = distributed.batch_size(batch) or 1
         keys = sorted(terms)
-        values = torch.stack([loss.detach().float()] + [torch.as_tensor(terms[k], dtype=torch.float32,
-                                                                         device=loss.device) for k in keys])
+        values = torch.stack(
+            [loss.detach().float()] + [torch.as_tensor(terms[k], dtype=torch.float32, device=loss.device) for k in keys]
+        )
         means, global_items = distributed.global_means(values, items)
         return loss * (items * distributed.world_size() / global_items), means[0], dict(zip(keys, means[1:].tolist()))
 
@@ -155,13 +159,22 @@ class _Checkpoint:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "history": dict(history), "epoch": epoch}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": dict(history),
+                "epoch": epoch,
+            },
+            tmp,
+        )
         os.replace(tmp, self.path)
 
 
-def _backward_and_step(loss, optimizer, scheduler, scaler, clipped: list, grad_clip: float | None,
-                       outside: list) -> None:
+def _backward_and_step(
+    loss, optimizer, scheduler, scaler, clipped: list, grad_clip: float | None, outside: list
+) -> None:
     """Gradients of ``loss`` (scaled for fp16), averaged over processes for the parameters outside the
     DDP-wrapped model, clipped to a global norm of ``grad_clip``; then the optimizer and the schedule take a step."""
     optimizer.zero_grad(set_to_none=True)
@@ -175,11 +188,27 @@ def _backward_and_step(loss, optimizer, scheduler, scaler, clipped: list, grad_c
     scheduler.step()
 
 
-def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, lr: float = 1e-3,
-        weight_decay: float = 0.0, optimizer: torch.optim.Optimizer | None = None, schedule: str = "cosine",
-        warmup_steps: int = 0, grad_clip: float | None = 5.0, device: str | None = None, seed: int = 0,
-        checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True,
-        max_steps_per_epoch: int | None = None, desc: str = "", precision: str | None = None) -> History:
+def fit(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: Callable,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    optimizer: torch.optim.Optimizer | None = None,
+    schedule: str = "cosine",
+    warmup_steps: int = 0,
+    grad_clip: float | None = 5.0,
+    device: str | None = None,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    max_steps_per_epoch: int | None = None,
+    desc: str = "",
+    precision: str | None = None,
+) -> History:
     """Train ``model`` with ``loss_fn`` over ``loader`` for ``epochs``; return the loss history.
 
     ``loss_fn`` receives each batch already moved to ``device`` (kdlib's rule: the accelerator the model sits
@@ -199,6 +228,7 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
     """
     from kdlib.progress import bar as progress_bar
     from kdlib.runtime import resolve_device
+
     parallel = distributed.init()
     main = distributed.is_main()
     progress = progress and main
@@ -210,21 +240,23 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
     optimizer = optimizer or torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = min(len(loader), max_steps_per_epoch or math.inf)  # type: ignore[arg-type]
     total = max(1, int(epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup_steps,
-                                                                                    schedule))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total, warmup_steps, schedule)
+    )
     history, store = History(), _Checkpoint(checkpoint)
     done = store.resume(model, optimizer, scheduler, history, device) if resume else None
     if done is not None and progress:
         print(f"resumed from {store.path} after epoch {done + 1}/{epochs}")
     processes = _DataParallel(model, loss_fn, optimizer, device) if parallel else _OneProcess(loss_fn)
-    clipped = trainable + processes.outside       # a head outside the model is clipped with it when data-parallel
+    clipped = trainable + processes.outside  # a head outside the model is clipped with it when data-parallel
     loader = processes.shard(loader)
 
     for epoch in range(0 if done is None else done + 1, epochs):
         torch.manual_seed(seed + epoch)
         model.train()
-        bar = progress_bar(total=steps_per_epoch, desc=f"{label}epoch {epoch + 1}/{epochs}", unit="step",
-                           disable=not progress)
+        bar = progress_bar(
+            total=steps_per_epoch, desc=f"{label}epoch {epoch + 1}/{epochs}", unit="step", disable=not progress
+        )
         for step, batch in enumerate(loader):
             if step >= steps_per_epoch:
                 break
@@ -233,8 +265,12 @@ def fit(model: nn.Module, loader: Iterable, loss_fn: Callable, *, epochs: int, l
             if not torch.isfinite(shown):
                 raise FloatingPointError(f"loss became {shown.item()} at epoch {epoch + 1}, step {step}")
             _backward_and_step(loss, optimizer, scheduler, mixed.scaler, clipped, grad_clip, processes.outside)
-            history.log(epoch=epoch, loss=shown.item(), lr=optimizer.param_groups[0]["lr"],
-                        **{k: (v.item() if torch.is_tensor(v) else v) for k, v in terms.items()})
+            history.log(
+                epoch=epoch,
+                loss=shown.item(),
+                lr=optimizer.param_groups[0]["lr"],
+                **{k: (v.item() if torch.is_tensor(v) else v) for k, v in terms.items()},
+            )
             bar.update()
             bar.set_postfix(loss=f"{shown.item():.3f}")
         bar.close()

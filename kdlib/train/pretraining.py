@@ -29,6 +29,7 @@ from kdlib.evaluation import metrics
 
 # --------------------------------------------------------------------------------------------- targets
 
+
 @torch.inference_mode()
 def frame_features(fn, source, rows, device) -> dict[str, np.ndarray]:
     """``{path: fn(clip)[0]}`` as NumPy arrays, e.g. MFCC frames or one layer's hidden states per clip."""
@@ -49,6 +50,7 @@ def kmeans_targets(features: dict[str, np.ndarray], n_clusters: int, seed: int, 
 
 # --------------------------------------------------------------------------------------------- objectives
 
+
 def compute_mask(batch: int, frames: int, prob: float, length: int) -> torch.Tensor:
     """Span masks as in wav2vec 2.0 / HuBERT (transformers' sampler): ``(batch, frames)`` bools."""
     from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
@@ -66,8 +68,11 @@ class MaskedPredictionHead(nn.Module):
         self.temperature = temperature
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.proj(hidden), dim=-1) @ nn.functional.normalize(self.codes, dim=-1).T \
+        return (
+            nn.functional.normalize(self.proj(hidden), dim=-1)
+            @ nn.functional.normalize(self.codes, dim=-1).T
             / self.temperature
+        )
 
 
 def masked_prediction_loss(logits, labels, mask, unmasked_weight: float):
@@ -91,11 +96,11 @@ def mix_utterances(wave: torch.Tensor, prob: float, generator: np.random.Generat
         j = (i + 1 + int(generator.integers(0, n - 1))) % n
         seg = int(generator.integers(1, length // 2 + 1))
         src, dst = int(generator.integers(0, length - seg + 1)), int(generator.integers(0, length - seg + 1))
-        secondary = wave[j, src: src + seg]
+        secondary = wave[j, src : src + seg]
         ratio_db = generator.uniform(-5, 5)
         e1, e2 = wave[i].pow(2).mean(), secondary.pow(2).mean().clamp(min=1e-8)
         scale = torch.sqrt(e1 / (e2 * 10 ** (ratio_db / 10)))
-        out[i, dst: dst + seg] += scale * secondary
+        out[i, dst : dst + seg] += scale * secondary
     return out
 
 
@@ -111,6 +116,7 @@ def distort(wave: torch.Tensor, generator: np.random.Generator, snr_db=(0.0, 10.
 
 # --------------------------------------------------------------------------------------------- training
 
+
 class _MaskedPredictor(nn.Module):
     def __init__(self, model, head):
         super().__init__()
@@ -122,8 +128,12 @@ def train_masked_prediction(model, targets, data, rows, recipe, steps, device, s
     (``mix_prob``) or Robust HuBERT's distortion (``distort``) when the recipe asks. Returns the history."""
     head = MaskedPredictionHead(model.config.hidden_size, recipe["n_clusters"], temperature=recipe["temperature"])
     net = _MaskedPredictor(model, head)
-    loader = DataLoader(FrameCrops(data, rows, recipe["crop_seconds"], targets), batch_size=recipe["batch"],
-                        shuffle=True, drop_last=True)
+    loader = DataLoader(
+        FrameCrops(data, rows, recipe["crop_seconds"], targets),
+        batch_size=recipe["batch"],
+        shuffle=True,
+        drop_last=True,
+    )
     rng = np.random.default_rng(seed)
 
     def loss_fn(batch):
@@ -143,10 +153,19 @@ def train_masked_prediction(model, targets, data, rows, recipe, steps, device, s
 def _fit_steps(net, loader, loss_fn, recipe, steps, device, seed):
     """Train for about ``steps`` optimizer steps (whole passes over the loader, at least one)."""
     epochs = max(1, round(steps / len(loader)))
-    return train.fit(net, loader, loss_fn, epochs=epochs, lr=recipe["lr"], weight_decay=0.01,
-                     warmup_steps=recipe["warmup"], device=device, seed=seed,
-                     max_steps_per_epoch=min(len(loader), steps),
-                     desc=f"{recipe.get('model_type', 'ssl')} pretraining")
+    return train.fit(
+        net,
+        loader,
+        loss_fn,
+        epochs=epochs,
+        lr=recipe["lr"],
+        weight_decay=0.01,
+        warmup_steps=recipe["warmup"],
+        device=device,
+        seed=seed,
+        max_steps_per_epoch=min(len(loader), steps),
+        desc=f"{recipe.get('model_type', 'ssl')} pretraining",
+    )
 
 
 def train_wav2vec2(data, rows, recipe, steps, device, seed):
@@ -157,12 +176,19 @@ def train_wav2vec2(data, rows, recipe, steps, device, seed):
 
     from kdlib.zoo.recipes import ssl_config
 
-    config = ssl_config("wav2vec2", num_codevectors_per_group=recipe["codevectors"],
-                        num_codevector_groups=recipe["groups"], codevector_dim=128, proj_codevector_dim=128,
-                        num_negatives=recipe["num_negatives"], diversity_loss_weight=recipe["diversity_weight"])
+    config = ssl_config(
+        "wav2vec2",
+        num_codevectors_per_group=recipe["codevectors"],
+        num_codevector_groups=recipe["groups"],
+        codevector_dim=128,
+        proj_codevector_dim=128,
+        num_negatives=recipe["num_negatives"],
+        diversity_loss_weight=recipe["diversity_weight"],
+    )
     net = Wav2Vec2ForPreTraining(config)
-    loader = DataLoader(FrameCrops(data, rows, recipe["crop_seconds"]), batch_size=recipe["batch"], shuffle=True,
-                        drop_last=True)
+    loader = DataLoader(
+        FrameCrops(data, rows, recipe["crop_seconds"]), batch_size=recipe["batch"], shuffle=True, drop_last=True
+    )
     t_start, t_end = recipe["gumbel"]
     state = {"step": 0}
 
@@ -173,10 +199,12 @@ def train_wav2vec2(data, rows, recipe, steps, device, seed):
         negatives = _sample_negative_indices((wave.shape[0], frames), recipe["num_negatives"], mask.numpy())
         net.set_gumbel_temperature(max(t_end, t_start * (t_end / t_start) ** (state["step"] / max(1, steps))))
         state["step"] += 1
-        out = net(wave, mask_time_indices=mask.to(wave.device),
-                  sampled_negative_indices=torch.from_numpy(negatives).to(wave.device))
+        out = net(
+            wave,
+            mask_time_indices=mask.to(wave.device),
+            sampled_negative_indices=torch.from_numpy(negatives).to(wave.device),
+        )
         n_masked = mask.sum().clamp(min=1)
-        return out.loss / n_masked, {"contrastive": out.contrastive_loss / n_masked,
-                                     "diversity": out.diversity_loss}
+        return out.loss / n_masked, {"contrastive": out.contrastive_loss / n_masked, "diversity": out.diversity_loss}
 
     return net.wav2vec2, _fit_steps(net, loader, loss_fn, recipe, steps, device, seed)

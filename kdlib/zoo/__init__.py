@@ -45,8 +45,10 @@ def manifest(zoo: str | Path | None = None) -> dict:
     try:
         return json.loads(path.read_text())
     except ValueError as err:
-        raise ValueError(f"{path}: damaged, not valid JSON ({err}). Restore the shipped copy with\n"
-                         f"    git checkout -- {path}\nor rebuild its teachers with python -m kdlib.zoo build") from err
+        raise ValueError(
+            f"{path}: damaged, not valid JSON ({err}). Restore the shipped copy with\n"
+            f"    git checkout -- {path}\nor rebuild its teachers with python -m kdlib.zoo build"
+        ) from err
 
 
 def sha256(path: Path) -> str:
@@ -64,15 +66,19 @@ def verify(name: str, zoo: str | Path | None = None) -> Path:
     entry = manifest(zoo).get(name)
     folder = zoo_dir(zoo) / name
     if entry is None:
-        raise FileNotFoundError(f"teacher {name!r} is not in {zoo_dir(zoo) / 'MANIFEST.json'}; build it with:\n"
-                                f"    python -m kdlib.zoo build --teacher {name}")
+        raise FileNotFoundError(
+            f"teacher {name!r} is not in {zoo_dir(zoo) / 'MANIFEST.json'}; build it with:\n"
+            f"    python -m kdlib.zoo build --teacher {name}"
+        )
     for fname, digest in entry["files"].items():
         path = folder / fname
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing; rebuild with python -m kdlib.zoo build --teacher {name}")
         if sha256(path) != digest:
-            raise ValueError(f"{path}: sha256 differs from the manifest (corrupt or modified file); restore it with "
-                             f"git checkout -- {path}")
+            raise ValueError(
+                f"{path}: sha256 differs from the manifest (corrupt or modified file); restore it with "
+                f"git checkout -- {path}"
+            )
     return folder
 
 
@@ -98,11 +104,15 @@ def load(spec: str | Path, zoo: str | Path | None = None) -> nn.Module:
         try:
             return load_ssl(str(spec))
         except OSError as err:
-            raise OSError(f"{spec}: could not load this hub id ({err.__class__.__name__}); without a network, "
-                          "download it elsewhere (save_pretrained) and pass the local directory") from err
+            raise OSError(
+                f"{spec}: could not load this hub id ({err.__class__.__name__}); without a network, "
+                "download it elsewhere (save_pretrained) and pass the local directory"
+            ) from err
     else:
-        raise FileNotFoundError(f"{spec}: neither a zoo teacher ({', '.join(TEACHERS + PRETRAINED)}), a checkpoint "
-                                "directory nor a hub id (owner/name)")
+        raise FileNotFoundError(
+            f"{spec}: neither a zoo teacher ({', '.join(TEACHERS + PRETRAINED)}), a checkpoint "
+            "directory nor a hub id (owner/name)"
+        )
     return load_speaker_model(folder) if is_speaker_checkpoint(folder) else load_ssl(folder)
 
 

@@ -23,21 +23,38 @@ def main(argv=None) -> int:
     b = sub.add_parser("build", help="(re)build one teacher and register it in the manifest")
     b.add_argument("--teacher", required=True, choices=TEACHERS, help="which teacher to build")
     b.add_argument("--corpus", default="default", help="corpus to train on (default: default)")
-    b.add_argument("--smoke", action="store_true",
-                   help="a few steps only (tests); writes to data/zoo-smoke unless --out is given, never to the zoo")
+    b.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few steps only (tests); writes to data/zoo-smoke unless --out is given, never to the zoo",
+    )
     b.add_argument("--out", default=None, help="zoo folder to write to (default: data/zoo or $KDLIB_ZOO)")
-    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an SSL recipe setting, e.g. --set steps=8000 (VALUE is read as JSON)")
-    p = sub.add_parser("probe", help="re-probe SSL teachers over several splits and random-twin seeds and record "
-                                     "the spread in the manifest")
+    b.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an SSL recipe setting, e.g. --set steps=8000 (VALUE is read as JSON)",
+    )
+    p = sub.add_parser(
+        "probe",
+        help="re-probe SSL teachers over several splits and random-twin seeds and record the spread in the manifest",
+    )
     p.add_argument("--teacher", action="append", default=None, help="which SSL teacher(s) (default: all shipped)")
     p.add_argument("--splits", type=int, default=3)
     p.add_argument("--twin-seeds", type=int, default=3)
     p.add_argument("--corpus", default="default")
-    m = sub.add_parser("measure", help="measure a pretrained or SSL teacher (kdlib.zoo.measures) and record it in the "
-                                       "manifest: layer profile, headroom over its 2-layer student, costs, real voices")
-    m.add_argument("--teacher", action="append", required=True,
-                   choices=[*PRETRAINED, *(t for t in TEACHERS if not is_speaker_teacher(t))])
+    m = sub.add_parser(
+        "measure",
+        help="measure a pretrained or SSL teacher (kdlib.zoo.measures) and record it in the "
+        "manifest: layer profile, headroom over its 2-layer student, costs, real voices",
+    )
+    m.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        choices=[*PRETRAINED, *(t for t in TEACHERS if not is_speaker_teacher(t))],
+    )
     m.add_argument("--only", action="append", choices=MEASURES, default=None, help="some measures (default: all)")
     m.add_argument("--corpus", default="default")
     m.add_argument("--seeds", type=int, default=3, help="seeds of the suite's downstream models")
@@ -75,8 +92,10 @@ def _probe(args) -> int:
         entry = dict(shipped[name])
         entry["metrics"] = {**entry["metrics"], "probe_spread": report}
         zoo.register(name, zoo.zoo_dir() / name, entry)
-        line = {s: {t: f"{v['mean']:.3f} ± {v['std']:.3f}" for t, v in report[s].items()}
-                for s in ("teacher", "random_twin", "mfcc")}
+        line = {
+            s: {t: f"{v['mean']:.3f} ± {v['std']:.3f}" for t, v in report[s].items()}
+            for s in ("teacher", "random_twin", "mfcc")
+        }
         print(name, json.dumps(line), "clears:", report["clears"])
     return 0
 
@@ -85,12 +104,22 @@ def _pretrained_entry(name: str, model) -> dict:
     from kdlib.models.whisper import PACKAGED
 
     spec = PACKAGED[name]
-    return {"name": name, "architecture": "WhisperEncoder (transformers), log-mel front end",
-            "source": {"packages": [{"name": d, "version": v, "file": f} for d, v, f in spec.parts],
-                       "sha256": spec.sha256, "original": spec.original, "format": "CTranslate2 model.bin"},
-            "licence": spec.licence, "params": sum(p.numel() for p in model.parameters()),
-            "layers": model.config.num_hidden_layers, "width": model.config.hidden_size,
-            "trained_on": "680,000 hours of real speech (Radford et al., 2022, arXiv 2212.04356)", "metrics": {}}
+    return {
+        "name": name,
+        "architecture": "WhisperEncoder (transformers), log-mel front end",
+        "source": {
+            "packages": [{"name": d, "version": v, "file": f} for d, v, f in spec.parts],
+            "sha256": spec.sha256,
+            "original": spec.original,
+            "format": "CTranslate2 model.bin",
+        },
+        "licence": spec.licence,
+        "params": sum(p.numel() for p in model.parameters()),
+        "layers": model.config.num_hidden_layers,
+        "width": model.config.hidden_size,
+        "trained_on": "680,000 hours of real speech (Radford et al., 2022, arXiv 2212.04356)",
+        "metrics": {},
+    }
 
 
 def _measure(args) -> int:
@@ -113,8 +142,10 @@ def _measure(args) -> int:
         entry = dict(shipped.get(name) or _pretrained_entry(name, model))
         metrics = dict(entry.get("metrics", {}))
         if "profile" in only:
-            metrics["layer_profile"] = {"model": measures.layer_profile(measures.hidden_states_fn(model), data),
-                                        "mfcc": mfcc}
+            metrics["layer_profile"] = {
+                "model": measures.layer_profile(measures.hidden_states_fn(model), data),
+                "mfcc": mfcc,
+            }
             if name in PRETRAINED:
                 rows = data.select("test", "sentence")[:8]
                 waves = [torch.from_numpy(read_audio(data.path(r["path"]))).unsqueeze(0) for r in rows]
@@ -124,14 +155,21 @@ def _measure(args) -> int:
             metrics["headroom"] = measures.headroom(model, data, seeds=tuple(range(args.seeds)), suite_clips=clips)
         if "phonemes" in only:
             metrics["phonemes"] = measures.phoneme_headroom(
-                model, data, seeds=tuple(range(args.seeds)), steps=20 if args.smoke else 300,
-                clips=dict(train_clips=24, test_clips=12) if args.smoke else None)
+                model,
+                data,
+                seeds=tuple(range(args.seeds)),
+                steps=20 if args.smoke else 300,
+                clips=dict(train_clips=24, test_clips=12) if args.smoke else None,
+            )
         if "costs" in only:
             metrics["costs"] = measures.costs(model, zoo_name=name)
         if "real" in only and real.available():
             best = int(np.argmax(metrics["layer_profile"]["model"]["speaker"]["mean"]))
-            metrics["real_voices"] = {"layer": best, "chosen_by": "best speaker probe on the embedded corpus",
-                                      **measures.real_voices(model, [best], data)[best]}
+            metrics["real_voices"] = {
+                "layer": best,
+                "chosen_by": "best speaker probe on the embedded corpus",
+                **measures.real_voices(model, [best], data)[best],
+            }
         entry["metrics"] = metrics
         when = {"corpus": data.info.get("name"), **provenance()}
         entry["measured"] = {**entry.get("measured", {}), **{measure: when for measure in only}}
@@ -145,8 +183,15 @@ def _readme(args) -> int:
     from kdlib.course.report import write_or_check
     from kdlib.zoo.measures import README_BEGIN, README_END, ZOO_PAGE, readme_section
 
-    return write_or_check(readme_section(zoo.manifest()), ZOO_PAGE, README_BEGIN, README_END, check=args.check,
-                          what="zoo section", command="python -m kdlib.zoo docs")
+    return write_or_check(
+        readme_section(zoo.manifest()),
+        ZOO_PAGE,
+        README_BEGIN,
+        README_END,
+        check=args.check,
+        what="zoo section",
+        command="python -m kdlib.zoo docs",
+    )
 
 
 def _overrides(pairs: list[str]) -> dict:

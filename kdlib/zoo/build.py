@@ -32,29 +32,48 @@ def checkpoint_path(name: str) -> Path:
 
 def _record(data, started: float, device: str) -> dict:
     """The ``corpus`` and ``build`` parts of a manifest entry: what a teacher was trained on, where, how long."""
-    return {"corpus": {"name": data.info["name"], "version": data.info["version"],
-                       "content_hash": data.info["content_hash"]},
-            "build": {"wall_time_s": round(time.time() - started, 1), "device": device, **provenance()}}
+    return {
+        "corpus": {
+            "name": data.info["name"],
+            "version": data.info["version"],
+            "content_hash": data.info["content_hash"],
+        },
+        "build": {"wall_time_s": round(time.time() - started, 1), "device": device, **provenance()},
+    }
 
 
 def build_sv(name: str, out_dir: Path, corpus: str = "default", smoke: bool = False, seed: int = 0) -> dict:
     """Train SV teacher ``name`` and save it to ``out_dir``; return its manifest entry (without file hashes)."""
     recipe = dict(SV_RECIPES[name])
     if smoke:
-        recipe.update(epochs=1, kwargs={**recipe["kwargs"], **({"channels": 32} if "channels" in recipe["kwargs"]
-                                                                else {"base": 4})})
+        recipe.update(
+            epochs=1,
+            kwargs={**recipe["kwargs"], **({"channels": 32} if "channels" in recipe["kwargs"] else {"base": 4})},
+        )
     seed_everything(seed)
     data = corpus_mod.load(corpus)
     start = time.time()
     train_set = SVTrainCrops(data, seconds=recipe["crop_seconds"])
     loader = DataLoader(train_set, batch_size=recipe["batch"], shuffle=True, drop_last=True)
-    model = speaker_model(recipe["architecture"], train_set.n_speakers, recipe["margin"], recipe["scale"],
-                          **recipe["kwargs"])
+    model = speaker_model(
+        recipe["architecture"], train_set.n_speakers, recipe["margin"], recipe["scale"], **recipe["kwargs"]
+    )
     device = default_device()
     ckpt = checkpoint_path(name)
-    history = train.fit(model, loader, model.loss, epochs=recipe["epochs"], lr=recipe["lr"],
-                        weight_decay=recipe["weight_decay"], warmup_steps=len(loader) // 2, device=device, seed=seed,
-                        max_steps_per_epoch=2 if smoke else None, checkpoint=ckpt, desc=name)
+    history = train.fit(
+        model,
+        loader,
+        model.loss,
+        epochs=recipe["epochs"],
+        lr=recipe["lr"],
+        weight_decay=recipe["weight_decay"],
+        warmup_steps=len(loader) // 2,
+        device=device,
+        seed=seed,
+        max_steps_per_epoch=2 if smoke else None,
+        checkpoint=ckpt,
+        desc=name,
+    )
     teacher, mfcc = model.deployable(), mfcc_baseline(data)
     metrics = {}
     for prefix, embedder in (("", teacher), ("mfcc_stats_", mfcc)):
@@ -64,9 +83,14 @@ def build_sv(name: str, out_dir: Path, corpus: str = "default", smoke: bool = Fa
     record = _record(data, start, device)
     save_speaker_model(teacher, out_dir, recipe["architecture"], recipe["kwargs"])
     ckpt.unlink(missing_ok=True)
-    return {"name": name, "architecture": recipe["architecture"], "params": count_params(teacher),
-            "recipe": {"name": name, **recipe, "seed": seed, "final_train_loss": history.epoch_means()[-1]},
-            **record, "metrics": metrics}
+    return {
+        "name": name,
+        "architecture": recipe["architecture"],
+        "params": count_params(teacher),
+        "recipe": {"name": name, **recipe, "seed": seed, "final_train_loss": history.epoch_means()[-1]},
+        **record,
+        "metrics": metrics,
+    }
 
 
 def _ssl_model(recipe: dict, zoo: Path | None):
@@ -81,8 +105,15 @@ def _ssl_model(recipe: dict, zoo: Path | None):
     return {"hubert": HubertModel, "wavlm": WavLMModel}[recipe["model_type"]](ssl_config(recipe["model_type"]))
 
 
-def build_ssl(name: str, out_dir: Path, corpus: str = "default", smoke: bool = False, seed: int = 0,
-              overrides: dict | None = None, zoo: Path | None = None) -> dict:
+def build_ssl(
+    name: str,
+    out_dir: Path,
+    corpus: str = "default",
+    smoke: bool = False,
+    seed: int = 0,
+    overrides: dict | None = None,
+    zoo: Path | None = None,
+) -> dict:
     """Pretrain SSL teacher ``name``, probe it, save it in transformers' format; return its manifest entry.
     ``overrides`` replace recipe settings (``{"steps": 8000}``) and are recorded in the manifest; a recipe
     that continues another teacher (``init``) loads it from ``zoo``."""
@@ -110,17 +141,24 @@ def build_ssl(name: str, out_dir: Path, corpus: str = "default", smoke: bool = F
             else:  # HuBERT iteration 2, or continued training: re-cluster the model's own middle-layer features
                 model.eval()
                 layer = recipe["recluster_layer"]
-                feats = pretraining.frame_features(lambda w: model(w, output_hidden_states=True).hidden_states[layer],
-                                                   data, rows, device)
+                feats = pretraining.frame_features(
+                    lambda w: model(w, output_hidden_states=True).hidden_states[layer], data, rows, device
+                )
                 targets = pretraining.kmeans_targets(feats, recipe["n_clusters"], seed + iteration)
-            history = pretraining.train_masked_prediction(model, targets, data, rows, recipe, steps, device,
-                                                          seed + iteration)
+            history = pretraining.train_masked_prediction(
+                model, targets, data, rows, recipe, steps, device, seed + iteration
+            )
             log[f"iteration{iteration + 1}_masked_accuracy"] = history.epoch_means("masked_accuracy")[-1]
     record = _record(data, start, device)
     model = model.eval().cpu()
     probes = probe_report(model, data, device=device)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(str(out_dir), safe_serialization=True)
-    return {"name": name, "architecture": type(model).__name__, "params": count_params(model),
-            "recipe": {"name": name, **recipe, "steps": steps, "seed": seed, **log},
-            **record, "metrics": probes}
+    return {
+        "name": name,
+        "architecture": type(model).__name__,
+        "params": count_params(model),
+        "recipe": {"name": name, **recipe, "steps": steps, "seed": seed, **log},
+        **record,
+        "metrics": probes,
+    }

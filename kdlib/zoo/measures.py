@@ -53,12 +53,16 @@ def layer_profile(layers_fn, source: Source, splits: int = 3, progress: bool = T
 
     tasks = probe_tasks(source)
     words = _word_task(tasks["keyword"])
-    feats = {"speaker": pooled_features(layers_fn, source, tasks["speaker"]["rows"], progress=progress),
-             "keyword": pooled_features(layers_fn, source, tasks["keyword"]["rows"], progress=progress)}
+    feats = {
+        "speaker": pooled_features(layers_fn, source, tasks["speaker"]["rows"], progress=progress),
+        "keyword": pooled_features(layers_fn, source, tasks["keyword"]["rows"], progress=progress),
+    }
     feats["word"] = [f[words["keep"]] for f in feats["keyword"]]
-    setup = {"speaker": (tasks["speaker"]["rows"], "speaker", "row", None),
-             "keyword": (tasks["keyword"]["rows"], "label", "speaker", KWS_LABELS),
-             "word": (words["rows"], "text", "speaker", words["classes"])}
+    setup = {
+        "speaker": (tasks["speaker"]["rows"], "speaker", "row", None),
+        "keyword": (tasks["keyword"]["rows"], "label", "speaker", KWS_LABELS),
+        "word": (words["rows"], "text", "speaker", words["classes"]),
+    }
     out = {}
     for task, (rows, key, fit_by, classes) in setup.items():
         values = []
@@ -69,10 +73,20 @@ def layer_profile(layers_fn, source: Source, splits: int = 3, progress: bool = T
                 with threadpool_limits(1):
                     accs.append(linear_probe(f, labels, fit))
             values.append(accs)
-        out[task] = {"mean": [float(np.mean(v)) for v in values], "std": [float(np.std(v)) for v in values],
-                     "values": values}
-    out["protocol"] = {"splits": splits, "pooling": "mean+std over whole clips", "clips": {
-        "speaker": len(tasks["speaker"]["rows"]), "keyword": len(tasks["keyword"]["rows"]), "word": len(words["rows"])}}
+        out[task] = {
+            "mean": [float(np.mean(v)) for v in values],
+            "std": [float(np.std(v)) for v in values],
+            "values": values,
+        }
+    out["protocol"] = {
+        "splits": splits,
+        "pooling": "mean+std over whole clips",
+        "clips": {
+            "speaker": len(tasks["speaker"]["rows"]),
+            "keyword": len(tasks["keyword"]["rows"]),
+            "word": len(words["rows"]),
+        },
+    }
     return out
 
 
@@ -90,8 +104,15 @@ def _teacher_and_student(model: nn.Module, student_layers: int) -> dict[str, nn.
     return {"teacher": model, f"student, first {student_layers} layers": make_student(model, student_layers)}
 
 
-def headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0, 1, 2),
-             suite_clips: dict | None = None, downstream_steps: int = 100, progress: bool = True) -> dict:
+def headroom(
+    model: nn.Module,
+    source: Source,
+    student_layers: int = 2,
+    seeds=(0, 1, 2),
+    suite_clips: dict | None = None,
+    downstream_steps: int = 100,
+    progress: bool = True,
+) -> dict:
     """The teacher and its ``student_layers``-layer student before distillation (:func:`kdlib.models.ssl.make_student`)
     on notebook 03's suite (:mod:`kdlib.evaluation.superb`, data seed 0), each downstream model trained once per seed
     in ``seeds``. Returns per system and condition the mean, spread and per-seed values of every task, and the
@@ -116,8 +137,15 @@ def headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0
     return out
 
 
-def phoneme_headroom(model: nn.Module, source: Source, student_layers: int = 2, seeds=(0, 1, 2),
-                     clips: dict | None = None, steps: int = 300, progress: bool = True) -> dict:
+def phoneme_headroom(
+    model: nn.Module,
+    source: Source,
+    student_layers: int = 2,
+    seeds=(0, 1, 2),
+    clips: dict | None = None,
+    steps: int = 300,
+    progress: bool = True,
+) -> dict:
     """The teacher and its ``student_layers``-layer student before distillation on the phoneme-recognition task
     (:mod:`kdlib.evaluation.phoneme_recognition`: a CTC head on the frozen layers, whole sentences, data seed 0),
     the head trained once per seed in ``seeds``: per system and condition the phone error rate's mean, spread and
@@ -142,8 +170,9 @@ def phoneme_headroom(model: nn.Module, source: Source, student_layers: int = 2, 
 
 
 @torch.no_grad()
-def costs(model: nn.Module, zoo_name: str | None = None, batch: int = 24, crop_seconds: float = 1.0,
-          student_layers: int = 2) -> dict:
+def costs(
+    model: nn.Module, zoo_name: str | None = None, batch: int = 24, crop_seconds: float = 1.0, student_layers: int = 2
+) -> dict:
     """CPU costs: median latency of the last hidden state on 1 s and 4 s of audio (one thread, batch 1); audio
     seconds per second of the teacher's forward pass over ``batch`` crops of ``crop_seconds`` (all hidden states,
     the threads torch has: what computing distillation targets costs), and of one training step of its
@@ -155,8 +184,9 @@ def costs(model: nn.Module, zoo_name: str | None = None, batch: int = 24, crop_s
     out = {"params": count_params(model), "threads": torch.get_num_threads()}
     for seconds in (1, 4):
         example = torch.randn(1, 16_000 * seconds)
-        out[f"latency_ms_{seconds}s"] = round(cpu_latency_ms(SSLFrontEnd(model).eval(), example, warmup=3,
-                                                             repeats=15), 2)
+        out[f"latency_ms_{seconds}s"] = round(
+            cpu_latency_ms(SSLFrontEnd(model).eval(), example, warmup=3, repeats=15), 2
+        )
     crops = torch.randn(batch, int(16_000 * crop_seconds))
     layers = hidden_states_fn(model)
     layers(crops)  # warm-up
@@ -168,11 +198,13 @@ def costs(model: nn.Module, zoo_name: str | None = None, batch: int = 24, crop_s
     target = layers(crops)[student_layers]
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
     with torch.enable_grad():
+
         def step():
             loss = (student(crops).last_hidden_state - target).abs().mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+
         step()
         start = time.perf_counter()
         for _ in range(3):
@@ -187,9 +219,11 @@ def costs(model: nn.Module, zoo_name: str | None = None, batch: int = 24, crop_s
 def peak_memory_mb(zoo_name: str, batch: int = 24, crop_seconds: float = 1.0) -> float:
     """Peak resident memory (MB) of a fresh Python process that imports torch, loads zoo teacher ``zoo_name`` and
     computes every hidden state of ``batch`` crops of ``crop_seconds``."""
-    code = (f"import resource, torch\nfrom kdlib import zoo\nm = zoo.load({zoo_name!r})\n"
-            f"with torch.inference_mode():\n    m(torch.randn({batch}, {int(16_000 * crop_seconds)}), "
-            "output_hidden_states=True)\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    code = (
+        f"import resource, torch\nfrom kdlib import zoo\nm = zoo.load({zoo_name!r})\n"
+        f"with torch.inference_mode():\n    m(torch.randn({batch}, {int(16_000 * crop_seconds)}), "
+        "output_hidden_states=True)\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return round(int(done.stdout.split()[-1]) / 1024, 1)
 
@@ -251,8 +285,9 @@ def real_voices(model: nn.Module, layers: list[int], source: Source) -> dict:
         scored = verification.sv(system, prompts, trials="trials", progress=False)
         emb, paths = scored["embeddings"], scored["paths"]
         synthetic = verification.sv(system, source, trials="trials", progress=False)
-        out[layer] = {how: trial_eers(e, paths, trials, keep) for how, e in (("plain", emb),
-                                                                             ("centred", emb - emb.mean(0)))}
+        out[layer] = {
+            how: trial_eers(e, paths, trials, keep) for how, e in (("plain", emb), ("centred", emb - emb.mean(0)))
+        }
         out[layer]["synthetic_eer"] = float(synthetic["eer"])
     return out
 
@@ -287,11 +322,16 @@ def headroom_table(entries: dict):
     rows = {}
     for name, labels, t, s in _compared_systems(entries, "headroom"):
         for label, system in zip(labels, (t, s)):
-            rows[label] = {(c, shown): _mean_std(system[c][key]) for c in ("clean", "harsh")
-                           for key, shown in HEADROOM_TASKS.items()}
+            rows[label] = {
+                (c, shown): _mean_std(system[c][key])
+                for c in ("clean", "harsh")
+                for key, shown in HEADROOM_TASKS.items()
+            }
         rows[f"{name}: gap (teacher better > 0)"] = {
             (c, shown): f"{100 * (t[c][key]['mean'] - s[c][key]['mean']) * (-1 if key == 'sv_eer' else 1):+.1f}"
-            for c in ("clean", "harsh") for key, shown in HEADROOM_TASKS.items()}
+            for c in ("clean", "harsh")
+            for key, shown in HEADROOM_TASKS.items()
+        }
     table = pd.DataFrame(rows).T
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
@@ -308,7 +348,8 @@ def phoneme_table(entries: dict):
         for label, system in zip(labels, (t, s)):
             rows[label] = {f"{c} PER": _mean_std(system[c]["per"]) for c in ("clean", "harsh")}
         rows[f"{name}: gap (teacher better > 0)"] = {
-            f"{c} PER": f"{100 * (s[c]['per']['mean'] - t[c]['per']['mean']):+.1f}" for c in ("clean", "harsh")}
+            f"{c} PER": f"{100 * (s[c]['per']['mean'] - t[c]['per']['mean']):+.1f}" for c in ("clean", "harsh")
+        }
     return pd.DataFrame(rows).T
 
 
@@ -328,10 +369,14 @@ def costs_table(entries: dict):
     for name, entry in entries.items():
         c = entry.get("metrics", {}).get("costs")
         if c is not None:
-            rows[name] = {"params (M)": round(c["params"] / 1e6, 2), "CPU ms, 1 s": c["latency_ms_1s"],
-                          "CPU ms, 4 s": c["latency_ms_4s"], "teacher: audio s / s": c["teacher_audio_s_per_s"],
-                          "student step: audio s / s": c["student_step_audio_s_per_s"],
-                          "peak memory (MB)": c.get("peak_memory_mb")}
+            rows[name] = {
+                "params (M)": round(c["params"] / 1e6, 2),
+                "CPU ms, 1 s": c["latency_ms_1s"],
+                "CPU ms, 4 s": c["latency_ms_4s"],
+                "teacher: audio s / s": c["teacher_audio_s_per_s"],
+                "student step: audio s / s": c["student_step_audio_s_per_s"],
+                "peak memory (MB)": c.get("peak_memory_mb"),
+            }
     return pd.DataFrame(rows).T
 
 
@@ -346,9 +391,13 @@ def pretrained_table(entries: dict):
     rows = {}
     for name in (n for n in PRETRAINED if n in entries):
         e = entries[name]
-        rows[name] = {"packages": " + ".join(f'{p["name"]}=={p["version"]}' for p in e["source"]["packages"]),
-                      "licence": e["licence"].split(" (")[0], "original": e["source"]["original"],
-                      "layers × width": f'{e["layers"]} × {e["width"]}', "params (M)": round(e["params"] / 1e6, 2)}
+        rows[name] = {
+            "packages": " + ".join(f"{p['name']}=={p['version']}" for p in e["source"]["packages"]),
+            "licence": e["licence"].split(" (")[0],
+            "original": e["source"]["original"],
+            "layers × width": f"{e['layers']} × {e['width']}",
+            "params (M)": round(e["params"] / 1e6, 2),
+        }
         cosines = e.get("metrics", {}).get("padding_agreement", {}).get("mean_cosine", [])
         rows[name]["padding to 30 s: mean cosine per state"] = ", ".join(f"{c:.3f}" for c in cosines)
     return pd.DataFrame(rows).T
@@ -385,8 +434,10 @@ def profile_table(entries: dict):
             best = int(np.argmax(means))
             rows[name][task] = f"{100 * means[best]:.1f} ± {100 * profile['model'][task]['std'][best]:.1f} ({best})"
     if mfcc is not None:
-        rows["MFCC frames"] = {task: f"{100 * mfcc[task]['mean'][0]:.1f} ± {100 * mfcc[task]['std'][0]:.1f}"
-                               for task in ("speaker", "keyword", "word")}
+        rows["MFCC frames"] = {
+            task: f"{100 * mfcc[task]['mean'][0]:.1f} ± {100 * mfcc[task]['std'][0]:.1f}"
+            for task in ("speaker", "keyword", "word")
+        }
     return pd.DataFrame(rows).T
 
 
@@ -404,7 +455,8 @@ def real_voices_table(entries: dict):
                 "real, same language": round(100 * r["plain"]["eer_real_same_language"], 2),
                 "real, centred": round(100 * r["centred"]["eer_real"], 2),
                 "real, centred, same language": round(100 * r["centred"]["eer_real_same_language"], 2),
-                "synthetic test trials": round(100 * r["synthetic_eer"], 2)}
+                "synthetic test trials": round(100 * r["synthetic_eer"], 2),
+            }
     return pd.DataFrame(rows).T
 
 
@@ -412,23 +464,47 @@ def readme_section(entries: dict) -> str:
     """The generated section of docs/zoo.md: layer profiles, headroom, real voices and costs of every measured
     teacher (:func:`profile_table`, :func:`headroom_table`, :func:`real_voices_table`, :func:`costs_table`)."""
     hardware = sorted({run.get("hardware", "?") for e in entries.values() for run in e.get("measured", {}).values()})
-    parts = [README_BEGIN, "", "Generated from `data/zoo/MANIFEST.json` by `python -m kdlib.zoo docs`; do not edit "
-             "by hand. Measured by `python -m kdlib.zoo measure` on the embedded corpus, " + ", ".join(hardware) + ".",
-             "", "Best hidden state per probe (accuracy % ± std over 3 splits; the state in brackets, 0 = stem "
-             "output):", "", markdown_table(profile_table(entries)), "",
-             "Headroom: each teacher against its own 2-layer student before distillation, notebook 03's suite (mean "
-             "± std over the downstream models' seeds, %):", "", markdown_table(headroom_table(entries)), ""]
+    parts = [
+        README_BEGIN,
+        "",
+        "Generated from `data/zoo/MANIFEST.json` by `python -m kdlib.zoo docs`; do not edit "
+        "by hand. Measured by `python -m kdlib.zoo measure` on the embedded corpus, " + ", ".join(hardware) + ".",
+        "",
+        "Best hidden state per probe (accuracy % ± std over 3 splits; the state in brackets, 0 = stem output):",
+        "",
+        markdown_table(profile_table(entries)),
+        "",
+        "Headroom: each teacher against its own 2-layer student before distillation, notebook 03's suite (mean "
+        "± std over the downstream models' seeds, %):",
+        "",
+        markdown_table(headroom_table(entries)),
+        "",
+    ]
     phones = phoneme_table(entries)
     if len(phones):
         task = next(e["metrics"]["phonemes"]["task"] for e in entries.values() if "phonemes" in e.get("metrics", {}))
-        parts += [f"Phoneme recognition: each teacher against its own 2-layer student before distillation, a CTC "
-                  f"head on the frozen layers ({task['train_clips']} training and {task['test_clips']} test sentences, "
-                  f"{task['phones']} eSpeak NG phonemes), phone error rate % (mean ± std over the head's seeds):",
-                  "", markdown_table(phones), ""]
+        parts += [
+            f"Phoneme recognition: each teacher against its own 2-layer student before distillation, a CTC "
+            f"head on the frozen layers ({task['train_clips']} training and {task['test_clips']} test sentences, "
+            f"{task['phones']} eSpeak NG phonemes), phone error rate % (mean ± std over the head's seeds):",
+            "",
+            markdown_table(phones),
+            "",
+        ]
     real = real_voices_table(entries)
     if len(real):
-        parts += ["Real voices: the best speaker state's pooled statistics (z-scored on the corpus's training "
-                  "sentences), cosine scoring, EER %:", "", markdown_table(real), ""]
-    parts += ["Costs (CPU latency: one thread, batch 1; throughput: 24 crops of 1 s on the machine's threads):", "",
-              markdown_table(costs_table(entries)), "", README_END]
+        parts += [
+            "Real voices: the best speaker state's pooled statistics (z-scored on the corpus's training "
+            "sentences), cosine scoring, EER %:",
+            "",
+            markdown_table(real),
+            "",
+        ]
+    parts += [
+        "Costs (CPU latency: one thread, batch 1; throughput: 24 crops of 1 s on the machine's threads):",
+        "",
+        markdown_table(costs_table(entries)),
+        "",
+        README_END,
+    ]
     return "\n".join(parts)
