@@ -128,3 +128,19 @@ def test_random_split_halves_each_speaker_or_the_speakers_by_seed():
     _, by_speaker = random_split(rows, "label", "speaker", seed=0)
     fit_speakers = {r["speaker"] for r, f in zip(rows, by_speaker) if f}
     assert len(fit_speakers) == 2 and not fit_speakers & {r["speaker"] for r, f in zip(rows, by_speaker) if not f}
+
+
+def test_the_probed_layer_is_chosen_without_the_scored_rows():
+    """Of three layers, only layer 1 separates the keywords on every speaker; layer 2 does on the scored speakers
+    alone (a layer that choosing on the scored rows would pick). The held-out choice picks layer 1 and scores it
+    exactly as a plain probe of that layer would."""
+    rng = np.random.default_rng(0)
+    rows = [{"speaker": f"s{i % 12}", "label": "yes" if (i // 12) % 2 else "no"} for i in range(240)]
+    labels, fit = probing.random_split(rows, "label", "speaker", seed=0)
+    signal = np.where(labels[:, None] == 1, 1.0, -1.0) * np.ones((1, 4))
+    noise = rng.normal(size=(240, 4))
+    feats = [noise, 0.8 * signal + noise, np.where(fit[:, None], noise, 3.0 * signal + noise)]
+    probe = probing.probe_on_a_held_out_layer(feats, rows, "label", "speaker", seed=0)
+    assert probe["layer"] == 1 and len(probe["development"]) == 3
+    assert probe["accuracy"] == probing.linear_probe(feats[1], labels, fit)
+    assert probing.linear_probe(feats[2], labels, fit) > probe["accuracy"]  # the scored rows would have chosen 2
