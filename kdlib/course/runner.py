@@ -427,6 +427,24 @@ def link_to_filesystem_root(lab_root: Path) -> Path:
     return link
 
 
+def _knob_option(parser: argparse.ArgumentParser, whose: str) -> None:
+    """``-p KEY VALUE``, papermill's option, repeatable; read with :func:`knobs_given`."""
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help=f"set a knob of {whose} (papermill's -p); repeat for several",
+    )
+
+
+def knobs_given(pairs: list[list[str]]) -> dict:
+    """The knobs of ``-p`` options, values parsed (:func:`parse_value`), renamed knobs under their new names."""
+    return current_knob_names({key: parse_value(value) for key, value in pairs})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdlib.course.runner", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -447,15 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         "from AMD to Intel (default); "
         "native: every core and the processor's own kernels; fast: native, training in bfloat16",
     )
-    r.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("KEY", "VALUE"),
-        help="set a knob of the notebooks' knobs cell (papermill's -p); repeat for several",
-    )
+    _knob_option(r, "the notebooks' knobs cell")
     r.add_argument(
         "--results",
         default=None,
@@ -464,15 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     w = sub.add_parser("script", help="write a notebook as a Python script, e.g. for torchrun")
     w.add_argument("notebook", help="the notebook to convert")
-    w.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("KEY", "VALUE"),
-        help="set a knob of its knobs cell (papermill's -p); repeat for several",
-    )
+    _knob_option(w, "its knobs cell")
     w.add_argument(
         "--out", default=None, metavar="FILE", help="where to write the script (default: results/scripts/<notebook>.py)"
     )
@@ -500,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             parser.error(f"no such notebook: {path}")
         try:
-            text = to_script(path, current_knob_names({key: parse_value(v) for key, v in args.parameter}))
+            text = to_script(path, knobs_given(args.parameter))
         except ValueError as err:
             parser.error(str(err))
         out = Path(args.out) if args.out else results_dir() / "scripts" / f"{path.stem}.py"
@@ -510,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.results:
         os.environ["KDLIB_RESULTS"] = str(Path(args.results).resolve())
-    parameters = current_knob_names({key: parse_value(value) for key, value in args.parameter})
+    parameters = knobs_given(args.parameter)
     in_force = set_numerics(args.numerics)
     os.environ["KDLIB_HEADLESS"] = "1"  # saved notebooks get one line per loop, not frozen widget bars
     print("numerics: " + ", ".join(f"{k}={v}" for k, v in in_force.items()), flush=True)
