@@ -158,3 +158,20 @@ def test_shipped_whisper_records(monkeypatch):
             gap = teacher["harsh"][task]["mean"] - student["harsh"][task]["mean"]
             assert gap > 3 * max(teacher["harsh"][task]["std"], student["harsh"][task]["std"], 0.01), (name, task)
         assert student["clean"]["sv_eer"]["mean"] < teacher["clean"]["sv_eer"]["mean"]
+
+
+def test_the_zoo_bar_table_shows_each_probe_with_its_chosen_layers_and_verdict():
+    def record(mean, layers=None):
+        return {"mean": mean, "std": 0.01, "values": [mean], **({"layers": layers} if layers else {})}
+
+    spread = {
+        "teacher": {"speaker": record(0.70, [2, 1, 2]), "keyword": record(0.80, [3, 3, 3])},
+        "random_twin": {"speaker": record(0.25), "keyword": record(0.15)},
+        "mfcc": {"speaker": record(0.73), "keyword": record(0.60)},
+        "clears": {"speaker": True, "keyword": False},
+    }
+    table = measures.probe_spread_table({"t": {"metrics": {"probe_spread": spread}}, "ecapa": {"metrics": {}}})
+    assert list(table.index) == ["t", "MFCC frames"]
+    row = table.loc["t"]
+    assert row["speaker"] == "70.0 ± 1.0 (1, 2)" and row["keyword: random twins"] == "15.0 ± 1.0"
+    assert row["clears its twins"] == "speaker" and table.loc["MFCC frames", "keyword"] == "60.0 ± 1.0"

@@ -441,6 +441,33 @@ def profile_table(entries: dict):
     return pd.DataFrame(rows).T
 
 
+def probe_spread_table(entries: dict):
+    """The zoo's bar, as ``python -m kdlib.zoo probe`` recorded it (:func:`kdlib.evaluation.probing.probe_spread`):
+    per SSL teacher and probe, accuracy % mean ± std over the splits with the layers chosen on the development parts,
+    its random twins' and MFCC's, and whether it clears its twins."""
+    import pandas as pd
+
+    def spread(record: dict, layers: bool) -> str:
+        text = f"{100 * record['mean']:.1f} ± {100 * record['std']:.1f}"
+        chosen = sorted(set(record.get("layers", [])))
+        return text + (f" ({', '.join(map(str, chosen))})" if layers and chosen else "")
+
+    rows, mfcc = {}, None
+    for name, entry in entries.items():
+        report = entry.get("metrics", {}).get("probe_spread")
+        if report is None:
+            continue
+        mfcc = report["mfcc"]
+        rows[name] = {}
+        for task in ("speaker", "keyword"):
+            rows[name][task] = spread(report["teacher"][task], True)
+            rows[name][f"{task}: random twins"] = spread(report["random_twin"][task], False)
+        rows[name]["clears its twins"] = ", ".join(t for t in ("speaker", "keyword") if report["clears"][t])
+    if mfcc is not None:
+        rows["MFCC frames"] = {task: spread(mfcc[task], False) for task in ("speaker", "keyword")}
+    return pd.DataFrame(rows).T.fillna("")
+
+
 def real_voices_table(entries: dict):
     """EER (%) of each pretrained teacher's pooled-statistics embedding on the real voice prompts and on the
     synthetic test trials, plain and centred on the prompts' mean."""
@@ -461,8 +488,9 @@ def real_voices_table(entries: dict):
 
 
 def readme_section(entries: dict) -> str:
-    """The generated section of docs/zoo.md: layer profiles, headroom, real voices and costs of every measured
-    teacher (:func:`profile_table`, :func:`headroom_table`, :func:`real_voices_table`, :func:`costs_table`)."""
+    """The generated section of docs/zoo.md: layer profiles, headroom, the zoo's bar, real voices and costs of every
+    measured teacher (:func:`profile_table`, :func:`headroom_table`, :func:`probe_spread_table`,
+    :func:`real_voices_table`, :func:`costs_table`)."""
     hardware = sorted({run.get("hardware", "?") for e in entries.values() for run in e.get("measured", {}).values()})
     parts = [
         README_BEGIN,
@@ -489,6 +517,21 @@ def readme_section(entries: dict) -> str:
             f"{task['phones']} eSpeak NG phonemes), phone error rate % (mean ± std over the head's seeds):",
             "",
             markdown_table(phones),
+            "",
+        ]
+    spread = probe_spread_table(entries)
+    if len(spread):
+        protocol = next(
+            e["metrics"]["probe_spread"]["protocol"] for e in entries.values() if "probe_spread" in e.get("metrics", {})
+        )
+        parts += [
+            f"The zoo's bar (`python -m kdlib.zoo probe`): linear probes over {protocol['splits']} random fit/score "
+            f"splits ({protocol['fit']}), the random twins over the same splits × {protocol['twin_seeds']} seeds; each "
+            "probe's layer is chosen on a development part of its fit half, never on the scored rows (the layers "
+            "chosen in brackets, 0 = stem output). A teacher clears its twins when the 95 % interval of the "
+            "difference lies above 0 (accuracy %, mean ± std):",
+            "",
+            markdown_table(spread),
             "",
         ]
     real = real_voices_table(entries)
