@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from kdlib.course.results import tally
-from kdlib.course.runner import current_knob_names, rerun_command
+from kdlib.course.runner import recorded_knobs, rerun_command
 from kdlib.evaluation.verdicts import describe
 from kdlib.runtime import REPO_ROOT, TIMES_FILE, duration, load_times
 
@@ -516,7 +516,7 @@ def answers_section(reference: str | Path | None = None) -> str:
     rows = ["| notebook | variant | knobs | measured | wall time |", "|---|---|---|---|---|"]
     for path in sorted(folder.glob("variants/*/*/*.json")):
         record = json.loads(path.read_text())
-        knobs = ", ".join(f"`{k} = {v}`" for k, v in current_knob_names(record["parameters"], warn=False).items())
+        knobs = ", ".join(f"`{k} = {v}`" for k, v in recorded_knobs(record).items())
         rows.append(
             f"| {path.parent.parent.name} | {path.parent.name} | {knobs} | "
             f"{record['provenance']['created'][:10]} | {duration(record['wall_time_s'])} |"

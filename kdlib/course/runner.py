@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import sys
@@ -134,6 +135,12 @@ def current_knob_names(parameters: dict, warn: bool = True) -> dict:
             2,
         )  # shown to learners
     return {renamed.get(key, key): value for key, value in parameters.items()}
+
+
+def recorded_knobs(record: dict) -> dict:
+    """The knobs a results record was run with, under their current names (records made before a knob was renamed
+    keep its old name)."""
+    return current_knob_names(record.get("parameters") or {}, warn=False)
 
 
 def check_knobs(nb, parameters: dict, name: str = "notebook") -> list[str]:
@@ -305,14 +312,14 @@ def run(
     out_dir = results_dir() / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     report = []
-    for path in notebooks:
-        start = time.time()
-        print(f"running {path.name} ({'smoke' if SMOKE else 'full'} mode) ...", flush=True)
-        executed, current, peak = out_dir / path.name, {"nb": None, "index": None}, PeakMemory()
-        status = "ok"
-        try:
-            with _kernel_parameters(parameters):  # the kernel records them in its results
-                papermill.execute_notebook(
+    with _knobs_for_kernels(parameters):  # each kernel records them in its results
+        for path in notebooks:
+            start = time.time()
+            print(f"running {path.name} ({'smoke' if SMOKE else 'full'} mode) ...", flush=True)
+            executed, current, peak = out_dir / path.name, {"nb": None, "index": None}, PeakMemory()
+            status = "ok"
+            try:
+                done = papermill.execute_notebook(
                     path,
                     executed,
                     parameters=parameters or None,
@@ -325,35 +332,29 @@ def run(
                     on_cell_start=lambda cell, cell_index: current.update(index=cell_index),
                     on_cell_executed=peak.read,
                 )
-        except Exception as err:  # keep going: report every notebook, fail at the end
-            index = getattr(err, "cell_index", current["index"])
-            status = _failure(path, current["nb"] or nbformat.read(path, as_version=4), index, err, executed)
-        report.append((path.name, time.time() - start, status))
-        record_times(
-            *report[-1],
-            nbformat.read(executed, as_version=4) if executed.is_file() else nbformat.v4.new_notebook(),
-            peak.mb,
-        )
-        print(f"  {status} in {report[-1][1]:.0f} s -> {executed}", flush=True)
+            except Exception as err:  # keep going: report every notebook, fail at the end
+                index = getattr(err, "cell_index", current["index"])
+                status = _failure(path, current["nb"] or nbformat.read(path, as_version=4), index, err, executed)
+                done = nbformat.read(executed, as_version=4) if executed.is_file() else nbformat.v4.new_notebook()
+            report.append((path.name, time.time() - start, status))
+            record_times(*report[-1], done, peak.mb)
+            print(f"  {status} in {report[-1][1]:.0f} s -> {executed}", flush=True)
     return report
 
 
-class _kernel_parameters:
+@contextlib.contextmanager
+def _knobs_for_kernels(parameters: dict):
     """Hand the knobs to the kernels started inside it, in ``$KDLIB_PARAMETERS`` (a kernel inherits this process's
     environment); the variable is restored afterwards."""
-
-    def __init__(self, parameters: dict):
-        self.value, self.before = _parameters_json(parameters), None
-
-    def __enter__(self):
-        self.before = os.environ.get("KDLIB_PARAMETERS")
-        os.environ["KDLIB_PARAMETERS"] = self.value
-
-    def __exit__(self, *_):
-        if self.before is None:
+    before = os.environ.get("KDLIB_PARAMETERS")
+    os.environ["KDLIB_PARAMETERS"] = _parameters_json(parameters)
+    try:
+        yield
+    finally:
+        if before is None:
             os.environ.pop("KDLIB_PARAMETERS", None)
         else:
-            os.environ["KDLIB_PARAMETERS"] = self.before
+            os.environ["KDLIB_PARAMETERS"] = before
 
 
 def to_script(path: Path, parameters: dict | None = None) -> str:

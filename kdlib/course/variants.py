@@ -22,6 +22,7 @@ from pathlib import Path
 from kdlib.course.runner import (
     check_knobs,
     current_knob_names,
+    recorded_knobs,
     recorded_parameters,
     reference_environment,
     rerun_command,
@@ -87,7 +88,7 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     wanted = recorded_parameters(parameters)
     if reuse and record_path.is_file():
         record = _read(record_path)
-        if _recorded_knobs(record) == wanted and _same_conditions(record, same_commit=SMOKE):
+        if recorded_knobs(record) == wanted and _same_conditions(record, same_commit=SMOKE):
             print(f"{notebook} {name}: reusing {record_path} ({record['provenance']['created']})")
             return record
     args = [
@@ -112,12 +113,6 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
     return _read(record_path)
 
 
-def _recorded_knobs(record: dict) -> dict:
-    """The knobs a results record was run with, under their current names (records made before a knob was renamed
-    keep its old name)."""
-    return current_knob_names(record.get("parameters") or {}, warn=False)
-
-
 def committed_path(notebook: str, name: str) -> Path:
     """Where the committed answer of the variant ``name`` lives."""
     stem = Path(notebook).stem
@@ -132,7 +127,7 @@ def committed(notebook: str, name: str, parameters: dict) -> dict | None:
         return None
     record = _read(path)
     wanted = recorded_parameters(current_knob_names(parameters))
-    if _recorded_knobs(record) != wanted:
+    if recorded_knobs(record) != wanted:
         raise ValueError(
             f"{path}: measured with {record.get('parameters')}, not {wanted}; run the variant again "
             f"in full mode and promote it (kdlib.course.variants.promote)"
@@ -156,7 +151,7 @@ def committed_table(notebook: str):
     rows = [
         {
             "variant": path.parent.name,
-            "knobs": ", ".join(f"{k} = {v}" for k, v in _recorded_knobs(rec).items()),
+            "knobs": ", ".join(f"{k} = {v}" for k, v in recorded_knobs(rec).items()),
             "measured": rec["provenance"]["created"][:10],
             "wall time": duration(rec["wall_time_s"]),
         }

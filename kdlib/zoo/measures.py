@@ -448,9 +448,8 @@ def probe_spread_table(entries: dict):
     import pandas as pd
 
     def spread(record: dict, layers: bool) -> str:
-        text = f"{100 * record['mean']:.1f} ± {100 * record['std']:.1f}"
         chosen = sorted(set(record.get("layers", [])))
-        return text + (f" ({', '.join(map(str, chosen))})" if layers and chosen else "")
+        return _mean_std(record) + (f" ({', '.join(map(str, chosen))})" if layers and chosen else "")
 
     rows, mfcc = {}, None
     for name, entry in entries.items():
