@@ -30,6 +30,7 @@ def test_smoke_builds_register_and_load(smoke_zoo, monkeypatch):
         assert entry["corpus"]["name"] == "smoke"
     ssl_entry = entries["hubert-tiny"]["metrics"]
     assert {"teacher", "random_twin", "mfcc", "best", "beats_random_twin", "matches_mfcc"} <= set(ssl_entry)
+    assert len(ssl_entry["probe_spread"]["teacher"]["speaker"]["values"]) == 2  # the held-out bar, at build time
     assert len(ssl_entry["teacher"]["speaker"]) == 5  # CNN output + 4 layers
     assert 0 <= entries["ecapa"]["metrics"]["trials"]["eer"] <= 1
     assert entries["wav2vec2-tiny"]["recipe"]["mask_length"] == 3
@@ -123,9 +124,13 @@ def test_shipped_zoo_matches_its_manifest(monkeypatch):
         assert "files" not in shipped[name] and not (zoo.zoo_dir() / name).exists()
 
 
-def test_shipped_ssl_teachers_clear_the_probe_bar(monkeypatch):
-    """Issue 5's bar, on the numbers the builds recorded: at its best layer each SSL teacher beats its random
-    twin on both probes and matches or beats MFCC statistics on at least one."""
+def test_shipped_ssl_teachers_against_the_probe_bar(monkeypatch):
+    """The bar on the numbers the zoo recorded. At its best layer on the scored half (the build-time report) every
+    SSL teacher beats its random twin on both probes and matches or beats MFCC statistics on one. With layers chosen on
+    held-out rows (``python -m kdlib.zoo probe``) wav2vec2-tiny's speaker probe no longer clears its twins (31 vs 25 %,
+    interval across zero); the three others clear the bar."""
+    from kdlib.evaluation.probing import clears_the_bar
+
     monkeypatch.delenv("KDLIB_ZOO", raising=False)
     shipped = zoo.manifest()
     ssl = {"hubert-tiny", "hubert-tiny-robust", "wav2vec2-tiny", "wavlm-tiny"}
@@ -138,6 +143,24 @@ def test_shipped_ssl_teachers_clear_the_probe_bar(monkeypatch):
             assert max(teacher[task]) > max(twin[task]), (name, task)
         assert any(max(teacher[t]) >= mfcc[t][0] for t in ("speaker", "keyword")), name
         assert m["beats_random_twin"] and m["matches_mfcc"]
+        assert clears_the_bar(m) == (name != "wav2vec2-tiny"), name
+    assert shipped["wav2vec2-tiny"]["metrics"]["probe_spread"]["clears"] == {"speaker": False, "keyword": True}
+
+
+def test_the_bar_prefers_the_held_out_layers():
+    """:func:`clears_the_bar` reads the probe spread when one is recorded, else the build-time booleans."""
+    from kdlib.evaluation.probing import clears_the_bar
+
+    def spread(clears, teacher_mean, mfcc_mean):
+        rec = lambda mean: {t: {"mean": mean} for t in ("speaker", "keyword")}
+        return {"clears": {"speaker": clears, "keyword": True}, "teacher": rec(teacher_mean), "mfcc": rec(mfcc_mean)}
+
+    build_time = {"beats_random_twin": True, "matches_mfcc": True}
+    assert clears_the_bar(build_time)
+    assert not clears_the_bar({**build_time, "matches_mfcc": False})
+    assert clears_the_bar({**build_time, "probe_spread": spread(True, 0.8, 0.7)})
+    assert not clears_the_bar({**build_time, "probe_spread": spread(False, 0.8, 0.7)})  # twins not cleared
+    assert not clears_the_bar({**build_time, "probe_spread": spread(True, 0.6, 0.7)})  # below MFCC on both
 
 
 def test_probe_spread_is_recorded_per_split_and_twin_seed(smoke_zoo, monkeypatch):

@@ -118,7 +118,7 @@ def build_ssl(
     ``overrides`` replace recipe settings (``{"steps": 8000}``) and are recorded in the manifest; a recipe
     that continues another teacher (``init``) loads it from ``zoo``."""
     from kdlib.data.features import mfcc_frames
-    from kdlib.evaluation.probing import probe_report
+    from kdlib.evaluation.probing import probe_report, probe_spread
     from kdlib.train import pretraining
 
     recipe = recipe_with(name, overrides)
@@ -152,6 +152,8 @@ def build_ssl(
     record = _record(data, start, device)
     model = model.eval().cpu()
     probes = probe_report(model, data, device=device)
+    spread = {"splits": 2, "twin_seeds": 1} if smoke else {"splits": 3, "twin_seeds": 3}  # as kdlib.zoo probe
+    probes["probe_spread"] = probe_spread(model, data, device=device, progress=False, **spread)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(str(out_dir), safe_serialization=True)
     return {
