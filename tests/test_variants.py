@@ -134,6 +134,29 @@ def test_committed_answers_are_shown_in_every_mode_and_reused_in_full_mode(noteb
         variants.run(str(notebook), {"STEPS": 8}, "seven", execute=False)
 
 
+def test_an_answer_measured_with_a_teacher_since_rebuilt_is_not_reused(tmp_path, monkeypatch):
+    """Results list the zoo teachers they loaded with the sha256 of their weights; a record whose teacher the zoo no
+    longer ships is not the same conditions (so a full-mode variant runs again), one without the list passes."""
+    from kdlib import zoo
+    from kdlib.course import results
+    from kdlib.runtime import REFERENCE_NUMERICS
+
+    for key, value in {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(variants, "SMOKE", False)
+    shipped = zoo.weights_digest("ecapa")
+    assert len(shipped) == 64
+    zoo.load("ecapa")
+    assert zoo.loaded()["ecapa"] == shipped
+    path = results.save("99_t", seed=0, wall_time_s=1.0, models={}, out_dir=tmp_path)
+    record = json.loads(path.read_text())
+    assert record["teachers"]["ecapa"] == shipped
+    record["provenance"]["numerics"] = {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"}
+    assert variants._same_conditions(record, same_commit=False, mode="full")
+    assert not variants._same_conditions({**record, "teachers": {"ecapa": "0" * 64}}, same_commit=False, mode="full")
+    assert variants._same_conditions({k: v for k, v in record.items() if k != "teachers"}, False, mode="full")
+
+
 def test_a_renamed_knob_is_read_under_its_new_name(notebook):
     """Records made before notebook 01's KD_SCALE became KD_WEIGHT keep the old name; the committed answer is found
     under the new one, and a caller still using the old name gets a warning, not a failure."""

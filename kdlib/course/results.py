@@ -6,7 +6,9 @@ actually used), ``provenance`` (versions, hardware, numerics, git commit: :func:
 fractions, ``accuracy``) and ``claims`` (``{claim, paper, ours, outcome, holds, verdict}``: a paper's finding
 beside ours, judged by :mod:`kdlib.evaluation.verdicts`: ``outcome`` is holds, contradicted or inconclusive,
 ``holds`` is ``outcome == "holds"`` for older readers, ``verdict`` the effect, its 95 % interval, the smallest
-detectable effect and the method); a data-parallel run adds ``processes`` (how many trained together).
+detectable effect and the method); ``teachers`` (the zoo teachers loaded by name, each with the sha256 of its
+weights: :func:`kdlib.zoo.loaded`) where there were any; a data-parallel run adds ``processes`` (how many trained
+together).
 A notebook states a model with :func:`entry` and a claim with :func:`claim`, one line each.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 from kdlib.evaluation.verdicts import OUTCOMES, count, describe
@@ -159,6 +162,8 @@ def save(
         return out / f"{notebook}.json"
     out.mkdir(parents=True, exist_ok=True)
     used = devices_used()
+    zoo = sys.modules.get("kdlib.zoo")  # not imported: no zoo teacher was loaded
+    teachers = zoo.loaded() if zoo else {}
     record = {
         "notebook": notebook,
         "mode": "smoke" if SMOKE else "full",
@@ -169,6 +174,7 @@ def save(
         "parameters": parameters(),
         "models": models,
         "claims": claims,
+        **({"teachers": teachers} if teachers else {}),
         **({"extra": extra} if extra else {}),
         **({"processes": world_size()} if world_size() > 1 else {}),
     }

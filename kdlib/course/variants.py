@@ -8,7 +8,8 @@ its executed copy), never over the notebook's own results.
 
 Answers measured once in full mode are committed beside the notebooks' reference run
 (``results/reference/variants/<notebook>/<name>/<notebook>.json``, see :func:`promote`): the solutions show them
-in every mode, and a full-mode variant with the same knobs and numerics reads them instead of running again.
+in every mode, and a full-mode variant with the same knobs, numerics and zoo teachers reads them instead of
+running again.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def _read(path: Path) -> dict:
 def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse: bool = True) -> dict | None:
     """The results record of ``notebook`` run with ``parameters`` (knob -> value), in this mode (smoke or full).
 
-    ``reuse``: a record already written by the same variant, in the same mode, numerics and knobs (in smoke
-    mode also the same commit), is read instead of running again (a full variant costs as much as the
+    ``reuse``: a record already written by the same variant, in the same mode, numerics, knobs and zoo teachers
+    (in smoke mode also the same commit), is read instead of running again (a full variant costs as much as the
     notebook); in full mode so is the committed answer. ``execute=False`` only checks the knobs and returns the
     committed answer (full mode), or None where there is none (the smoke tests check every variant this way).
     A knob renamed in this release is read under its new name, with a warning (:data:`runner.RENAMED_KNOBS`)."""
@@ -78,6 +79,7 @@ def run(notebook: str, parameters: dict, name: str, execute: bool = True, reuse:
             print(
                 f"{Path(notebook).stem} {name}: the committed answer (full mode, "
                 f"{answer['provenance']['created'][:10]}, {duration(answer['wall_time_s'])})"
+                + ("" if same_teachers(answer) else "; measured with a zoo teacher since rebuilt")
             )
         return answer
     if reuse and not SMOKE and answer is not None and _same_conditions(answer, same_commit=False):
@@ -178,8 +180,8 @@ def promote(notebook: str, name: str) -> Path:
 
 def _same_conditions(record: dict, same_commit: bool, mode: str | None = None) -> bool:
     """Whether a run was made as the variants run now: this mode, the variants' numerics (the runner's
-    reference numerics: a run under other kernels differs within seed noise, which would pass for an effect)
-    and, with ``same_commit``, the code of this checkout."""
+    reference numerics: a run under other kernels differs within seed noise, which would pass for an effect),
+    the zoo teachers shipped now (:func:`same_teachers`) and, with ``same_commit``, the code of this checkout."""
     from kdlib.runtime import git_commit
 
     wanted = {k: os.environ.get(k, v) for k, v in reference_environment().items()}
@@ -187,8 +189,17 @@ def _same_conditions(record: dict, same_commit: bool, mode: str | None = None) -
     return (
         record.get("mode") == (mode or ("smoke" if SMOKE else "full"))
         and all(ran.get(k) == v for k, v in wanted.items())
+        and same_teachers(record)
         and (not same_commit or record["provenance"].get("git_commit") == git_commit())
     )
+
+
+def same_teachers(record: dict) -> bool:
+    """Whether every zoo teacher that ``record`` lists (``teachers``: name -> sha256 of the weights) is the one the
+    zoo ships now; a record made before results listed their teachers passes."""
+    from kdlib import zoo
+
+    return all(zoo.weights_digest(name) == digest for name, digest in record.get("teachers", {}).items())
 
 
 def baseline(notebook: str, run_missing: bool = False) -> dict:

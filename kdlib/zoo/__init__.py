@@ -29,7 +29,21 @@ from kdlib.runtime import REPO_ROOT
 from kdlib.zoo.recipes import PRETRAINED, TEACHERS
 
 ZOO_DIR = REPO_ROOT / "data" / "zoo"
-__all__ = ["PRETRAINED", "TEACHERS", "ZOO_DIR", "load", "manifest", "register", "verify", "zoo_dir"]
+__all__ = ["PRETRAINED", "TEACHERS", "ZOO_DIR", "load", "loaded", "manifest", "register", "verify", "zoo_dir"]
+
+_LOADED: dict[str, str] = {}  # zoo teachers this process loaded by name -> sha256 of their weights
+
+
+def loaded() -> dict[str, str]:
+    """The zoo teachers this process loaded by name, each with the sha256 of its weights (``model.safetensors``, as
+    the manifest lists it). Results files record them, so that a result measured with a teacher since rebuilt is
+    told apart (:func:`kdlib.course.variants.run` does not reuse it)."""
+    return dict(sorted(_LOADED.items()))
+
+
+def weights_digest(name: str, zoo: str | Path | None = None) -> str | None:
+    """The sha256 of zoo teacher ``name``'s weights as the manifest lists it (None: no such built teacher)."""
+    return manifest(zoo).get(name, {}).get("files", {}).get("model.safetensors")
 
 
 def zoo_dir(zoo: str | Path | None = None) -> Path:
@@ -98,6 +112,7 @@ def load(spec: str | Path, zoo: str | Path | None = None) -> nn.Module:
         return load_packaged(str(spec))
     if str(spec) in TEACHERS or str(spec) in manifest(zoo):
         folder = verify(str(spec), zoo)
+        _LOADED[str(spec)] = weights_digest(str(spec), zoo)
     elif Path(spec).is_dir():
         folder = Path(spec)
     elif _is_hub_id(str(spec)):
