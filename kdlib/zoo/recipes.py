@@ -33,7 +33,7 @@ SV_RECIPES = {
     "resnet34": {
         "architecture": "resnet34",
         "kwargs": {"base": 32, "embed_dim": 256},
-        "epochs": 3,
+        "epochs": 8,
         "batch": 32,
         "crop_seconds": 2.0,
         "lr": 2e-3,
