@@ -144,6 +144,8 @@ def test_an_answer_measured_with_a_teacher_since_rebuilt_is_not_reused(tmp_path,
     for key, value in {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(variants, "SMOKE", False)
+    monkeypatch.setattr(zoo, "_LOADED", {})  # this process may have loaded other zoos' teachers in earlier tests
+    monkeypatch.delenv("KDLIB_ZOO", raising=False)
     shipped = zoo.weights_digest("ecapa")
     assert len(shipped) == 64
     zoo.load("ecapa")

@@ -190,8 +190,8 @@ FINDINGS = {
     ),
     "05_quantization": (
         "weight quantization (Li et al., arXiv 2210.17326)",
-        "8 bits are lossless and 4-bit ResNet too (within 10 %); ECAPA-TDNN does not degrade before "
-        "ResNet (inconclusive on the test language, contradicted on Spanish speakers)",
+        "8 bits are lossless (within 10 %); 4-bit ResNet unresolved; ECAPA-TDNN does not degrade before "
+        "ResNet: ResNet-34, trained as long, degrades first on both languages (contradicted)",
     ),
     "06_compare": (
         "all of the above side by side",
