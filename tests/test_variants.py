@@ -154,9 +154,10 @@ def test_an_answer_measured_with_a_teacher_since_rebuilt_is_not_reused(tmp_path,
     record = json.loads(path.read_text())
     assert record["teachers"]["ecapa"] == shipped
     record["provenance"]["numerics"] = {**REFERENCE_NUMERICS, "OMP_NUM_THREADS": "2"}
-    assert variants._same_conditions(record, same_commit=False, mode="full")
-    assert not variants._same_conditions({**record, "teachers": {"ecapa": "0" * 64}}, same_commit=False, mode="full")
-    assert variants._same_conditions({k: v for k, v in record.items() if k != "teachers"}, False, mode="full")
+    mode = record["mode"]  # smoke under KDLIB_SMOKE=1, as the tests run in CI
+    assert variants._same_conditions(record, same_commit=False, mode=mode)
+    assert not variants._same_conditions({**record, "teachers": {"ecapa": "0" * 64}}, same_commit=False, mode=mode)
+    assert variants._same_conditions({k: v for k, v in record.items() if k != "teachers"}, False, mode=mode)
 
 
 def test_a_renamed_knob_is_read_under_its_new_name(notebook):
