@@ -79,8 +79,18 @@ if __name__ == "__main__":
     out = Path(sys.argv[1])
     distributed.init()
     rank = distributed.rank()
-    saved = {case: run(case, out / f"checkpoint-rank{rank}-{case}.pt") for case in CASES}
+
+    def reached(stage: str) -> None:  # on stdout, so that a failed run shows how far each rank got
+        print(f"rank {rank}: {stage}", flush=True)
+
+    saved = {}
+    for case in CASES:
+        saved[case] = run(case, out / f"checkpoint-rank{rank}-{case}.pt")
+        reached(f"trained ({case})")
     results.save("ddp_job", seed=5, wall_time_s=0.0, models={}, out_dir=out / f"results-rank{rank}")
-    torch.save(
-        {"world_size": distributed.world_size(), "cases": saved, "embeddings": embeddings()}, out / f"rank{rank}.pt"
-    )
+    embedded = embeddings()
+    reached("embedded")
+    torch.save({"world_size": distributed.world_size(), "cases": saved, "embeddings": embedded}, out / f"rank{rank}.pt")
+    reached("saved")
+    distributed.leave(wait_for_all=True)
+    reached("left the process group")

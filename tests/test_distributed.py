@@ -4,6 +4,7 @@ train like one process on the same global batch."""
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,28 +21,33 @@ import ddp_job  # noqa: E402
 ATOL = 1e-6
 
 
-@pytest.fixture(scope="module")
-def two_processes(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp")
+def torchrun_job(out: Path) -> subprocess.CompletedProcess:
+    """``tests/ddp_job.py`` in two gloo processes under torchrun, writing to ``out``."""
     env = {k: v for k, v in os.environ.items() if k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK"}}
     env["OMP_NUM_THREADS"] = "1"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            str(Path(ddp_job.__file__)),
-            str(out),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    return subprocess.run(
+        [*command, str(Path(ddp_job.__file__)), str(out)], env=env, capture_output=True, text=True, timeout=240
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """The job's outputs. A process of the pair can die of SIGABRT from gloo's transport threads ("terminate called
+    without an active exception"; seen in about 1 of 10 CI runs, never in 45 runs on a quiet machine, a known
+    flake of gloo's tests upstream), so a job that aborts is run once more in a fresh folder, with a warning that
+    shows how far each rank got. Any other failure, or a second abort, fails the tests."""
+    for attempt in (1, 2):
+        out = tmp_path_factory.mktemp(f"ddp-attempt{attempt}")
+        done = torchrun_job(out)
+        log = done.stdout[-3000:] + done.stderr[-3000:]
+        if done.returncode == 0:
+            break
+        aborted = "SIGABRT" in done.stderr or "terminate called" in done.stderr
+        if attempt == 2 or not aborted:
+            pytest.fail(f"the torchrun job failed (attempt {attempt}):\n{log}")
+        progress = [line for line in done.stdout.splitlines() if line.startswith("rank ")]
+        warnings.warn(f"the torchrun job aborted (gloo); ran it again. Stages reached: {progress}", stacklevel=1)
     return out, [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
 

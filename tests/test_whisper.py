@@ -199,6 +199,28 @@ def test_hidden_states_students_and_stems(tiny_en):
         tiny_en(wave, attention_mask=torch.tensor([[1] * 24_000, [1] * 12_000 + [0] * 12_000]))
 
 
+def test_phoneme_frames_from_a_stem_computed_once_equal_the_whole_models(small_whisper):
+    """Notebook 03's shortcut: the students share a frozen stem, so the phoneme task runs it once per padded batch
+    (PhonemeTask.inputs) and each student runs only its layers on it; the frames must be the whole model's."""
+    from kdlib.evaluation import phoneme_recognition as pr
+
+    def layers_of(model):
+        return lambda x: list(model(x, output_hidden_states=True).hidden_states)
+
+    def stem(wave):
+        return stem_output(small_whisper, small_whisper.feature_extractor(wave)).transpose(1, 2)
+
+    torch.manual_seed(1)
+    waves = [0.1 * torch.randn(n) for n in (16_000, 9_000, 24_000, 12_345, 5_000)]
+    whole = pr.layer_frames(layers_of(small_whisper), waves, batch_size=2)
+    inputs = pr.batch_inputs(stem, waves, batch_size=2, device="cpu")
+    assert len(inputs) == 3 and inputs[0].shape[1] == 64  # three padded batches, (batch, width, frames)
+    shared = pr.layer_frames(layers_of(without_stem(small_whisper)), waves, batch_size=2, inputs=inputs)
+    assert [f.shape for f in shared] == [f.shape for f in whole] and whole[0].shape == (50, 4, 64)
+    for a, b in zip(shared, whole):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_adapters_start_as_the_identity_and_switch_per_sample(small_whisper):
     import copy
 

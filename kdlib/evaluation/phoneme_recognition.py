@@ -28,6 +28,7 @@ from kdlib.data.phonemes import PhoneSet, clip_phonemes
 from kdlib.data.sources import Source
 from kdlib.evaluation import metrics
 from kdlib.evaluation.superb import CONDITIONS, WeightedLayerSum
+from kdlib.runtime import resolve_device
 
 
 class FrameDownstream(nn.Module):
@@ -95,20 +96,45 @@ def pad(clips: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, lengths
 
 
+def padded_batches(waves: Sequence[torch.Tensor], batch_size: int = 16):
+    """``(indices, batch)`` pairs in the order :func:`layer_frames` runs them: the clips sorted by length, each
+    batch of ``batch_size`` zero-padded to its longest clip."""
+    order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        longest = max(len(waves[i]) for i in chosen)
+        yield chosen, torch.stack([F.pad(waves[i], (0, longest - len(waves[i]))) for i in chosen])
+
+
+def batch_inputs(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    waves: Sequence[torch.Tensor],
+    batch_size: int = 16,
+    device: str | None = None,
+) -> list[torch.Tensor]:
+    """``fn`` (e.g. a frozen stem that several models share) on every padded batch of :func:`layer_frames`, run
+    on ``device`` and kept on the CPU: computed once, then given to :func:`layer_frames` as ``inputs``."""
+    device = resolve_device(fn, device)
+    with torch.no_grad():
+        return [fn(batch.to(device)).cpu() for _, batch in padded_batches(waves, batch_size)]
+
+
 def layer_frames(
-    layers_fn: Callable[[torch.Tensor], list[torch.Tensor]], waves: Sequence[torch.Tensor], batch_size: int = 16
+    layers_fn: Callable[[torch.Tensor], list[torch.Tensor]],
+    waves: Sequence[torch.Tensor],
+    batch_size: int = 16,
+    inputs: Sequence[torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """Every layer's frames of each clip, ``(frames, layers, dim)`` in float16, for clips of any length:
-    ``waves`` in batches of similar length (zero-padded to the batch's longest), each clip keeping its share of
-    the padded frames, rounded up."""
-    order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
+    ``waves`` in batches of similar length (:func:`padded_batches`), each clip keeping its share of the padded
+    frames, rounded up. ``inputs``: what ``layers_fn`` reads for each batch instead of its padded waves (from
+    :func:`batch_inputs` with the same ``batch_size``)."""
     out: list[torch.Tensor | None] = [None] * len(waves)
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            chosen = order[start : start + batch_size]
-            longest = max(len(waves[i]) for i in chosen)
-            batch = torch.stack([F.pad(waves[i], (0, longest - len(waves[i]))) for i in chosen])
-            stacked = torch.stack([h.float() for h in layers_fn(batch)], dim=2).half()
+        for k, (chosen, batch) in enumerate(padded_batches(waves, batch_size)):
+            longest = batch.shape[1]
+            hidden = layers_fn(batch if inputs is None else inputs[k])
+            stacked = torch.stack([h.float() for h in hidden], dim=2).half()
             for row, i in enumerate(chosen):
                 out[i] = stacked[row, : math.ceil(stacked.shape[1] * len(waves[i]) / longest)].clone()
     return out
@@ -178,9 +204,15 @@ class PhonemeTask:
     rows: dict[str, list[dict]]
     settings: dict = field(default_factory=dict)
 
-    def frames(self, layers_fn, batch_size: int = 16) -> dict[str, list[torch.Tensor]]:
-        """:func:`layer_frames` of every set."""
-        return {name: layer_frames(layers_fn, waves, batch_size) for name, waves in self.waves.items()}
+    def frames(self, layers_fn, batch_size: int = 16, inputs: dict | None = None) -> dict[str, list[torch.Tensor]]:
+        """:func:`layer_frames` of every set; ``inputs`` (from :meth:`inputs`) replaces the sets' waves by what
+        ``layers_fn`` reads, e.g. a frozen stem's output shared by several students."""
+        inputs = inputs or {}
+        return {name: layer_frames(layers_fn, waves, batch_size, inputs.get(name)) for name, waves in self.waves.items()}
+
+    def inputs(self, fn, batch_size: int = 16, device: str | None = None) -> dict[str, list[torch.Tensor]]:
+        """:func:`batch_inputs` of every set: ``fn`` computed once on every padded batch, for :meth:`frames`."""
+        return {name: batch_inputs(fn, waves, batch_size, device) for name, waves in self.waves.items()}
 
 
 def transcribed(source: Source) -> bool:

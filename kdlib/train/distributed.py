@@ -56,7 +56,7 @@ def init() -> bool:
         if backend == "nccl":
             torch.cuda.set_device(local_rank())
         dist.init_process_group(backend=backend, init_method="env://")
-        atexit.register(_leave)
+        atexit.register(leave)
         if is_main():
             print(
                 f"kdlib: data-parallel over {world_size()} processes ({backend}); each global batch is split "
@@ -66,10 +66,14 @@ def init() -> bool:
     return active()
 
 
-def _leave() -> None:
-    """Leave the process group at exit: a group left to the interpreter's teardown can abort a process after its
-    work is done (gloo's threads: "terminate called without an active exception")."""
+def leave(wait_for_all: bool = False) -> None:
+    """Leave the process group (registered at exit by :func:`init`; a script may call it once its collective work
+    is over). A group left to the interpreter's teardown can abort a process after its work is done (gloo's
+    threads: "terminate called without an active exception"). ``wait_for_all``: first wait at a barrier until
+    every rank is here, so that no rank closes its connections while another still reads from them."""
     if dist.is_available() and dist.is_initialized():
+        if wait_for_all and active():
+            dist.barrier()
         dist.destroy_process_group()
 
 
