@@ -120,6 +120,34 @@ def test_ctc_refuses_clips_too_short_for_their_phones_and_mismatched_inputs():
         pr.fit_ctc(clips, targets[:2], n_classes=6, steps=1)
 
 
+def test_the_ctc_head_trains_on_frames_standardised_once_exactly_as_on_each_padded_batch():
+    """fit_ctc standardises every clip once; a step that standardised its padded batch (as the head did before)
+    must train the same weights to the bit: padded frames differ, and CTC gives them no gradient."""
+    torch.manual_seed(0)
+    clips = [(3 * torch.randn(n, 3, 8) + 1).half() for n in (9, 14, 6, 11, 12)]
+    targets = [torch.randint(1, 5, (k,)) for k in (3, 5, 2, 4, 4)]
+    fitted = pr.fit_ctc(clips, targets, n_classes=5, steps=6, batch_size=3, seed=2)
+
+    generator = torch.Generator().manual_seed(2)
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        by_hand = pr.FrameDownstream(3, 8, 5).standardise_with(clips)
+    optimizer = torch.optim.AdamW(by_hand.parameters(), lr=3e-3, weight_decay=1e-3)
+    for _ in range(6):
+        batch = torch.randperm(len(clips), generator=generator)[:3].tolist()
+        x, n = pr.pad([clips[i] for i in batch])
+        loss = pr.ctc_objective(by_hand(x), n, [targets[i] for i in batch])  # standardised per padded batch
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    for (name, a), b in zip(fitted.state_dict().items(), by_hand.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        start = pr.FrameDownstream(3, 8, 5)
+    assert not torch.equal(fitted.linear.weight, start.linear.weight)  # and it trained
+
+
 def test_layer_frames_keeps_every_layer_and_each_clips_share_of_the_frames():
     def layers_fn(waves):  # two "layers", one frame per 320 samples (50 Hz at 16 kHz)
         framed = waves.unfold(1, 320, 320)

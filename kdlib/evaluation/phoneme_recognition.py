@@ -54,8 +54,16 @@ class FrameDownstream(nn.Module):
         self.std.copy_((second - first.pow(2)).clamp(min=0).mul(total / max(total - 1, 1)).sqrt().clamp(min=1e-5))
         return self
 
+    def standardise(self, h: torch.Tensor) -> torch.Tensor:
+        """Frames ``(..., layers, dim)`` in the fitting set's units, float32."""
+        return (h.float() - self.mean) / self.std
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities from standardised frames ``z`` (:meth:`standardise`)."""
+        return F.log_softmax(self.linear(self.mix(z)), dim=-1)
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self.linear(self.mix((h.float() - self.mean) / self.std)), dim=-1)
+        return self.head(self.standardise(h))
 
 
 def ctc_objective(log_probs: torch.Tensor, lengths: torch.Tensor, targets: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -167,11 +175,14 @@ def fit_ctc(
         torch.manual_seed(seed)
         model = FrameDownstream(*frames[0].shape[1:], n_classes).standardise_with(frames)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    # Standardised once, not at every step: a clip's valid frames come out the same (the padding differs, and CTC
+    # gives it no gradient), and a step no longer converts and rescales its whole padded batch.
+    standardised = [model.standardise(f) for f in frames]
     with torch.enable_grad():
         for _ in range(steps):
             batch = torch.randperm(len(frames), generator=generator)[:batch_size].tolist()
-            x, n = pad([frames[i] for i in batch])
-            loss = ctc_objective(model(x), n, [targets[i] for i in batch])
+            z, n = pad([standardised[i] for i in batch])
+            loss = ctc_objective(model.head(z), n, [targets[i] for i in batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -208,7 +219,9 @@ class PhonemeTask:
         """:func:`layer_frames` of every set; ``inputs`` (from :meth:`inputs`) replaces the sets' waves by what
         ``layers_fn`` reads, e.g. a frozen stem's output shared by several students."""
         inputs = inputs or {}
-        return {name: layer_frames(layers_fn, waves, batch_size, inputs.get(name)) for name, waves in self.waves.items()}
+        return {
+            name: layer_frames(layers_fn, waves, batch_size, inputs.get(name)) for name, waves in self.waves.items()
+        }
 
     def inputs(self, fn, batch_size: int = 16, device: str | None = None) -> dict[str, list[torch.Tensor]]:
         """:func:`batch_inputs` of every set: ``fn`` computed once on every padded batch, for :meth:`frames`."""
