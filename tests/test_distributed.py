@@ -34,9 +34,10 @@ def torchrun_job(out: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     """The job's outputs. A process of the pair can die of SIGABRT from gloo's transport threads ("terminate called
-    without an active exception"; seen in about 1 of 10 CI runs, never in 45 runs on a quiet machine, a known
-    flake of gloo's tests upstream), so a job that aborts is run once more in a fresh folder, with a warning that
-    shows how far each rank got. Any other failure, or a second abort, fails the tests."""
+    without an active exception"; seen twice in this project's CI and fresh-clone runs, never in 45 runs in a row
+    on a quiet machine; gloo's own tests upstream have aborted alike, pytorch/pytorch#50701), so a job that aborts
+    is run once more in a fresh folder, with a warning that shows how far each rank got. Any other failure, or a
+    second abort, fails the tests."""
     for attempt in (1, 2):
         out = tmp_path_factory.mktemp(f"ddp-attempt{attempt}")
         done = torchrun_job(out)
