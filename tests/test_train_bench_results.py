@@ -381,3 +381,11 @@ def test_the_precision_can_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("KDLIB_PRECISION", "float8")
     with pytest.raises(ValueError, match="KDLIB_PRECISION"):
         train.fit(model, _problem(), lambda b: model(b[0]).sum(), epochs=1, device="cpu")
+
+
+def test_a_curve_keeps_the_mean_of_each_window_and_a_shorter_last_one():
+    assert results.curve([4, 2, 3, 1, 5], window=2) == [3.0, 2.0, 5.0]
+    assert results.curve(np.arange(100.0), window=25) == [12.0, 37.0, 62.0, 87.0]
+    assert results.curve([], window=3) == []
+    with pytest.raises(ValueError, match="window"):
+        results.curve([1.0], window=0)

@@ -51,6 +51,16 @@ def number(value) -> float | None:
     return value
 
 
+def curve(values, window: int = 25) -> list[float]:
+    """A training curve shortened for a results file: the mean of each run of ``window`` consecutive values
+    (the last run may be shorter), so that a 2,000-step loss history becomes 80 numbers that still show whether
+    it flattens."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    values = [float(v) for v in values]
+    return [sum(run) / len(run) for run in (values[i : i + window] for i in range(0, len(values), window))]
+
+
 def entry(model=None, example=None, *, test: dict | None = None, other: dict | None = None, **fields) -> dict:
     """One model's results entry: ``params``, ``bytes`` and ``latency_ms`` measured on ``model`` with
     ``example`` (:func:`kdlib.evaluation.bench.measure`), ``eer``/``min_dcf`` from the ``test`` SV result and
