@@ -20,13 +20,12 @@ all of its depth, as in notebook 03's single-teacher students.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from experiments import write_record
 from kdlib import runtime, zoo
 from kdlib.data import corpus
 from kdlib.data.datasets import multi_duration_crops
@@ -130,10 +129,7 @@ def main(argv=None) -> dict:
             f"train by tenths {record['train_loss_by_tenth']}, {seconds:.0f} s",
             flush=True,
         )
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    write_record(out, args.out)
     return out
 
 

@@ -16,11 +16,10 @@ the processor's native kernels) is committed as ``results/reference/experiments/
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
+from experiments import write_record
 from kdlib import runtime, zoo
 from kdlib.data import corpus
 from kdlib.evaluation import phoneme_recognition as pr
@@ -70,10 +69,7 @@ def main(argv=None) -> dict:
             seconds.append(time.time() - start)
             print(f"{steps} steps, seed {seed}: PER {100 * values[seed]:.2f} % ({seconds[-1]:.0f} s)", flush=True)
         out["budgets"][str(steps)] = {**spread(values), "seconds_each": round(statistics.mean(seconds), 1)}
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    write_record(out, args.out)
     return out
 
 
