@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from experiments import write_record
+from experiments import speaker_split, write_record
 from kdlib import runtime, zoo
 from kdlib.data import corpus
 from kdlib.data.datasets import multi_duration_crops
@@ -38,16 +38,6 @@ from kdlib.progress import bar
 GRID = ((5e-4, 2e-3, 500), (1e-3, 4e-3, 500), (2e-3, 4e-3, 500), (1e-3, 4e-3, 1000))
 """(student lr, heads lr, steps): notebook 03's earlier rates, twice and four times them, then the best at twice
 the steps."""
-
-
-def speaker_split(rows: list[dict], share: float, seed: int) -> np.ndarray:
-    """A boolean mask over ``rows``: True for the rows of a random ``share`` of their speakers (the held-out set)."""
-    speakers = sorted({r["speaker"] for r in rows})
-    n = max(1, round(share * len(speakers)))
-    if n >= len(speakers):
-        raise ValueError(f"holding out {n} of {len(speakers)} speakers leaves none to train on")
-    held = set(np.random.default_rng(seed).choice(speakers, n, replace=False).tolist())
-    return np.array([r["speaker"] in held for r in rows])
 
 
 @torch.no_grad()

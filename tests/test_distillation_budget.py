@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.distillation_budget import held_out_loss, speaker_split
+from experiments import speaker_split
+from experiments.distillation_budget import held_out_loss
 from kdlib.kd import ensemble
 from kdlib.models.heads import PredictionHeads
 

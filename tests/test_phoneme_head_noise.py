@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from experiments.phoneme_head_noise import main, spread
+from experiments.phoneme_head_noise import development_task, main, spread
 
 
 def test_spread_summarises_seeds_in_percent():
@@ -19,3 +19,29 @@ def test_the_experiment_runs_on_the_smoke_corpus_and_writes_its_record(tmp_path)
     assert json.loads(out.read_text()) == record
     budget = record["budgets"]["5"]
     assert set(budget["per_seed"]) == {"0", "1"} and budget["range"][0] <= budget["mean"] <= budget["range"][1]
+
+
+def test_the_development_split_scores_held_out_training_speakers_and_compares_schedules(tmp_path, smoke_corpus):
+    task = development_task(smoke_corpus, train_clips=10, test_clips=6)
+    fitted, scored = ({r["speaker"] for r in task.rows[k]} for k in ("train", "test"))
+    assert not fitted & scored and {r["split"] for r in task.rows["test"]} == {"train"}  # no test speaker used
+    record = main(
+        [
+            "--corpus",
+            "smoke",
+            "--split",
+            "dev",
+            "--schedules",
+            "constant",
+            "cosine",
+            "--steps",
+            "5",
+            "--seeds",
+            "0",
+            "1",
+            "--out",
+            str(tmp_path / "dev.json"),
+        ]
+    )
+    assert record["split"] == "dev" and set(record["budgets"]) == {"5", "5 cosine"}
+    assert record["budgets"]["5 cosine"]["schedule"] == "cosine"

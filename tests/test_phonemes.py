@@ -148,6 +148,37 @@ def test_the_ctc_head_trains_on_frames_standardised_once_exactly_as_on_each_padd
     assert not torch.equal(fitted.linear.weight, start.linear.weight)  # and it trained
 
 
+def test_the_cosine_schedule_lowers_the_heads_learning_rate_step_by_step_to_near_zero():
+    """schedule="cosine" trains as a loop that sets lr · (1 + cos(π t / steps)) / 2 before step t, to the bit;
+    its first step is the constant schedule's."""
+    torch.manual_seed(0)
+    clips = [(3 * torch.randn(n, 3, 8) + 1).half() for n in (9, 14, 6, 11, 12)]
+    targets = [torch.randint(1, 5, (k,)) for k in (3, 5, 2, 4, 4)]
+    fitted = pr.fit_ctc(clips, targets, n_classes=5, steps=4, batch_size=3, lr=1e-2, schedule="cosine", seed=2)
+
+    generator = torch.Generator().manual_seed(2)
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        by_hand = pr.FrameDownstream(3, 8, 5).standardise_with(clips)
+    optimizer = torch.optim.AdamW(by_hand.parameters(), lr=1e-2, weight_decay=1e-3)
+    for step, rate in enumerate([1e-2, 1e-2 * (1 + 2**-0.5) / 2, 1e-2 / 2, 1e-2 * (1 - 2**-0.5) / 2]):
+        optimizer.param_groups[0]["lr"] = rate
+        batch = torch.randperm(len(clips), generator=generator)[:3].tolist()
+        x, n = pr.pad([clips[i] for i in batch])
+        loss = pr.ctc_objective(by_hand(x), n, [targets[i] for i in batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    for (name, a), b in zip(fitted.state_dict().items(), by_hand.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
+    one = {s: pr.fit_ctc(clips, targets, n_classes=5, steps=1, batch_size=3, schedule=s, seed=2) for s in pr.SCHEDULES}
+    assert torch.equal(one["cosine"].linear.weight, one["constant"].linear.weight)
+    constant = pr.fit_ctc(clips, targets, n_classes=5, steps=4, batch_size=3, lr=1e-2, seed=2)
+    assert not torch.equal(constant.linear.weight, fitted.linear.weight)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        pr.fit_ctc(clips, targets, n_classes=5, steps=1, schedule="linear")
+
+
 def test_layer_frames_keeps_every_layer_and_each_clips_share_of_the_frames():
     def layers_fn(waves):  # two "layers", one frame per 320 samples (50 Hz at 16 kHz)
         framed = waves.unfold(1, 320, 320)
@@ -180,6 +211,25 @@ def test_the_task_takes_whole_sentences_with_their_phonemes_and_a_harsh_copy(smo
     result = pr.run_phoneme_task(task.frames(layers_fn), task, steps=3, batch_size=4)
     assert set(result) == {"clean", "harsh", "layer_weights"} and len(result["layer_weights"]) == 2
     assert 0.5 < result["clean"]["per"] < 5  # a head that hears nothing useful recognises almost nothing
+
+
+def test_a_task_of_chosen_rows_is_the_drawn_task_when_given_the_same_rows(smoke_corpus):
+    drawn = pr.build_phoneme_task(smoke_corpus, train_clips=8, test_clips=4, seed=5)
+    chosen = pr.phoneme_task_of(smoke_corpus, {"train": drawn.rows["train"], "test": drawn.rows["test"]}, seed=5)
+    assert chosen.settings == drawn.settings and chosen.phone_set.phones == drawn.phone_set.phones
+    for name in ("train", "test", "test_harsh"):
+        assert all(torch.equal(a, b) for a, b in zip(chosen.waves[name], drawn.waves[name]))
+        assert all(torch.equal(a, b) for a, b in zip(chosen.targets[name], drawn.targets[name]))
+    speakers = {r["speaker"] for r in drawn.rows["train"]}  # a development split: training speakers on both sides
+    some = sorted(speakers)[: len(speakers) // 2]
+    rows = smoke_corpus.select("train", "sentence")
+    dev = pr.phoneme_task_of(
+        smoke_corpus,
+        {"train": [r for r in rows if r["speaker"] in some], "test": [r for r in rows if r["speaker"] not in some]},
+    )
+    assert not {r["speaker"] for r in dev.rows["train"]} & {r["speaker"] for r in dev.rows["test"]}
+    with pytest.raises(ValueError, match="no test sentences"):
+        pr.phoneme_task_of(smoke_corpus, {"train": rows, "test": []})
 
 
 def test_only_a_source_whose_sentences_carry_text_and_accent_has_a_phoneme_task(smoke_corpus):
