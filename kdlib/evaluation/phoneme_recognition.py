@@ -315,7 +315,8 @@ def run_phoneme_task(
     score the test clips. The defaults (lr 3e-3, constant) are the head of notebook 00's headroom table; notebook 03
     uses lr 1e-2 with ``schedule="cosine"``, which halved the spread over head seeds at the same cost on held-out
     training speakers (``experiments/phoneme_head_noise.py --split dev``: sd 1.0 against 1.9 points of PER over five
-    seeds, mean 49.0 against 50.5 %).
+    seeds, mean 49.0 against 50.5 %); on notebook 03's own sentences four of five seeds spread as the old head's and
+    one failed to learn (``phoneme_head_noise_chosen.json`` in ``results/reference/experiments/``).
     ``{"clean": {"per": ...}, "harsh": {"per": ...}, "layer_weights": [...]}`` (PER as a fraction)."""
     model = fit_ctc(
         frames["train"],
