@@ -101,7 +101,7 @@ def main(argv=None) -> dict:
                         f"({seconds[-1]:.0f} s)",
                         flush=True,
                     )
-                # "300": the notebook's head (lr 3e-3, constant); other heads say what differs
+                # "300": the head of runs up to 2026-12-07 (lr 3e-3, constant); other heads say what differs
                 key = " ".join(
                     [
                         str(steps),

@@ -29,6 +29,7 @@ from kdlib.data.sources import Source
 from kdlib.evaluation import metrics
 from kdlib.evaluation.superb import CONDITIONS, WeightedLayerSum
 from kdlib.runtime import resolve_device
+from kdlib.train.loop import lr_factor
 
 SCHEDULES = ("constant", "cosine")  # the CTC head's learning-rate schedules (:func:`fit_ctc`)
 
@@ -165,8 +166,8 @@ def fit_ctc(
     """Train a :class:`FrameDownstream` with :func:`ctc_objective` on clips' frames ``(frames_i, layers, dim)``
     (from :func:`layer_frames`) and their phoneme indices, AdamW on shuffled mini-batches drawn with ``seed``
     (the global random state is left as it was). ``schedule``: ``"constant"`` keeps ``lr`` to the end;
-    ``"cosine"`` lowers it to ``lr · (1 + cos(π t / steps)) / 2`` at step ``t = 0, 1, ...``, so that the last
-    steps barely move the head."""
+    ``"cosine"`` lowers it to ``lr · (1 + cos(π t / steps)) / 2`` at step ``t = 0, 1, ...``
+    (:func:`kdlib.train.loop.lr_factor`, no warm-up), so that the last steps barely move the head."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if not frames or frames[0].dim() != 3 or len(frames) != len(targets):
@@ -187,9 +188,8 @@ def fit_ctc(
     standardised = [model.standardise(f) for f in frames]
     with torch.enable_grad():
         for step in range(steps):
-            if schedule == "cosine":
-                for group in optimizer.param_groups:
-                    group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / steps))
+            for group in optimizer.param_groups:
+                group["lr"] = lr * lr_factor(step, steps, schedule=schedule)
             batch = torch.randperm(len(frames), generator=generator)[:batch_size].tolist()
             z, n = pad([standardised[i] for i in batch])
             loss = ctc_objective(model.head(z), n, [targets[i] for i in batch])
