@@ -8,7 +8,17 @@ import pytest
 from scipy import stats
 
 from kdlib.evaluation import metrics, verdicts
-from kdlib.evaluation.verdicts import about, all_of, at_least, better, from_seeds, from_trials, from_value, no_worse
+from kdlib.evaluation.verdicts import (
+    about,
+    all_of,
+    at_least,
+    better,
+    from_paired_seeds,
+    from_seeds,
+    from_trials,
+    from_value,
+    no_worse,
+)
 
 
 def synthetic_trials(separations, n_speakers=40, per_speaker=30, seed=0):
@@ -50,6 +60,45 @@ def test_higher_is_better_and_relative_effects():
     r = from_seeds([0.095, 0.095, 0.095], [0.100, 0.100, 0.100], better(2.5), higher_is_better=False, relative=True)
     assert r["effect"] == pytest.approx(5.0) and r["unit"] == "% of B"
     assert r["outcome"] == "holds"  # no spread at all: the interval is the point
+
+
+def test_paired_seeds_golden_values_and_scipy():
+    a, b = [0.80, 0.82, 0.85], [0.78, 0.81, 0.82]  # differences 2, 1, 3 points: mean 2, sd 1
+    v = from_paired_seeds(a, b, better(), higher_is_better=True)
+    half = stats.t.ppf(0.975, 2) / math.sqrt(3)  # 2.4841
+    assert v["effect"] == pytest.approx(2.0, abs=1e-4)
+    assert v["interval"] == pytest.approx([2.0 - half, 2.0 + half], abs=1e-4)
+    paired = stats.ttest_rel(np.array(a) * 100, np.array(b) * 100).confidence_interval(0.95)
+    assert v["interval"] == pytest.approx([paired.low, paired.high], abs=1e-3)
+    assert v["detectable"] == pytest.approx((stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) / math.sqrt(3), abs=1e-4)
+    assert v["outcome"] == "inconclusive" and v["seeds"] == [3, 3] and "paired" in v["method"]
+    assert v["correlation"] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-4)
+
+
+def test_pairing_removes_what_a_seed_does_to_both_systems():
+    """The same tiny effect that three unpaired seeds cannot see: every seed moves both systems alike."""
+    a, b = [0.277, 0.260, 0.294], [0.279, 0.262, 0.296]
+    assert from_seeds(a, b, better(), higher_is_better=False)["outcome"] == "inconclusive"
+    v = from_paired_seeds(a, b, better(), higher_is_better=False)
+    assert v["outcome"] == "holds" and v["effect"] == pytest.approx(0.2, abs=1e-4)
+    assert v["correlation"] == pytest.approx(1.0)
+    # pairs that move against each other: the paired interval is the wider one
+    c, d = [0.80, 0.84, 0.82], [0.80, 0.76, 0.78]
+    assert np.diff(from_paired_seeds(c, d, better(), higher_is_better=True)["interval"]) > np.diff(
+        from_seeds(c, d, better(), higher_is_better=True)["interval"]
+    )
+
+
+def test_paired_seeds_sign_one_pair_and_bad_input():
+    v = from_paired_seeds([0.10, 0.12], [0.20, 0.25], better(), higher_is_better=False)  # lower is better: A wins
+    assert v["effect"] == pytest.approx(11.5) and v["interval"][0] < v["effect"] < v["interval"][1]
+    one = from_paired_seeds([0.1], [0.3], better(), higher_is_better=False)
+    assert one["outcome"] == "inconclusive" and one["interval"] == [None, None] and one["correlation"] is None
+    json.dumps(one)
+    with pytest.raises(ValueError, match="paired"):
+        from_paired_seeds([0.1, 0.2], [0.3], better(), higher_is_better=True)
+    with pytest.raises(ValueError, match="finite"):
+        from_paired_seeds([0.1, math.nan], [0.3, 0.2], better(), higher_is_better=True)
 
 
 def test_one_run_each_gives_no_interval_and_one_seeded_side_borrows_the_spread():

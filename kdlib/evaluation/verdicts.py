@@ -10,7 +10,7 @@ points" the region from 74 to 78. The effect is always signed so that positive m
 - **contradicted**: the whole interval lies outside it (the run excludes the paper's effect);
 - **inconclusive**: the interval straddles an edge of the region: this run could not tell.
 
-Two ways to get the interval, and each verdict says which it used (``method``):
+Three ways to get the interval, and each verdict says which it used (``method``):
 
 - :func:`from_trials` (:func:`from_eers` for any function of several systems' EERs, :func:`from_items` for
   means over shared items, such as accuracies from per-clip outcomes): a **bootstrap** that resamples speakers
@@ -19,7 +19,11 @@ Two ways to get the interval, and each verdict says which it used (``method``):
   the draws (Efron & Tibshirani 1993). Speakers, not trials, are resampled because the trials of one speaker
   are correlated (the user-specific bootstrap of Poh, Martin & Bengio, IEEE TPAMI 2007);
 - :func:`from_seeds`: a **Welch t-interval** over per-seed numbers, when only those exist (probe accuracies,
-  task scores); a relative effect goes through the delta method.
+  task scores); a relative effect goes through the delta method;
+- :func:`from_paired_seeds`: a **paired t-interval** over per-seed numbers, when seed *i* of A and seed *i* of B
+  share something that moves both (the same batches, the same initial weights): the interval of the mean
+  per-seed difference, which leaves out what a seed does to both systems alike (Student 1908; any text on
+  paired designs).
 
 ``detectable`` is the smallest true effect the run would find with 80 % power at the 5 % level:
 ``(q_0.975 + q_0.80) · SE`` (t or normal quantiles), in the effect's unit: a paper's effect below it could
@@ -150,6 +154,32 @@ def from_seeds(a, b, region: Region, *, higher_is_better: bool, relative: bool =
         method = f"t-interval over seeds ({len(a)} and {len(b)}; the single run takes the other's seed spread)"
     half = stats.t.ppf((1 + LEVEL) / 2, df) * se
     return _record(effect, effect - half, effect + half, se, df, region, method, unit, seeds=[len(a), len(b)])
+
+
+def from_paired_seeds(a, b, region: Region, *, higher_is_better: bool) -> dict:
+    """Verdict from one number per seed for A and B where ``a[i]`` and ``b[i]`` share seed ``i`` (fractions).
+    Effect: the mean of ``d_i = 100·(a_i − b_i)``, signed so that positive favours A; interval: the t-interval
+    ``mean(d) ± t_{n−1} · sd(d) / √n``. It is narrower than :func:`from_seeds`'s Welch interval when the pairs
+    move together: ``var(d) = var(a) + var(b) − 2·cov(a, b)``, while it has n − 1 degrees of freedom against
+    Welch's up to 2n − 2. The record keeps ``correlation``, Pearson's r of a and b over the seeds (None where
+    either does not vary). One pair gives no interval (inconclusive)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or len(a) == 0:
+        raise ValueError(
+            f"from_paired_seeds needs one number per seed for both, paired: got {a.tolist()} and {b.tolist()}"
+        )
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"from_paired_seeds needs finite numbers, got {a.tolist()} and {b.tolist()}")
+    d = 100 * ((a - b) if higher_is_better else (b - a))
+    effect, n = float(d.mean()), len(d)
+    r = float(np.corrcoef(a, b)[0, 1]) if n > 1 and a.std() > 0 and b.std() > 0 else None
+    more = {"seeds": [n, n], "correlation": None if r is None else round(r, 4)}
+    if n < 2:
+        return _record(effect, -math.inf, math.inf, math.inf, None, region, "one pair: no interval", "points", **more)
+    se = float(d.std(ddof=1) / math.sqrt(n))
+    half = stats.t.ppf((1 + LEVEL) / 2, n - 1) * se
+    method = f"paired t-interval over seeds ({n} pairs)"
+    return _record(effect, effect - half, effect + half, se, n - 1, region, method, "points", **more)
 
 
 def _bootstrap(groups, effect_of_draw, draws: int, seed: int) -> tuple[np.ndarray, int]:
