@@ -47,6 +47,34 @@ def test_solutions_notebook_is_clean(path):
     assert sum("kdlib.runtime.SMOKE" in "".join(c["source"]) for c in code) == 1, f"{path.name}: one knobs cell"
 
 
+def exercises(path) -> dict[int, str]:
+    """A notebook's numbered exercises (its "## Exercises" cell), or a solutions notebook's "## Exercise N" sections:
+    {N: the item's text, or the section's heading}."""
+    found = {}
+    for cell in json.loads(path.read_text())["cells"]:
+        text = "".join(cell["source"]) if cell["cell_type"] == "markdown" else ""
+        if text.startswith("## Exercises"):
+            for item in re.split(r"\n(?=\d+\. )", text.split("\n", 1)[1]):
+                if re.match(r"\d+\. ", item):
+                    found[int(item.split(".", 1)[0])] = item
+        found.update({int(n): head for n, head in re.findall(r"^## Exercise (\d+) · (.*)$", text, re.M)})
+    return found
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_answer_the_exercises_their_notebook_sets(path):
+    """Same exercises, same numbers; a knob a solution's heading names (`KNOB = ...`) is one its exercise names."""
+    asked, answered = exercises(REPO_ROOT / "notebooks" / path.name.replace("_solutions", "")), exercises(path)
+    if not answered:
+        return  # solutions written as one walk-through (notebook 00's), not exercise by exercise
+    assert sorted(answered) == sorted(asked), (
+        f"{path.name}: answers {sorted(answered)}, the notebook asks {sorted(asked)}"
+    )
+    for n, heading in answered.items():
+        knobs = set(re.findall(r"`([A-Z][A-Z0-9_]+)\b", heading))
+        assert not knobs or any(k in asked[n] for k in knobs), f"{path.name} exercise {n}: {heading!r} vs {asked[n]!r}"
+
+
 def test_what_a_notebook_takes_comes_from_the_reference_run():
     """The times a notebook announces are measured, not typed: kdlib.env_report(name) reads the reference run's
     run_times.json, and the notebooks whose reference time is current call it with their name."""
