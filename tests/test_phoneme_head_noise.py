@@ -19,6 +19,7 @@ def test_the_experiment_runs_on_the_smoke_corpus_and_writes_its_record(tmp_path)
     assert json.loads(out.read_text()) == record
     budget = record["budgets"]["5"]
     assert set(budget["per_seed"]) == {"0", "1"} and budget["range"][0] <= budget["mean"] <= budget["range"][1]
+    assert set(budget["train_loss"]) == {"0", "1"} and all(loss > 0 for loss in budget["train_loss"].values())
 
 
 def test_the_development_split_scores_held_out_training_speakers_and_compares_schedules(tmp_path, smoke_corpus):

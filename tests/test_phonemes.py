@@ -1,5 +1,7 @@
 """Phoneme labels from eSpeak NG, the phone error rate, and the CTC downstream of the phoneme-recognition task."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -100,6 +102,30 @@ def test_the_ctc_head_learns_to_read_phones_from_the_layer_that_holds_them():
     assert pr.score(untrained, clips, targets) > 0.5
     again = pr.fit_ctc(clips, targets, n_classes=6, steps=60, batch_size=16, lr=5e-2)
     assert torch.equal(again.linear.weight, model.linear.weight)  # same seed, same head
+
+
+def test_the_training_loss_is_ctc_over_every_clip_and_tries_keep_the_head_that_explains_them_best():
+    clips, targets = _spoken(40, 5, seed=0)
+    model = pr.fit_ctc(clips, targets, n_classes=6, steps=20, batch_size=16, lr=5e-2)
+    x, n = pr.pad(clips)
+    assert pr.ctc_loss(model, clips, targets) == pytest.approx(float(pr.ctc_objective(model(x), n, targets)), rel=1e-5)
+    many, many_targets = _spoken(150, 5, seed=1)  # more than one batch of 64: weighted by clips, not by batches
+    x, n = pr.pad(many)
+    whole = float(pr.ctc_objective(model(x), n, many_targets))
+    assert pr.ctc_loss(model, many, many_targets) == pytest.approx(whole, rel=1e-4)
+
+    task = SimpleNamespace(targets={"train": targets, "test": targets, "test_harsh": targets}, phone_set=range(6))
+    frames = {"train": clips, "test": clips, "test_harsh": clips}
+    one = pr.run_phoneme_task(frames, task, steps=5, lr=5e-2, seed=0)
+    assert "head" not in one  # one try: the head of seed 0, as before
+    assert one["clean"]["per"] == pr.score(pr.fit_ctc(clips, targets, 6, steps=5, lr=5e-2, seed=0), clips, targets)
+    best = pr.run_phoneme_task(frames, task, steps=5, lr=5e-2, seed=0, tries=3)
+    losses = best["head"]["train_loss"]
+    assert sorted(losses) == [0, 1, 2] and best["head"]["seed"] == min(losses, key=losses.get)
+    kept = pr.fit_ctc(clips, targets, 6, steps=5, lr=5e-2, seed=best["head"]["seed"])
+    assert best["clean"]["per"] == pr.score(kept, clips, targets)
+    with pytest.raises(ValueError, match="tries"):
+        pr.run_phoneme_task(frames, task, tries=0)
 
 
 def test_standardising_uses_every_frame_of_every_clip_and_nothing_else():
