@@ -180,7 +180,7 @@ FINDINGS = {
         "Ensemble KD (Huang et al., ICASSP 2023)",
         "every claim inconclusive: distilled from two Whisper encoders for 500 steps, the students "
         "recover most of the teachers' lead on keywords and words and part of it on phonemes, but "
-        "the methods lie closer together than three seeds resolve, and still do at 1,000 steps",
+        "the methods lie closer together than three seeds resolve, and still do at 1,000 and 2,000 steps",
     ),
     "04_joint_kd_multitask": (
         "KD + joint KWS/SV (Kerpicci et al., arXiv 2210.16611)",
